@@ -1,0 +1,27 @@
+"""The contract of a dataset adapter: a name, a description, options, and ``load``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gzslbench.data import GZSLData
+
+
+class DatasetAdapter(ABC):
+    """Loads one dataset into a validated :class:`~gzslbench.data.GZSLData`.
+
+    ``options`` lists the keyword options ``load`` accepts, with defaults (e.g. ``scale`` for
+    synthetic data); the CLI passes them as ``--dataset-option key=value`` and the run record
+    stores them, so a run can be repeated exactly.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults_from: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+
+    @abstractmethod
+    def load(self, data_dir: Path | None = None, **options: Any) -> GZSLData:
+        """Read (or generate) the dataset; raise DataError with one clear line on bad input."""

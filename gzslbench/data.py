@@ -1,0 +1,125 @@
+"""The in-memory form of a GZSL dataset that every adapter returns, and its validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gzslbench.errors import DataError
+
+
+@dataclass(frozen=True)
+class GZSLData:
+    """Features, labels, class attributes and the xlsa17 "proposed split", 0-based.
+
+    Attributes:
+        name: registry name of the dataset (e.g. ``cub``, ``synth-cub``).
+        features: (N, D) float32 instance features (e.g. ResNet-101, D = 2048).
+        labels: (N,) int64 class ids in ``[0, C)``.
+        attributes: (C, A) float32 class attribute vectors.
+        trainval: indices of training instances (seen classes only).
+        test_seen: indices of held-out instances of seen classes.
+        test_unseen: indices of instances of unseen classes.
+        train: indices of the train part of trainval for validation, or None when the file lacks it.
+        val: indices of the validation classes' instances, or None.
+        class_names: C class names, or None.
+        defaults_from: which real dataset's method defaults apply (``cub``, ``sun``, ``awa1``, ...).
+        source: where the data came from (a path, or ``synthetic(...)``), for the run record.
+    """
+
+    name: str
+    features: np.ndarray
+    labels: np.ndarray
+    attributes: np.ndarray
+    trainval: np.ndarray
+    test_seen: np.ndarray
+    test_unseen: np.ndarray
+    train: np.ndarray | None = None
+    val: np.ndarray | None = None
+    class_names: list[str] | None = None
+    defaults_from: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.attributes.shape[0])
+
+    @property
+    def seen_classes(self) -> np.ndarray:
+        return np.unique(self.labels[self.trainval])
+
+    @property
+    def unseen_classes(self) -> np.ndarray:
+        return np.unique(self.labels[self.test_unseen])
+
+    def summary(self) -> dict:
+        """Counts that identify the dataset's shape in a run record."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "n_instances": int(self.features.shape[0]),
+            "feature_dim": int(self.features.shape[1]),
+            "attribute_dim": int(self.attributes.shape[1]),
+            "n_classes": self.n_classes,
+            "n_seen": len(self.seen_classes),
+            "n_unseen": len(self.unseen_classes),
+            "n_trainval": len(self.trainval),
+            "n_test_seen": len(self.test_seen),
+            "n_test_unseen": len(self.test_unseen),
+        }
+
+
+def validate(data: GZSLData, where: str) -> GZSLData:
+    """Check shapes, index ranges, split disjointness and finiteness; raise DataError naming ``where``."""
+
+    def fail(problem: str) -> None:
+        raise DataError(f"{where}: {problem}")
+
+    x, y, att = data.features, data.labels, data.attributes
+    if x.ndim != 2:
+        fail(f"features must be 2-D (instances x dims), got shape {x.shape}")
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        fail(f"labels must be a vector of {x.shape[0]} entries (one per instance), got shape {y.shape}")
+    if att.ndim != 2:
+        fail(f"class attributes must be 2-D (classes x dims), got shape {att.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        fail(f"labels must be integers, got {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= att.shape[0]):
+        fail(f"labels must lie in [0, {att.shape[0]}) (one per attribute row), got [{y.min()}, {y.max()}]")
+    if not np.isfinite(x).all():
+        fail(f"features contain {int((~np.isfinite(x)).sum())} NaN or infinite values")
+    if not np.isfinite(att).all():
+        fail("class attributes contain NaN or infinite values")
+    n = x.shape[0]
+    splits = {"trainval": data.trainval, "test_seen": data.test_seen, "test_unseen": data.test_unseen}
+    if data.train is not None:
+        splits["train"] = data.train
+    if data.val is not None:
+        splits["val"] = data.val
+    for split_name, idx in splits.items():
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            fail(f"split '{split_name}' must be a vector of integer indices")
+        if idx.size == 0:
+            fail(f"split '{split_name}' is empty")
+        if idx.min() < 0 or idx.max() >= n:
+            fail(f"split '{split_name}' has indices outside [0, {n}): [{idx.min()}, {idx.max()}]")
+        if np.unique(idx).size != idx.size:
+            fail(f"split '{split_name}' repeats instance indices")
+    for a, b in [("trainval", "test_seen"), ("trainval", "test_unseen"), ("test_seen", "test_unseen")]:
+        if np.intersect1d(splits[a], splits[b]).size:
+            fail(f"splits '{a}' and '{b}' share instances")
+    seen, unseen = np.unique(y[data.trainval]), np.unique(y[data.test_unseen])
+    if np.intersect1d(seen, unseen).size:
+        fail(f"{np.intersect1d(seen, unseen).size} unseen classes appear in trainval")
+    if np.setdiff1d(np.unique(y[data.test_seen]), seen).size:
+        fail("test_seen holds classes that are absent from trainval")
+    if data.train is not None and data.val is not None:
+        if np.intersect1d(data.train, data.val).size:
+            fail("splits 'train' and 'val' share instances")
+        if np.intersect1d(np.unique(y[data.train]), np.unique(y[data.val])).size:
+            fail("validation classes appear in train")
+    if data.class_names is not None and len(data.class_names) != att.shape[0]:
+        fail(f"{len(data.class_names)} class names for {att.shape[0]} attribute rows")
+    return data

@@ -1,0 +1,22 @@
+"""User-facing errors: the CLI prints their message on one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class GZSLBenchError(Exception):
+    """Base class for errors caused by user input (names, files, options), not by bugs."""
+
+
+class UnknownNameError(GZSLBenchError, KeyError):
+    """A method, dataset or config key that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(GZSLBenchError, ValueError):
+    """A config value that cannot be parsed or has the wrong type."""
+
+
+class DataError(GZSLBenchError, ValueError):
+    """A dataset file that is missing, unreadable or inconsistent."""

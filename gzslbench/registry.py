@@ -1,0 +1,126 @@
+"""Name -> object registries for methods and dataset adapters.
+
+Usage::
+
+    from gzslbench.registry import register_method
+
+    @register_method("my-method")
+    class MyMethod(Method):
+        ...
+
+Third-party packages register without editing gzslbench through entry points in the
+groups ``gzslbench.methods`` and ``gzslbench.datasets``. An entry point may name a class
+(registered under the entry point's name unless it registers itself) or a module whose
+import registers its classes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from gzslbench.errors import GZSLBenchError, UnknownNameError
+
+T = TypeVar("T")
+
+
+def normalise_name(name: str) -> str:
+    """Registry keys are case-insensitive and treat '_' as '-'."""
+    return name.strip().lower().replace("_", "-")
+
+
+def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
+    """One line: the unknown name, the closest known ones, and the full list."""
+    close = difflib.get_close_matches(normalise_name(name), known, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"unknown {kind} '{name}'.{hint} Known: {', '.join(known) or '(none)'}."
+
+
+class Registry(Generic[T]):
+    """A named collection of classes, filled by decorators and by entry points."""
+
+    def __init__(self, kind: str, entry_point_group: str, builtin_modules: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._builtin_modules = builtin_modules
+        self._items: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name``; a second, different object raises."""
+        key = normalise_name(name)
+
+        def decorator(obj: T) -> T:
+            existing = self._items.get(key)
+            if existing is not None and existing is not obj:
+                raise ValueError(f"{self.kind} '{key}' is already registered by {existing!r}")
+            self._items[key] = obj
+            if inspect.isclass(obj) and not getattr(obj, "name", None):
+                obj.name = key  # type: ignore[attr-defined]
+            return obj
+
+        return decorator
+
+    def _load(self) -> None:
+        """Import the built-in modules and the installed plugins, once."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for module in self._builtin_modules:
+            importlib.import_module(module)
+        for ep in entry_points(group=self.entry_point_group):
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not break the built-ins
+                raise GZSLBenchError(
+                    f"plugin '{ep.name}' ({ep.value}) in {self.entry_point_group} failed to load: {exc}"
+                ) from exc
+            if inspect.isclass(obj) and obj not in self._items.values():
+                self.register(ep.name)(obj)
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``, or an UnknownNameError with a did-you-mean."""
+        self._load()
+        key = normalise_name(name)
+        if key not in self._items:
+            raise UnknownNameError(unknown_name_message(self.kind, name, self.names()))
+        return self._items[key]
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted registered names, filtered by an fnmatch wildcard."""
+        self._load()
+        return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return normalise_name(name) in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+METHODS: Registry = Registry(
+    "method",
+    "gzslbench.methods",
+    builtin_modules=("gzslbench.methods.eszsl", "gzslbench.methods.vae.registry"),
+)
+DATASETS: Registry = Registry(
+    "dataset",
+    "gzslbench.datasets",
+    builtin_modules=("gzslbench.datasets.xlsa17", "gzslbench.datasets.synthetic", "gzslbench.datasets.custom"),
+)
+
+
+def register_method(name: str) -> Callable[[T], T]:
+    """Class decorator that adds a Method subclass to the method registry."""
+    return METHODS.register(name)
+
+
+def register_dataset(name: str) -> Callable[[T], T]:
+    """Class decorator that adds a DatasetAdapter subclass to the dataset registry."""
+    return DATASETS.register(name)

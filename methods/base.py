@@ -1,0 +1,96 @@
+"""The contract between the protocol and a method.
+
+A method gets a prepared :class:`~gzslbench.protocol.Split`, a resolved config, and a
+:class:`RunContext` (seed, device, history log). It trains, then yields :class:`Scores`
+for the test instances once per candidate model (e.g. after every final-classifier
+epoch). The protocol, never the method, turns scores into U / S / H and applies the
+model-selection modes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from gzslbench.protocol import Split
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run is recorded as failed with this reason."""
+
+
+@dataclass
+class Scores:
+    """Class scores (higher = more likely) of one candidate model on the test instances.
+
+    ``seen`` is (n_test_seen, K) and ``unseen`` is (n_test_unseen, K) over the split's K classes.
+    ``epoch`` is the 1-based index of the candidate (e.g. the final-classifier epoch).
+    """
+
+    epoch: int
+    seen: torch.Tensor
+    unseen: torch.Tensor
+
+
+@dataclass
+class RunContext:
+    """Per-run services: the seed, the device, and a log for per-epoch history and timings."""
+
+    seed: int
+    device: torch.device
+    progress: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def generator(self, offset: int = 0, device: torch.device | None = None) -> torch.Generator:
+        """A fresh generator seeded from the run's seed (``offset`` separates independent streams)."""
+        return torch.Generator(device=device or self.device).manual_seed(self.seed * 1_000_003 + offset)
+
+    def log(self, stage: str, epoch: int, **values: float) -> None:
+        """Append one history row (e.g. the VAE losses of an epoch) and stop on a non-finite value."""
+        row = {"stage": stage, "epoch": epoch, **{k: float(v) for k, v in values.items()}}
+        self.history.append(row)
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(f"{stage} epoch {epoch}: non-finite {', '.join(bad)}")
+
+    @contextmanager
+    def timer(self, name: str) -> Iterator[None]:
+        """Add the wall time of the block to ``timings[name]`` (seconds)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+class Method(ABC):
+    """Base class of every GZSL method in the registry.
+
+    Subclasses set ``description`` (one line), ``reference`` (citation), ``defaults``
+    (every config key with its default: unknown keys are rejected) and optionally
+    ``dataset_defaults`` (per real dataset, e.g. ``{"cub": {...}}``; synthetic datasets use
+    the entry of the real dataset they imitate).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @abstractmethod
+    def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
+        """Train on ``split`` and yield test scores once per candidate model, in order."""
