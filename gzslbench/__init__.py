@@ -16,3 +16,29 @@ from pathlib import Path as _Path
 from gzslbench._layout import mount_checkout_subpackages as _mount
 
 _mount(_Path(__file__).resolve().parent)
+
+from gzslbench.registry import DATASETS, METHODS, register_dataset, register_method  # noqa: E402
+from gzslbench.results import load_results  # noqa: E402
+from gzslbench.runner import get_method, load_dataset, run  # noqa: E402
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Registered method names matching an fnmatch ``pattern``."""
+    return METHODS.names(pattern)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    """Registered dataset names matching an fnmatch ``pattern``."""
+    return DATASETS.names(pattern)
+
+
+__all__ = [
+    "get_method",
+    "list_datasets",
+    "list_methods",
+    "load_dataset",
+    "load_results",
+    "register_dataset",
+    "register_method",
+    "run",
+]

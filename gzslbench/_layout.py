@@ -25,4 +25,6 @@ def mount_checkout_subpackages(package_dir: Path) -> None:
             continue
         spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
         spec.submodule_search_locations = [str(beside)]
-        sys.modules[name] = importlib.util.module_from_spec(spec)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        setattr(sys.modules["gzslbench"], sub, module)

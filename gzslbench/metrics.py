@@ -35,4 +35,9 @@ def gzsl_metrics(
     s = mean_class_accuracy(seen_scores.argmax(1), seen_target, n_classes)
     u = mean_class_accuracy(unseen_scores.argmax(1), unseen_target, n_classes)
     zsl_pred = unseen_classes[unseen_scores[:, unseen_classes].argmax(1)]
-    return {"U": u, "S": s, "H": harmonic_mean(u, s), "ZSL": mean_class_accuracy(zsl_pred, unseen_target, n_classes)}
+    return {
+        "U": u,
+        "S": s,
+        "H": harmonic_mean(u, s),
+        "ZSL": mean_class_accuracy(zsl_pred, unseen_target, n_classes),
+    }

@@ -102,9 +102,7 @@ def make_split(data: GZSLData, kind: str = "test") -> Split:
     class_ids = np.arange(data.n_classes) if kind == "test" else np.union1d(seen_global, unseen_global)
     local = np.full(data.n_classes, -1, dtype=np.int64)
     local[class_ids] = np.arange(len(class_ids))
-    train_x, seen_x, unseen_x = minmax_scale(
-        data.features[train], data.features[test_seen], data.features[test_unseen]
-    )
+    train_x, seen_x, unseen_x = minmax_scale(data.features[train], data.features[test_seen], data.features[test_unseen])
     return Split(
         kind=kind,
         train_x=train_x,

@@ -20,11 +20,12 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from gzslbench.errors import GZSLBenchError, UnknownNameError
+from gzslbench.errors import UnknownNameError
 
 T = TypeVar("T")
 
@@ -77,9 +78,8 @@ class Registry(Generic[T]):
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not break the built-ins
-                raise GZSLBenchError(
-                    f"plugin '{ep.name}' ({ep.value}) in {self.entry_point_group} failed to load: {exc}"
-                ) from exc
+                warnings.warn(f"skipping plugin '{ep.name}' ({ep.value}): {type(exc).__name__}: {exc}", stacklevel=2)
+                continue
             if inspect.isclass(obj) and obj not in self._items.values():
                 self.register(ep.name)(obj)
 
@@ -112,7 +112,11 @@ METHODS: Registry = Registry(
 DATASETS: Registry = Registry(
     "dataset",
     "gzslbench.datasets",
-    builtin_modules=("gzslbench.datasets.xlsa17", "gzslbench.datasets.synthetic", "gzslbench.datasets.custom"),
+    builtin_modules=(
+        "gzslbench.datasets.xlsa17",
+        "gzslbench.datasets.synthetic",
+        "gzslbench.datasets.custom",
+    ),
 )
 
 

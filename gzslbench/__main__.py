@@ -1,0 +1,5 @@
+"""``python -m gzslbench`` runs the command line."""
+
+from gzslbench.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""The command line end to end on the built-in synthetic data: run, resume, table, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import gzslbench
+from gzslbench import runner
+from gzslbench.cli import cli
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli_runner = CliRunner()
+
+    def call(*args: str):
+        return cli_runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return call
+
+
+def _records(root):
+    return sorted((root / "results" / "runs").rglob("seed-*.json"))
+
+
+def test_run_writes_one_record_per_seed_and_table_aggregates(invoke, tmp_path):
+    result = invoke("run", "--method", "eszsl", "--dataset", "synth-tiny", "--seeds", "3", "-q")
+    assert result.exit_code == 0, result.output
+    paths = _records(tmp_path)
+    assert [p.name for p in paths] == ["seed-0.json", "seed-1.json", "seed-2.json"]
+    record = json.loads(paths[0].read_text())
+    assert record["status"] == "ok" and record["config"] == {"gamma": 1000.0, "lam": 1.0}
+    assert set(record["metrics"]) == {"last", "oracle"} and 0 <= record["metrics"]["last"]["H"] <= 100
+    assert record["env"]["torch"] and record["timings"]["total_s"] > 0 and record["command"].startswith("gzslbench run")
+    assert paths[0].parent.name == record["config_hash"]
+    table = invoke("table")
+    assert table.exit_code == 0
+    assert "synth-tiny H" in table.output and "±" in table.output and "| eszsl" in table.output
+    latex = invoke("table", "--format", "latex")
+    assert "\\pm" in latex.output and "\\begin{tabular}" in latex.output
+    csv = invoke("table", "--format", "csv")
+    assert csv.output.splitlines()[0].startswith("method,dataset,config_hash,U_mean")
+
+
+def test_rerun_skips_finished_and_force_reruns(invoke, tmp_path):
+    invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "2", "-q")
+    first = {p: p.stat().st_mtime_ns for p in _records(tmp_path)}
+    invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "2", "-q")
+    assert {p: p.stat().st_mtime_ns for p in _records(tmp_path)} == first
+    invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "2", "-q", "--force")
+    assert all(p.stat().st_mtime_ns != first[p] for p in _records(tmp_path))
+
+
+def test_set_changes_the_config_folder_and_the_record(invoke, tmp_path):
+    invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q")
+    invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q", "--set", "gamma=10")
+    records = [json.loads(p.read_text()) for p in _records(tmp_path)]
+    assert sorted(r["config"]["gamma"] for r in records) == [10.0, 1000.0]
+    assert len({r["config_hash"] for r in records}) == 2
+    table = invoke("table")
+    assert "eszsl [" in table.output  # two configs of one method are told apart
+
+
+def test_val_mode_is_recorded(invoke, tmp_path):
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q", "--val")
+    assert result.exit_code == 0, result.output
+    record = json.loads(_records(tmp_path)[0].read_text())
+    assert set(record["metrics"]) == {"last", "val", "oracle"} and record["history"]["val"]
+    assert "TEST set" in record["selection"]["oracle"]
+    assert "val" in invoke("table", "--mode", "val").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "-m", "acrm", "-d", "synth-tiny"], "Did you mean: acmr"),
+        (["run", "-m", "eszsl", "-d", "synth-tny"], "Did you mean: synth-tiny"),
+        (["run", "-m", "eszsl", "-d", "synth-tiny", "--set", "gama=1"], "Did you mean: gamma"),
+        (["run", "-m", "eszsl", "-d", "synth-tiny", "--set", "gamma=abc"], "expected a number"),
+        (["run", "-m", "eszsl", "-d", "synth-tiny", "-D", "scale=2"], "scale"),
+        (["run", "-m", "eszsl", "-d", "cub", "--data-dir", "nowhere"], "nowhere"),
+        (["run", "-m", "eszsl", "-d", "synth-tiny", "--config", "missing.toml"], "missing.toml"),
+        (["table", "--results", "empty"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(invoke, args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_failed_run_is_recorded_and_other_seeds_survive(invoke, tmp_path, monkeypatch):
+    """A method that blows up on one seed leaves a 'failed' record; the others finish; exit code 1."""
+    original = runner.execute
+
+    def flaky(spec, progress=False, data=None):
+        if spec.seed == 1:
+            spec = runner.RunSpec(**{**spec.__dict__, "config": {**spec.config, "gamma": float("nan")}})
+        return original(spec, progress, data)
+
+    monkeypatch.setattr(runner, "execute", flaky)
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
+    assert result.exit_code == 1
+    statuses = [json.loads(p.read_text())["status"] for p in _records(tmp_path)]
+    assert statuses.count("ok") == 2
+
+
+def test_interrupt_keeps_finished_runs_and_resumes(invoke, tmp_path, monkeypatch):
+    """Ctrl-C during the second seed: the first record stays, no partial file, the rerun finishes the rest."""
+    original = runner.execute
+
+    def interrupted(spec, progress=False, data=None):
+        if spec.seed == 1:
+            raise KeyboardInterrupt
+        return original(spec, progress, data)
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
+    assert result.exit_code == 130 and "interrupted" in result.output
+    assert [p.name for p in _records(tmp_path)] == ["seed-0.json"]
+    assert not list((tmp_path / "results").rglob("*.tmp"))
+    monkeypatch.setattr(runner, "execute", original)
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q").exit_code == 0
+    assert len(_records(tmp_path)) == 3
+
+
+def test_list_and_config_commands(invoke):
+    listed = invoke("list", "methods")
+    assert listed.exit_code == 0 and "eszsl" in listed.output and "closed-form" in listed.output
+    assert "synth-cub" in invoke("list", "datasets", "synth-*").output
+    shown = invoke("config", "-m", "eszsl", "-d", "synth-cub", "--set", "lam=2")
+    assert "lam = 2.0" in shown.output
+
+
+def test_python_api_mirrors_the_cli(tmp_path):
+    records = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
+    assert [r["seed"] for r in records] == [0, 1] and all(r["status"] == "ok" for r in records)
+    frame = gzslbench.load_results(tmp_path)
+    assert set(frame["mode"]) == {"last", "oracle"} and len(frame) == 4
+
+
+def test_parallel_seeds_with_joblib(tmp_path):
+    records = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path, n_jobs=2, force=True)
+    assert all(r["status"] == "ok" for r in records)
+    serial = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path / "serial")
+    assert [r["metrics"] for r in records] == [r["metrics"] for r in serial]
+
+
+def test_real_xlsa17_folder_end_to_end(invoke, tmp_path, shared_xlsa17, monkeypatch):
+    """`run -d cub --data-dir` on real split files (generated features); broken or missing files: one line."""
+    from test_xlsa17 import real_folder
+
+    monkeypatch.setenv("GZSLBENCH_CACHE", str(tmp_path / "cache"))
+    folder = real_folder(shared_xlsa17, tmp_path / "data", "CUB")
+    result = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "--seeds", "1", "-q")
+    assert result.exit_code == 0, result.output
+    record = json.loads(_records(tmp_path)[0].read_text())
+    assert record["data"]["n_seen"] == 150 and record["data"]["n_unseen"] == 50
+    (folder / "res101.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage")
+    broken = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "--force", "-q")
+    assert broken.exit_code == 2 and len(broken.output.strip().splitlines()) == 1 and "res101.mat" in broken.output
+    (folder / "att_splits.mat").unlink()
+    missing = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "-q")
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
+    assert "att_splits.mat" in missing.output

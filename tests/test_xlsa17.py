@@ -1,0 +1,243 @@
+"""The xlsa17 loader on the real split files (with generated features), its layouts, cache and errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from gzslbench.datasets import xlsa17
+from gzslbench.datasets._matfile import read_mat
+from gzslbench.errors import DataError
+from gzslbench.registry import DATASETS
+
+# seen classes, of which train classes (the rest are validation classes), per dataset
+REAL = {
+    "CUB": (200, 312, 150, 100),
+    "SUN": (717, 102, 645, 580),
+    "AWA1": (50, 85, 40, 27),
+    "AWA2": (50, 85, 40, 27),
+    "APY": (32, 64, 20, 15),
+    "FLO": (102, 1024, 82, 62),
+}
+FEATURE_DIM = 4  # the loader accepts any feature dim; small keeps the files tiny
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own cache and no inherited data root."""
+    monkeypatch.setenv("GZSLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GZSLBENCH_DATA", raising=False)
+
+
+def labels_for(splits: dict, n_classes: int, n_seen: int, n_train: int) -> np.ndarray:
+    """1-based labels consistent with the split file: unseen classes only in test_unseen, val apart from train."""
+    loc = {k.removesuffix("_loc"): np.asarray(v).ravel().astype(np.int64) - 1 for k, v in splits.items()}
+    n = max(int(v.max()) for v in loc.values()) + 1
+    labels = np.zeros(n, dtype=np.int64)
+    seen, unseen = np.arange(n_seen), np.arange(n_seen, n_classes)
+
+    def spread(idx: np.ndarray, classes: np.ndarray) -> None:
+        labels[idx] = classes[np.arange(len(idx)) % len(classes)]
+
+    spread(loc["test_unseen"], unseen)
+    if "train" in loc:
+        groups = [(loc["train"], seen[:n_train]), (loc["val"], seen[n_train:])]
+    else:
+        groups = [(np.concatenate([loc["trainval"], loc["test_seen"]]), seen)]
+    for members, classes in groups:
+        for part in (loc["trainval"], loc["test_seen"]):
+            spread(np.intersect1d(members, part), classes)
+    return labels + 1
+
+
+def write_res101(folder: Path, features: np.ndarray, labels: np.ndarray) -> None:
+    """A v5 res101.mat in the release's orientation: features D x N, labels N x 1 (1-based)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / "res101.mat", {"features": features.T, "labels": labels.reshape(-1, 1).astype(float)})
+
+
+def real_folder(shared: Path, dest: Path, ds: str) -> Path:
+    """``dest/<ds>`` with a copy of the real att_splits.mat and generated, consistent res101.mat."""
+    n_classes, _, n_seen, n_train = REAL[ds]
+    splits = {k: v for k, v in scipy.io.loadmat(shared / ds / "att_splits.mat").items() if k.endswith("_loc")}
+    labels = labels_for(splits, n_classes, n_seen, n_train)
+    rng = np.random.default_rng(0)
+    folder = dest / ds
+    write_res101(folder, rng.random((len(labels), FEATURE_DIM), dtype=np.float32), labels)
+    shutil.copy(shared / ds / "att_splits.mat", folder / "att_splits.mat")
+    return folder
+
+
+def small_folder(folder: Path, n_per_class: int = 6, **overrides: np.ndarray) -> Path:
+    """A hand-made 6-class dataset (4 seen, 2 unseen) in xlsa17 format, for the error cases."""
+    labels = np.repeat(np.arange(1, 7), n_per_class)
+    idx = np.arange(1, len(labels) + 1)
+    seen = labels <= 4
+    test_seen = idx[seen][::3]
+    content = {
+        "att": np.abs(np.random.default_rng(1).normal(size=(5, 6))),
+        "trainval_loc": np.setdiff1d(idx[seen], test_seen).reshape(-1, 1).astype(np.uint16),
+        "test_seen_loc": test_seen.reshape(-1, 1).astype(np.uint16),
+        "test_unseen_loc": idx[~seen].reshape(-1, 1).astype(np.uint16),
+        "allclasses_names": np.array([[f"class{c}"] for c in range(6)], dtype=object),
+    }
+    features = np.random.default_rng(2).random((len(labels), FEATURE_DIM), dtype=np.float32)
+    features = overrides.pop("features", features)
+    labels = overrides.pop("labels", labels)
+    content.update(overrides)
+    write_res101(folder, features, labels)
+    scipy.io.savemat(folder / "att_splits.mat", content)
+    return folder
+
+
+def one_line_error(adapter: str, data_dir: Path | None, **options) -> str:
+    with pytest.raises(DataError) as info:
+        DATASETS.get(adapter)().load(data_dir, **options)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.xlsa17
+@pytest.mark.parametrize("ds", sorted(REAL))
+def test_real_split_files_load(ds: str, shared_xlsa17: Path, tmp_path: Path) -> None:
+    """Each real att_splits.mat loads with the published class counts and attribute dims."""
+    real_folder(shared_xlsa17, tmp_path, ds)
+    data = DATASETS.get(ds.lower())().load(tmp_path)
+    n_classes, att_dim, n_seen, _ = REAL[ds]
+    assert data.attributes.shape == (n_classes, att_dim)
+    assert data.attributes.dtype == np.float32 and data.features.dtype == np.float32
+    assert data.labels.dtype == np.int64 and data.trainval.dtype == np.int64
+    assert (len(data.seen_classes), len(data.unseen_classes)) == (n_seen, n_classes - n_seen)
+    assert data.defaults_from == ds.lower() and data.source == str(tmp_path / ds)
+    assert (data.train is None) == (ds in ("CUB", "APY"))
+    assert (data.class_names is None) == (ds == "FLO")
+    real = scipy.io.loadmat(shared_xlsa17 / ds / "att_splits.mat")
+    np.testing.assert_array_equal(data.test_unseen, real["test_unseen_loc"].ravel().astype(np.int64) - 1)
+    np.testing.assert_allclose(data.attributes, real["att"].T.astype(np.float32))
+    if ds == "CUB":
+        assert data.class_names[0] == "002.Laysan_Albatross"
+        assert data.summary()["n_instances"] == 11788
+    if ds == "AWA1":
+        assert data.attributes.min() < 0  # a few slightly negative values are real and accepted
+
+
+@pytest.mark.xlsa17
+def test_release_layout_env_root_and_dataset_folder(shared_xlsa17: Path, tmp_path: Path, monkeypatch) -> None:
+    """<root>/xlsa17/data/CUB, $GZSLBENCH_DATA and a root that is the CUB folder all work."""
+    folder = real_folder(shared_xlsa17, tmp_path / "xlsa17" / "data", "CUB")
+    assert DATASETS.get("cub")().load(tmp_path).source == str(folder)
+    assert DATASETS.get("cub")().load(folder).source == str(folder)
+    monkeypatch.setenv("GZSLBENCH_DATA", str(tmp_path))
+    assert DATASETS.get("cub")().load().source == str(folder)
+
+
+def test_default_data_dir_is_used_without_env(monkeypatch) -> None:
+    """With neither argument nor env, the root is default_data_dir() (platformdirs cache)."""
+    assert xlsa17.data_root(None) == xlsa17.default_data_dir()
+    assert xlsa17.default_data_dir().name == "data"
+    monkeypatch.setenv("GZSLBENCH_DATA", "/somewhere")
+    assert xlsa17.data_root(None) == Path("/somewhere")
+
+
+def test_cache_serves_second_load(tmp_path: Path) -> None:
+    """The second load is a memory-mapped cache hit equal to the first; touching a source re-converts."""
+    folder = small_folder(tmp_path / "CUB")
+    first = DATASETS.get("cub")().load(tmp_path)
+    second = DATASETS.get("cub")().load(tmp_path)
+    assert (first.extra["cache"], second.extra["cache"]) == ("written", "hit")
+    assert isinstance(second.features, np.memmap)
+    assert list((tmp_path / "cache" / "converted").iterdir())
+    for field in ("features", "labels", "attributes", "trainval", "test_seen", "test_unseen"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(second, field))
+    assert second.class_names == [f"class{c}" for c in range(6)]
+    stat = (folder / "res101.mat").stat()
+    os.utime(folder / "res101.mat", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "written"
+    assert DATASETS.get("cub")().load(tmp_path, cache="false").extra["cache"] == "off"
+
+
+def test_matlab_v73_hdf5_files(tmp_path: Path) -> None:
+    """A v7.3 (HDF5) res101.mat and cell array of names are read through h5py, in MATLAB orientation."""
+    folder = small_folder(tmp_path / "CUB")
+    expected = scipy.io.loadmat(folder / "res101.mat")
+    (folder / "res101.mat").unlink()
+    with h5py.File(folder / "res101.mat", "w", userblock_size=512) as f:
+        f["features"] = expected["features"].T  # HDF5 stores MATLAB arrays transposed
+        f["labels"] = expected["labels"].T
+        refs = f.create_group("#refs#")
+        names = [
+            refs.create_dataset(f"n{i}", data=np.array([[ord(c)] for c in s], dtype=np.uint16))
+            for i, s in enumerate(["ab", "cd"])
+        ]
+        f.create_dataset("names", data=np.array([[n.ref for n in names]]), dtype=h5py.ref_dtype)
+    with open(folder / "res101.mat", "r+b") as raw:
+        raw.write(b"MATLAB 7.3 MAT-file".ljust(116) + b"\0" * 8 + b"\x00\x02IM")
+    content = read_mat(folder / "res101.mat")
+    np.testing.assert_array_equal(content["features"], expected["features"])
+    assert content["names"] == ["ab", "cd"]
+    data = DATASETS.get("cub")().load(tmp_path)
+    np.testing.assert_allclose(data.features, expected["features"].T)
+
+
+def test_missing_folder_says_where_and_how(tmp_path: Path) -> None:
+    message = one_line_error("cub", tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere" / "CUB") in message
+    assert str(tmp_path / "nowhere" / "xlsa17" / "data" / "CUB") in message
+    assert "Xian et al. 2018" in message and "--data-dir" in message and "GZSLBENCH_DATA" in message
+
+
+def test_missing_one_file(tmp_path: Path) -> None:
+    small_folder(tmp_path / "SUN")
+    (tmp_path / "SUN" / "res101.mat").unlink()
+    message = one_line_error("sun", tmp_path)
+    assert "res101.mat: file not found" in message and "att_splits.mat is there" in message
+
+
+def test_corrupt_mat(tmp_path: Path) -> None:
+    small_folder(tmp_path / "CUB")
+    (tmp_path / "CUB" / "res101.mat").write_bytes(b"this is not a MATLAB file" * 20)
+    message = one_line_error("cub", tmp_path)
+    assert message.startswith(str(tmp_path / "CUB" / "res101.mat")) and "not a readable MATLAB file" in message
+
+
+def test_label_count_mismatch(tmp_path: Path) -> None:
+    small_folder(tmp_path / "CUB", labels=np.repeat(np.arange(1, 7), 6)[:-1])
+    message = one_line_error("cub", tmp_path)
+    assert message == f"{tmp_path / 'CUB' / 'res101.mat'}: 'labels' has 35 entries but 'features' has 36 columns"
+
+
+def test_nan_features(tmp_path: Path) -> None:
+    features = np.ones((36, FEATURE_DIM), dtype=np.float32)
+    features[3, 1] = np.nan
+    small_folder(tmp_path / "CUB", features=features)
+    message = one_line_error("cub", tmp_path)
+    assert "res101.mat: 'features' contains 1 NaN" in message
+
+
+def test_overlapping_splits(tmp_path: Path) -> None:
+    small_folder(tmp_path / "CUB", test_seen_loc=np.array([[2], [3]], dtype=np.uint16))
+    message = one_line_error("cub", tmp_path)
+    assert "att_splits.mat" in message and "'trainval' and 'test_seen' share instances" in message
+
+
+def test_index_out_of_range(tmp_path: Path) -> None:
+    small_folder(tmp_path / "CUB", test_unseen_loc=np.arange(25, 38).reshape(-1, 1).astype(np.uint16))
+    message = one_line_error("cub", tmp_path)
+    assert "att_splits.mat: 'test_unseen_loc' has values in [25, 37] but must lie in [1, 36]" in message
+
+
+def test_labels_beyond_att_columns(tmp_path: Path) -> None:
+    small_folder(tmp_path / "CUB", att=np.ones((5, 5)))
+    message = one_line_error("cub", tmp_path)
+    assert "'labels' has values in [1, 6] but must lie in [1, 5]" in message
+
+
+def test_unknown_option(tmp_path: Path) -> None:
+    assert "unknown option(s) scale" in one_line_error("cub", tmp_path, scale=0.5)
