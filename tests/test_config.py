@@ -44,7 +44,7 @@ def test_config_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("epochs: [1,\n")
     assert load_config_file(tmp_path / "c.toml") == {"epochs": 7, "kl_schedule": [1.0, 0, 10]}
     assert load_config_file(tmp_path / "c.yaml") == {"epochs": 8}
-    with pytest.raises(ConfigError, match="bad.yaml"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
         load_config_file(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config_file(tmp_path / "missing.toml")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_tiny_data
 
 from gzslbench.errors import DataError
 from gzslbench.registry import DATASETS
-from conftest import make_tiny_data
 
 
 def arrays() -> dict[str, np.ndarray]:

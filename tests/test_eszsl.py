@@ -18,7 +18,8 @@ def test_eszsl_matches_numpy_closed_form(tiny_data):
     y = -np.ones((x.shape[1], len(split.seen)))
     y[np.arange(x.shape[1]), split.train_y] = 1.0  # seen classes are 0..5 here, so column = label
     s = split.attributes.T.astype(np.float64)[:, split.seen]
-    v = np.linalg.inv(x @ x.T + gamma * np.eye(x.shape[0])) @ x @ y @ s.T @ np.linalg.inv(s @ s.T + lam * np.eye(len(s)))
+    left = np.linalg.inv(x @ x.T + gamma * np.eye(x.shape[0])) @ x @ y @ s.T
+    v = left @ np.linalg.inv(s @ s.T + lam * np.eye(len(s)))
     expected = split.test_unseen_x.astype(np.float64) @ v @ split.attributes.T
     np.testing.assert_allclose(scores.unseen.numpy(), expected, rtol=1e-6, atol=1e-9)
     metrics = evaluate(split, scores.seen, scores.unseen)

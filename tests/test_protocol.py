@@ -40,7 +40,7 @@ def test_val_split_derived_when_file_lacks_it(tiny_data):
     from dataclasses import replace
 
     data = replace(tiny_data, train=None, val=None)
-    train, held, val = validation_indices(data)
+    train, _, val = validation_indices(data)
     val_classes = set(np.unique(data.labels[val]))
     assert len(val_classes) == 2  # a third of 6 seen classes
     assert val_classes.isdisjoint(np.unique(data.labels[train]))

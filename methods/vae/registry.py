@@ -1,0 +1,166 @@
+"""The registered cross-modal VAE methods: one backbone, five configurations.
+
+Each method is a row of flags (``use_iem``, ``use_vsa``, ``use_cross_reconstruction``) plus
+reference schedules; adding an ablation is one more subclass here. ACMR's numbers come from
+its public reference script (per dataset: visual decoder width, KL / distance / classify
+warm-ups, unseen attribute samples, classifier epochs), CADA-VAE's from its own reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gzslbench.methods.vae.method import CrossModalVAEMethod
+from gzslbench.registry import register_method
+
+ACMR_CITATION = (
+    "Fang et al., Learning Aligned Cross-Modal Representation for Generalized Zero-Shot "
+    "Classification (ACMR), AAAI 2022."
+)
+CADA_CITATION = (
+    "Schönfeld et al., Generalized Zero- and Few-Shot Learning via Aligned Variational Autoencoders "
+    "(CADA-VAE), CVPR 2019. https://arxiv.org/abs/1812.01784"
+)
+
+_COMMON: dict[str, Any] = {
+    "epochs": 100,
+    "batch_size": 50,
+    "latent_size": 64,
+    "visual_encoder_hidden": 1560,
+    "visual_decoder_hidden": 1665,
+    "attribute_encoder_hidden": 1450,
+    "attribute_decoder_hidden": 665,
+    "iem_hidden": 99,
+    "visual_hidden": "reference",
+    "use_iem": True,
+    "use_vsa": True,
+    "use_cross_reconstruction": False,
+    "lr": 1.5e-4,
+    "iem_lr": 3.3e-5,
+    "vsa_lr": 7.4e-3,
+    "kl_schedule": [2.555, 0.0, 93.0],
+    "distance_schedule": [8.21, 7.0, 22.0],
+    "classify_schedule": [310.5, 0.0, 21.0],
+    "cross_schedule": [2.37, 21.0, 75.0],
+    "reparam_scale": "exp_logvar",
+    "noise": "per_sample",
+    "iem_shuffle": True,
+    "iem_eval_permutation": "fresh",
+    "batch_sampling": "randperm",
+    "seen_samples": 200,
+    "unseen_samples": 390,
+    "cls_epochs": 50,
+    "cls_lr": 5e-4,
+    "cls_beta1": 0.3,
+    "cls_batch_size": 32,
+    "cls_drop_last": True,
+    "oracle_from_epoch": 2,
+}
+
+ACMR_DATASETS: dict[str, dict[str, Any]] = {
+    "cub": {
+        "visual_decoder_hidden": 1665,
+        "kl_schedule": [2.555, 0.0, 93.0],
+        "distance_schedule": [8.21, 7.0, 22.0],
+        "classify_schedule": [310.5, 0.0, 21.0],
+        "unseen_samples": 390,
+        "cls_epochs": 50,
+    },
+    "sun": {
+        "visual_decoder_hidden": 1660,
+        "kl_schedule": [2.455, 0.0, 93.0],
+        "distance_schedule": [10.1, 7.0, 22.0],
+        "classify_schedule": [305.555, 0.0, 22.0],
+        "unseen_samples": 410,
+        "cls_epochs": 50,
+    },
+    "awa1": {
+        "visual_decoder_hidden": 1680,
+        "kl_schedule": [7.0 / 3.0, 0.0, 93.0],
+        "distance_schedule": [8.11, 6.0, 23.0],
+        "classify_schedule": [290.13, 0.0, 16.0],
+        "unseen_samples": 460,
+        "cls_epochs": 50,
+    },
+    "awa2": {
+        "visual_decoder_hidden": 1680,
+        "kl_schedule": [3.554, 0.0, 93.0],
+        "distance_schedule": [12.0, 6.0, 22.0],
+        "classify_schedule": [100.5, 0.0, 19.0],
+        "unseen_samples": 480,
+        "cls_epochs": 300,
+    },
+}
+
+_CADA: dict[str, Any] = {
+    **_COMMON,
+    "visual_decoder_hidden": 1660,
+    "use_iem": False,
+    "use_vsa": False,
+    "use_cross_reconstruction": True,
+    "kl_schedule": [0.25, 0.0, 93.0],
+    "distance_schedule": [8.13, 6.0, 22.0],
+    "classify_schedule": [0.0, 0.0, 1.0],
+    "cross_schedule": [2.37, 21.0, 75.0],
+    "unseen_samples": 400,
+    "cls_epochs": 23,
+    "cls_lr": 1e-3,
+    "cls_beta1": 0.5,
+    "oracle_from_epoch": 1,
+}
+
+CADA_DATASETS: dict[str, dict[str, Any]] = {
+    "cub": {"cls_epochs": 23},
+    "sun": {"cls_epochs": 21},
+    "awa1": {"cls_epochs": 33},
+    "awa2": {"cls_epochs": 29},
+}
+
+
+def _acmr_family(**flags: bool) -> dict[str, Any]:
+    return {**_COMMON, **flags}
+
+
+@register_method("acmr")
+class ACMR(CrossModalVAEMethod):
+    __doc__ = CrossModalVAEMethod.__doc__
+    description: ClassVar[str] = "ACMR: two VAEs with IEM gates and VSA latent classifiers (AAAI 2022)."
+    reference: ClassVar[str] = ACMR_CITATION
+    defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=True, use_vsa=True)
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
+
+
+@register_method("dual-vae")
+class DualVAE(CrossModalVAEMethod):
+    __doc__ = CrossModalVAEMethod.__doc__
+    description: ClassVar[str] = "ACMR ablation: two VAEs with reconstruction, KL and alignment only."
+    reference: ClassVar[str] = ACMR_CITATION + " Table 3."
+    defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=False, use_vsa=False)
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
+
+
+@register_method("ie-vae")
+class IEVAE(CrossModalVAEMethod):
+    __doc__ = CrossModalVAEMethod.__doc__
+    description: ClassVar[str] = "ACMR ablation: two VAEs plus IEM gates, no VSA."
+    reference: ClassVar[str] = ACMR_CITATION + " Table 3."
+    defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=True, use_vsa=False)
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
+
+
+@register_method("vsa-vae")
+class VSAVAE(CrossModalVAEMethod):
+    __doc__ = CrossModalVAEMethod.__doc__
+    description: ClassVar[str] = "ACMR ablation: two VAEs plus VSA latent classifiers, no IEM."
+    reference: ClassVar[str] = ACMR_CITATION + " Table 3."
+    defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=False, use_vsa=True)
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
+
+
+@register_method("cada-vae")
+class CADAVAE(CrossModalVAEMethod):
+    __doc__ = CrossModalVAEMethod.__doc__
+    description: ClassVar[str] = "CADA-VAE: two VAEs with cross-reconstruction and distribution alignment."
+    reference: ClassVar[str] = CADA_CITATION
+    defaults: ClassVar[dict[str, Any]] = _CADA
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = CADA_DATASETS

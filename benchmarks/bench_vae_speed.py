@@ -1,0 +1,148 @@
+"""Speed of the cross-modal VAE methods on CUB-sized random data, against the reference timings.
+
+The reference ACMR implementation takes about 9 s per VAE epoch and about 90 s for its 50-epoch
+final-classifier stage on a 2-core CPU; the targets are at most half of the first and a tenth
+of the second, doing identical work (widths, batch sizes, iteration and sample counts).
+
+Usage::
+
+    python benchmarks/bench_vae_speed.py                     # acmr and cada-vae, 3 VAE epochs
+    python benchmarks/bench_vae_speed.py --methods acmr --vae-epochs 5 --threads 2
+    python -m pytest benchmarks/bench_vae_speed.py --benchmark-enable   # under pytest-benchmark
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from gzslbench.methods.base import RunContext
+from gzslbench.protocol import Split
+from gzslbench.registry import METHODS
+
+REFERENCE_VAE_EPOCH_S = 9.0
+REFERENCE_CLASSIFIER_S = 90.0
+TARGET_VAE_EPOCH_S = 4.5
+TARGET_CLASSIFIER_S = 9.0
+
+
+def cub_sized_split(seed: int = 0) -> Split:
+    """Random data with CUB's shapes: 7057 training instances of 150 classes, 2048-d, 312-d attributes."""
+    rng = np.random.default_rng(seed)
+    n_seen, n_unseen, n_train, n_test_seen, n_test_unseen = 150, 50, 7057, 1764, 2967
+    k = n_seen + n_unseen
+    train_y = np.sort(np.arange(n_train) % n_seen)
+    return Split(
+        kind="test",
+        train_x=rng.random((n_train, 2048), dtype=np.float32),
+        train_y=train_y.astype(np.int64),
+        test_seen_x=rng.random((n_test_seen, 2048), dtype=np.float32),
+        test_seen_y=(np.arange(n_test_seen) % n_seen).astype(np.int64),
+        test_unseen_x=rng.random((n_test_unseen, 2048), dtype=np.float32),
+        test_unseen_y=(n_seen + np.arange(n_test_unseen) % n_unseen).astype(np.int64),
+        attributes=rng.random((k, 312), dtype=np.float32),
+        seen=np.arange(n_seen),
+        unseen=np.arange(n_seen, k),
+        class_ids=np.arange(k),
+        defaults_from="cub",
+    )
+
+
+def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu") -> dict[str, float]:
+    """Seconds per VAE epoch, latent encoding and classifier stage of one run with CUB defaults."""
+    cls = METHODS.get(method)
+    config = {**cls.defaults, **cls.dataset_defaults.get("cub", {}), "epochs": vae_epochs, "cls_epochs": cls_epochs}
+    ctx = RunContext(seed=0, device=torch.device(device))
+    start = time.perf_counter()
+    n_scores = sum(1 for _ in cls().predict(cub_sized_split(), config, ctx))
+    wall = time.perf_counter() - start
+    assert n_scores == cls_epochs
+    return {
+        "vae_epoch_s": ctx.timings["vae_epoch_s"],
+        "encode_s": ctx.timings["encode_s"],
+        "classifier_s": ctx.timings["classifier_s"],
+        "classifier_epochs": cls_epochs,
+        "wall_s": wall,
+    }
+
+
+def matmul_gflops(repeats: int = 50) -> float:
+    """GFLOP/s of the dominant product (50 x 2048 @ 2048 x 1560, fp32) here: the machine's yardstick."""
+    a, b = torch.rand(50, 2048), torch.rand(2048, 1560)
+    for _ in range(5):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * 50 * 2048 * 1560 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
+    """torch.profiler table of ``iterations`` VAE training iterations at CUB size (after 3 warm-up ones)."""
+    from torch.profiler import profile
+
+    from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, make_optimizer
+
+    cls = METHODS.get(method)
+    config = {**cls.defaults, **cls.dataset_defaults.get("cub", {})}
+    settings = VAESettings.from_config(config)
+    cpu = torch.device("cpu")
+    model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), cpu, torch.Generator().manual_seed(0))
+    optimizer = make_optimizer(model.parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr), cpu)
+    x, a, y = torch.rand(50, 2048), torch.rand(50, 312), torch.randint(200, (50,))
+    eps, perms = torch.randn(2, 50, 1), torch.rand(2, 128).argsort(dim=-1)
+
+    def step() -> None:
+        total = torch.stack(model.loss_terms(x, a, y, eps, perms, settings.reparam_scale)).sum()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step()
+    with profile() as prof:
+        for _ in range(iterations):
+            step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+
+
+def report(method: str, result: dict[str, float]) -> str:
+    cls_50 = result["classifier_s"] * 50 / result["classifier_epochs"]
+    return (
+        f"{method:9s} VAE epoch {result['vae_epoch_s']:.2f} s "
+        f"(x{result['vae_epoch_s'] / REFERENCE_VAE_EPOCH_S:.2f} of the reference 9 s, target <= {TARGET_VAE_EPOCH_S} s)"
+        f" | classifier 50 epochs {cls_50:.2f} s "
+        f"(x{cls_50 / REFERENCE_CLASSIFIER_S:.3f} of the reference 90 s, target <= {TARGET_CLASSIFIER_S} s)"
+        f" | encoding {result['encode_s']:.2f} s | wall {result['wall_s']:.1f} s"
+    )
+
+
+def test_acmr_speed(benchmark) -> None:
+    """pytest-benchmark entry: one ACMR run with 1 VAE epoch and 5 classifier epochs."""
+    torch.set_num_threads(2)
+    result = benchmark.pedantic(measure, args=("acmr", 1, 5), rounds=1, iterations=1)
+    print(report("acmr", result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["acmr", "cada-vae"])
+    parser.add_argument("--vae-epochs", type=int, default=3)
+    parser.add_argument("--cls-epochs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--profile", action="store_true", help="print an op profile of 20 VAE iterations")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.profile:
+        print(profile_vae_steps(args.methods[0]), flush=True)
+    print(f"{args.threads} threads: 50x2048 @ 2048x1560 fp32 runs at {matmul_gflops():.0f} GFLOP/s", flush=True)
+    for method in args.methods:
+        print(report(method, measure(method, args.vae_epochs, args.cls_epochs, args.device)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""The composable two-VAE backbone and its training loop.
+
+One visual and one attribute VAE share a latent space. Optional parts, each a flag of
+:class:`BackboneSpec`: IEM gates on the encoder outputs (ACMR), VSA re-weighting with two latent
+classifiers (ACMR), and cross-reconstruction (CADA-VAE). The distribution alignment
+(Wasserstein) term is always present and weighted by its schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gzslbench.methods.base import RunContext
+from gzslbench.methods.vae.losses import kl_divergence, l1_sum, warmup_weight, wasserstein_distance
+from gzslbench.methods.vae.parts import (
+    NOISE_KINDS,
+    REPARAM_SCALES,
+    Decoder,
+    Encoder,
+    InformationEnhancement,
+    LatentClassifier,
+    draw_noise,
+    init_linear_,
+    noise_scale,
+    random_permutations,
+    vsa_reweight,
+)
+
+LOSS_NAMES = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction")
+PAPER_VISUAL_HIDDEN = (1560, 1680)
+BATCH_SAMPLINGS = ("randperm", "randint")
+IEM_EVAL_PERMUTATIONS = ("fresh", "fixed")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Shapes and switchable parts of a :class:`CrossModalVAE`."""
+
+    visual_dim: int
+    attribute_dim: int
+    n_classes: int
+    latent: int
+    visual_hidden: tuple[int, int]
+    attribute_hidden: tuple[int, int]
+    iem_hidden: int
+    use_iem: bool
+    use_vsa: bool
+    use_cross_reconstruction: bool
+
+
+@dataclass(frozen=True)
+class VAESettings:
+    """The VAE-stage part of a method config, checked once."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    iem_lr: float
+    vsa_lr: float
+    kl_schedule: tuple[float, float, float]
+    distance_schedule: tuple[float, float, float]
+    classify_schedule: tuple[float, float, float]
+    cross_schedule: tuple[float, float, float]
+    reparam_scale: str
+    noise: str
+    iem_shuffle: bool
+    iem_eval_permutation: str
+    batch_sampling: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> VAESettings:
+        def schedule(key: str) -> tuple[float, float, float]:
+            value = [float(v) for v in config[key]]
+            if len(value) != 3:
+                raise ValueError(f"{key} must be [factor, start_epoch, end_epoch], got {config[key]!r}")
+            return value[0], value[1], value[2]
+
+        settings = cls(
+            epochs=int(config["epochs"]),
+            batch_size=int(config["batch_size"]),
+            lr=float(config["lr"]),
+            iem_lr=float(config["iem_lr"]),
+            vsa_lr=float(config["vsa_lr"]),
+            kl_schedule=schedule("kl_schedule"),
+            distance_schedule=schedule("distance_schedule"),
+            classify_schedule=schedule("classify_schedule"),
+            cross_schedule=schedule("cross_schedule"),
+            reparam_scale=str(config["reparam_scale"]),
+            noise=str(config["noise"]),
+            iem_shuffle=bool(config["iem_shuffle"]),
+            iem_eval_permutation=str(config["iem_eval_permutation"]),
+            batch_sampling=str(config["batch_sampling"]),
+        )
+        for key, allowed in (
+            ("reparam_scale", REPARAM_SCALES),
+            ("noise", NOISE_KINDS),
+            ("iem_eval_permutation", IEM_EVAL_PERMUTATIONS),
+            ("batch_sampling", BATCH_SAMPLINGS),
+        ):
+            if getattr(settings, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(settings, key)!r}")
+        return settings
+
+
+def backbone_spec(config: Mapping[str, Any], visual_dim: int, attribute_dim: int, n_classes: int) -> BackboneSpec:
+    """The backbone shape of a method config; ``visual_hidden="paper"`` forces the paper's 1560/1680."""
+    visual_hidden = (int(config["visual_encoder_hidden"]), int(config["visual_decoder_hidden"]))
+    if config["visual_hidden"] == "paper":
+        visual_hidden = PAPER_VISUAL_HIDDEN
+    elif config["visual_hidden"] != "reference":
+        raise ValueError(f"visual_hidden must be 'reference' or 'paper', got {config['visual_hidden']!r}")
+    return BackboneSpec(
+        visual_dim=visual_dim,
+        attribute_dim=attribute_dim,
+        n_classes=n_classes,
+        latent=int(config["latent_size"]),
+        visual_hidden=visual_hidden,
+        attribute_hidden=(int(config["attribute_encoder_hidden"]), int(config["attribute_decoder_hidden"])),
+        iem_hidden=int(config["iem_hidden"]),
+        use_iem=bool(config["use_iem"]),
+        use_vsa=bool(config["use_vsa"]),
+        use_cross_reconstruction=bool(config["use_cross_reconstruction"]),
+    )
+
+
+class CrossModalVAE(nn.Module):
+    """Visual and attribute VAEs with optional IEM gates and VSA latent classifiers."""
+
+    def __init__(self, spec: BackboneSpec, device: torch.device, generator: torch.Generator) -> None:
+        super().__init__()
+        self.spec = spec
+        latent = spec.latent
+        self.visual_encoder = Encoder(spec.visual_dim, spec.visual_hidden[0], latent, device)
+        self.attribute_encoder = Encoder(spec.attribute_dim, spec.attribute_hidden[0], latent, device)
+        self.visual_decoder = Decoder(latent, spec.visual_hidden[1], spec.visual_dim, device)
+        self.attribute_decoder = Decoder(latent, spec.attribute_hidden[1], spec.attribute_dim, device)
+        self.visual_iem = InformationEnhancement(latent, spec.iem_hidden, device) if spec.use_iem else None
+        self.attribute_iem = InformationEnhancement(latent, spec.iem_hidden, device) if spec.use_iem else None
+        self.visual_classifier = LatentClassifier(latent, spec.n_classes, device) if spec.use_vsa else None
+        self.attribute_classifier = LatentClassifier(latent, spec.n_classes, device) if spec.use_vsa else None
+        init_linear_(self, generator)
+
+    def encode(
+        self, modality: str, x: torch.Tensor, perm: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of ``modality`` ("visual" | "attribute"), gated by the IEM when present."""
+        encoder, iem = (
+            (self.visual_encoder, self.visual_iem)
+            if modality == "visual"
+            else (self.attribute_encoder, self.attribute_iem)
+        )
+        mu, logvar = encoder(x)
+        if iem is not None:
+            mu, logvar = iem(mu, logvar, perm)
+        return mu, logvar
+
+    def parameter_groups(self, lr: float, iem_lr: float, vsa_lr: float) -> list[dict[str, Any]]:
+        """The reference's Adam groups: VAEs at ``lr``, IEMs at ``iem_lr``, VSA classifiers at ``vsa_lr``."""
+        vae = [
+            *self.visual_encoder.parameters(),
+            *self.attribute_encoder.parameters(),
+            *self.visual_decoder.parameters(),
+            *self.attribute_decoder.parameters(),
+        ]
+        groups = [{"params": vae, "lr": lr}]
+        if self.visual_iem is not None and self.attribute_iem is not None:
+            groups.append({"params": [*self.visual_iem.parameters(), *self.attribute_iem.parameters()], "lr": iem_lr})
+        if self.visual_classifier is not None and self.attribute_classifier is not None:
+            groups.append(
+                {
+                    "params": [*self.visual_classifier.parameters(), *self.attribute_classifier.parameters()],
+                    "lr": vsa_lr,
+                }
+            )
+        return groups
+
+    def loss_terms(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        perms: torch.Tensor | None,
+        reparam_scale: str,
+    ) -> list[torch.Tensor]:
+        """Unweighted loss terms of one batch, in :data:`LOSS_NAMES` order.
+
+        ``eps`` is (2, n, 1 or latent) noise (visual, attribute); ``perms`` is (2, 2*latent) IEM
+        channel permutations or None. Terms of parts that are switched off are zero tensors.
+        """
+        mu_x, logvar_x = self.encode("visual", x, None if perms is None else perms[0])
+        mu_a, logvar_a = self.encode("attribute", a, None if perms is None else perms[1])
+        var_x, var_a = logvar_x.exp(), logvar_a.exp()
+        z_x = mu_x + noise_scale(logvar_x, reparam_scale, var_x) * eps[0]
+        z_a = mu_a + noise_scale(logvar_a, reparam_scale, var_a) * eps[1]
+        n = x.shape[0]
+        if self.spec.use_cross_reconstruction:
+            # One decoder pass over both latents: a 2n-row product is faster than two n-row ones.
+            x_hat = self.visual_decoder(torch.cat((z_x, z_a)))
+            a_hat = self.attribute_decoder(torch.cat((z_a, z_x)))
+        else:
+            x_hat, a_hat = self.visual_decoder(z_x), self.attribute_decoder(z_a)
+        reconstruction = l1_sum(x_hat[:n], x) + l1_sum(a_hat[:n], a)
+        kl = kl_divergence(mu_x, logvar_x, var_x) + kl_divergence(mu_a, logvar_a, var_a)
+        distance = wasserstein_distance(mu_x, logvar_x, mu_a, logvar_a, var_x, var_a)
+        zero = reconstruction.new_zeros(())
+        classification = zero
+        if self.visual_classifier is not None and self.attribute_classifier is not None:
+            zx_aligned, za_aligned = vsa_reweight(z_x, z_a)
+            classification = F.nll_loss(self.visual_classifier(zx_aligned), y) + F.nll_loss(
+                self.attribute_classifier(za_aligned), y
+            )
+        cross = zero
+        if self.spec.use_cross_reconstruction:
+            cross = l1_sum(x_hat[n:], x) + l1_sum(a_hat[n:], a)
+        return [reconstruction, kl, distance, classification, cross]
+
+
+def epoch_weights(settings: VAESettings, epoch: int) -> dict[str, float]:
+    """Warm-up weights of the KL, distance, classification and cross terms at 0-based ``epoch``."""
+    return {
+        "kl": warmup_weight(settings.kl_schedule, epoch),
+        "distance": warmup_weight(settings.distance_schedule, epoch),
+        "classification": warmup_weight(settings.classify_schedule, epoch),
+        "cross_reconstruction": warmup_weight(settings.cross_schedule, epoch),
+    }
+
+
+class FusedAMSGrad:
+    """Adam with amsgrad for the VAE stage: ``torch.optim.Adam(amsgrad=True, fused=True)``'s kernel, less overhead.
+
+    Calls the same fused kernel once per parameter group with one shared step counter per group
+    (all parameters of a group are stepped together), which skips ``torch.optim.Adam``'s
+    per-step bookkeeping (per-parameter step tensors, grouping by device). Parameters without a
+    gradient are not allowed: every part of the backbone takes part in every loss.
+    """
+
+    def __init__(self, groups: Sequence[dict[str, Any]], betas: tuple[float, float], eps: float) -> None:
+        self.groups = []
+        for group in groups:
+            params = list(group["params"])
+            self.groups.append(
+                {
+                    "params": params,
+                    "lr": float(group["lr"]),
+                    "exp_avg": [torch.zeros_like(p) for p in params],
+                    "exp_avg_sq": [torch.zeros_like(p) for p in params],
+                    "max_exp_avg_sq": [torch.zeros_like(p) for p in params],
+                    "step": torch.zeros((), device=params[0].device),
+                }
+            )
+        self.betas, self.eps = betas, eps
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.groups:
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.groups:
+            grads = [p.grad for p in group["params"]]
+            if any(g is None for g in grads):
+                raise RuntimeError("FusedAMSGrad needs a gradient for every parameter")
+            group["step"] += 1
+            torch._fused_adam_(
+                group["params"],
+                grads,
+                group["exp_avg"],
+                group["exp_avg_sq"],
+                group["max_exp_avg_sq"],
+                [group["step"]] * len(grads),
+                amsgrad=True,
+                lr=group["lr"],
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
+
+
+def make_optimizer(groups: Sequence[dict[str, Any]], device: torch.device) -> FusedAMSGrad | torch.optim.Adam:
+    """Adam with amsgrad and betas (0.9, 0.999), eps 1e-8: the fused kernel where the device has it."""
+    if hasattr(torch, "_fused_adam_") and device.type in ("cpu", "cuda"):
+        return FusedAMSGrad(groups, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.Adam(list(groups), betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
+
+
+def batch_indices(
+    n: int, batch_size: int, iterations: int, sampling: str, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(iterations, batch) training indices of one epoch, each row a fresh independent batch.
+
+    ``randperm``: the reference's ``torch.randperm(n)[:batch]`` per iteration (distinct within a
+    batch); ``randint``: uniform with replacement within a batch too.
+    """
+    if sampling == "randint":
+        return torch.randint(n, (iterations, batch_size), generator=generator, device=device)
+    keys = torch.rand((iterations, n), generator=generator, device=device)
+    return keys.topk(min(batch_size, n), dim=1).indices
+
+
+def train_vae(
+    model: CrossModalVAE,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    attributes: torch.Tensor,
+    settings: VAESettings,
+    ctx: RunContext,
+    generator: torch.Generator,
+) -> None:
+    """Train ``model`` for ``settings.epochs`` epochs of ``ceil(n / batch)`` random batches.
+
+    Logs one ``vae`` history row per epoch (1-based): the epoch means of the per-batch summed
+    loss terms, their weights, and the weighted ``total`` that was minimised.
+    """
+    device = train_x.device
+    n = train_x.shape[0]
+    iterations = math.ceil(n / settings.batch_size)
+    batch = min(settings.batch_size, n)
+    latent = model.spec.latent
+    optimizer = make_optimizer(model.parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr), device)
+    shuffle = model.spec.use_iem and settings.iem_shuffle
+    cross = model.spec.use_cross_reconstruction
+    model.train()
+    for epoch in range(settings.epochs):
+        weights = epoch_weights(settings, epoch)
+        idx = batch_indices(n, batch, iterations, settings.batch_sampling, generator, device)
+        eps = draw_noise(batch, latent, settings.noise, generator, device, leading=(iterations, 2))
+        perms = random_permutations(2, 2 * latent, generator, device, leading=(iterations,)) if shuffle else None
+        sums = torch.zeros(len(LOSS_NAMES) + 1, device=device)
+        for it in range(iterations):
+            rows = idx[it]
+            y = train_y[rows]
+            terms = model.loss_terms(
+                train_x[rows], attributes[y], y, eps[it], None if perms is None else perms[it], settings.reparam_scale
+            )
+            reconstruction, kl, distance, classification, cross_rec = terms
+            total = reconstruction + weights["kl"] * kl + weights["classification"] * classification
+            if weights["distance"] > 0:
+                total = total + weights["distance"] * distance
+            if cross:
+                total = total + weights["cross_reconstruction"] * cross_rec
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            sums += torch.stack([*terms, total]).detach()
+        means = (sums / iterations).tolist()
+        values = dict(zip((*LOSS_NAMES, "total"), means, strict=True))
+        ctx.log("vae", epoch + 1, **values, **{f"{k}_weight": v for k, v in weights.items()})
+    model.eval()

@@ -1,0 +1,29 @@
+"""Every registered method runs end to end through the harness, on the CPU and on CUDA when present."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gzslbench
+
+SHORT = {"epochs": 2, "cls_epochs": 2}  # applied where a method has these keys
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", gzslbench.list_methods())
+def test_method_runs_and_is_deterministic(method, device, tmp_path):
+    defaults = gzslbench.get_method(method).defaults
+    overrides = {k: v for k, v in SHORT.items() if k in defaults}
+    first, second = (
+        gzslbench.run(method, "synth-tiny", out=tmp_path / name, overrides=overrides, device=device)[0]
+        for name in ("a", "b")
+    )
+    assert first["status"] == "ok", first.get("error")
+    assert first["env"]["device"].startswith(device)
+    for mode in ("last", "oracle"):
+        assert all(0.0 <= first["metrics"][mode][m] <= 100.0 for m in ("U", "S", "H", "ZSL"))
+    assert len(first["history"]["test"]) == overrides.get("cls_epochs", 1)
+    if device == "cpu":
+        assert first["metrics"] == second["metrics"]
