@@ -23,13 +23,15 @@ Generative model (all draws from one ``numpy.random.default_rng(seed)``):
    explain (fine-grained appearance the annotation misses); it lies along the same directions as
    the attribute signal, which is what makes transfer to unseen classes imperfect. A small
    isotropic class residual ``r_c`` keeps the seen classes apart from each other.
-3. **Instances.** ``x = relu(m_c + r_c + U z + e)`` with a low-rank nuisance ``U z`` shared by all
-   classes (pose, background, lighting) and isotropic noise ``e``; non-negative and sparse-ish like
-   pooled ResNet features, scaled to a mean of about 0.5.
+3. **Instances.** ``x = relu(m_c + r_c + W2 g_i + U z_i + e_i)``: a per-instance perturbation
+   ``g_i`` of the hidden layer (within-class variation along the same directions that separate
+   classes, so similar classes overlap, as poses and lighting make birds overlap), a low-rank
+   nuisance ``U z_i`` shared by all classes (background, camera) and a smaller isotropic noise
+   ``e_i``. Most of the variance thus lies in a few hundred directions, as in pooled ResNet
+   features; the result is non-negative, about half exact zeros, scaled to a mean of about 0.5.
 
-The noise level and the share of ``h_c`` are set per dataset (:data:`SPECS`): AWA classes are
-coarse and many-instanced (more noise), SUN has many seen classes to learn the map from (a larger
-unexplained part).
+The noise levels and the share of ``h_c`` are set per dataset (:data:`SPECS`): SUN has many seen
+classes to learn the map from, so it gets a larger unexplained part.
 
 A model trained on the seen classes therefore reaches a high seen accuracy; unseen accuracy is
 clearly above chance but lower, and scores are biased towards the seen classes, as on real data.
@@ -55,7 +57,7 @@ from gzslbench.registry import register_dataset
 
 MIN_PER_SPLIT = 3  # instances per class in each of trainval / test_seen / test_unseen, at any scale
 HIDDEN = 256  # hidden width of the random attribute -> feature network
-NUISANCE_RANK = 16  # rank of the class-independent instance variation
+NUISANCE_RANK = 64  # rank of the class-independent instance variation
 CHUNK = 4096  # rows generated at a time (bounds memory; fixed so the output never depends on it)
 
 # Knobs of the generative model, tuned so that a closed-form linear model (ESZSL) lands in the
@@ -63,7 +65,7 @@ CHUNK = 4096  # rows generated at a time (bounds memory; fixed so the output nev
 ATT_GAIN = 2.5  # scale of W1: how nonlinear the tanh layer is
 SIGNAL = 3.0  # scale of the attribute-driven class means
 RESIDUAL = 0.5  # scale of the class-specific residual the attributes cannot explain
-NUISANCE = 0.5  # scale of the shared low-rank instance variation
+NUISANCE = 2.0  # scale of the shared low-rank instance variation
 OFFSET = 0.3  # shift before the ReLU: sets the share of exact zeros
 FEATURE_SCALE = 0.125  # overall scale (the ReLU commutes with it): mean feature about 0.5, as ResNet-101
 
@@ -72,8 +74,9 @@ FEATURE_SCALE = 0.125  # overall scale (the ReLU commutes with it): mean feature
 class SynthSpec:
     """Shape of one synthetic dataset (class, instance and split counts) and its difficulty.
 
-    ``noise`` is the per-instance noise scale; ``hidden_residual`` the size of the class-specific
-    hidden perturbation relative to the attribute-driven hidden activations.
+    ``noise`` is the isotropic per-instance noise scale; ``hidden_residual`` the size of the
+    class-specific hidden perturbation and ``instance_hidden`` that of the per-instance one, both
+    relative to the attribute-driven hidden activations.
     """
 
     feature_dim: int
@@ -87,6 +90,7 @@ class SynthSpec:
     defaults_from: str
     noise: float = 8.0
     hidden_residual: float = 0.5
+    instance_hidden: float = 0.5
 
     @property
     def n_classes(self) -> int:
@@ -94,11 +98,11 @@ class SynthSpec:
 
 
 SPECS: dict[str, SynthSpec] = {
-    "synth-cub": SynthSpec(2048, 312, 150, 50, 7057, 1764, 2967, 50, "cub", noise=10.0, hidden_residual=0.5),
-    "synth-sun": SynthSpec(2048, 102, 645, 72, 10320, 2580, 1440, 65, "sun", noise=5.0, hidden_residual=1.2),
-    "synth-awa1": SynthSpec(2048, 85, 40, 10, 19832, 4958, 5685, 13, "awa1", noise=16.0, hidden_residual=0.7),
-    "synth-awa2": SynthSpec(2048, 85, 40, 10, 23527, 5882, 7913, 13, "awa2", noise=16.0, hidden_residual=0.7),
-    "synth-tiny": SynthSpec(64, 16, 10, 5, 240, 60, 100, 3, "cub", noise=3.0, hidden_residual=0.5),
+    "synth-cub": SynthSpec(2048, 312, 150, 50, 7057, 1764, 2967, 50, "cub", 2.0, 0.5, 1.5),
+    "synth-sun": SynthSpec(2048, 102, 645, 72, 10320, 2580, 1440, 65, "sun", 2.0, 1.2, 1.5),
+    "synth-awa1": SynthSpec(2048, 85, 40, 10, 19832, 4958, 5685, 13, "awa1", 2.0, 0.7, 1.5),
+    "synth-awa2": SynthSpec(2048, 85, 40, 10, 23527, 5882, 7913, 13, "awa2", 2.0, 0.7, 1.5),
+    "synth-tiny": SynthSpec(64, 16, 10, 5, 240, 60, 100, 3, "cub", 3.0, 0.5, 0.5),
 }
 
 
@@ -150,8 +154,11 @@ def class_attributes(rng: np.random.Generator, n_classes: int, dim: int) -> np.n
     return (att / np.linalg.norm(att, axis=1, keepdims=True)).astype(np.float32)
 
 
-def class_means(rng: np.random.Generator, att: np.ndarray, feature_dim: int, hidden_residual: float) -> np.ndarray:
-    """(C, D) class means: a random tanh network of the attributes plus unexplained residuals."""
+def class_means(
+    rng: np.random.Generator, att: np.ndarray, feature_dim: int, hidden_residual: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C, D) class means (a random tanh network of the attributes plus unexplained residuals) and
+    the (HIDDEN, D) map of a unit hidden-layer perturbation into feature space."""
     n_classes, dim = att.shape
     centred = att - att.mean(axis=0)
     spread = float(np.sqrt((centred**2).sum(axis=1).mean())) or 1.0
@@ -160,11 +167,12 @@ def class_means(rng: np.random.Generator, att: np.ndarray, feature_dim: int, hid
     w2 = rng.standard_normal((HIDDEN, feature_dim)) / np.sqrt(HIDDEN)
     hidden = np.tanh(centred @ w1 + b1)
     hidden -= hidden.mean(axis=0)
-    hidden += rng.standard_normal(hidden.shape) * (hidden_residual * hidden.std())
+    hidden_std = float(hidden.std()) or 1.0
+    hidden += rng.standard_normal(hidden.shape) * (hidden_residual * hidden_std)
     signal = hidden @ w2
-    signal *= SIGNAL / (signal.std() or 1.0)
+    gain = SIGNAL / (float(signal.std()) or 1.0)
     residual = rng.standard_normal((n_classes, feature_dim)) * RESIDUAL
-    return (signal + residual).astype(np.float32)
+    return (signal * gain + residual).astype(np.float32), (w2 * (gain * hidden_std)).astype(np.float32)
 
 
 def generate(name: str, spec: SynthSpec, scale: float = 1.0, seed: int = 0) -> GZSLData:
@@ -185,9 +193,10 @@ def generate(name: str, spec: SynthSpec, scale: float = 1.0, seed: int = 0) -> G
     by_class = np.lexsort((rng.random(len(labels)), labels))  # grouped by class, splits interleaved
     labels, part = labels[by_class].astype(np.int64), part[by_class]
 
-    means = class_means(rng, att, spec.feature_dim, spec.hidden_residual)
+    means, hidden_map = class_means(rng, att, spec.feature_dim, spec.hidden_residual)
     means -= OFFSET
     means *= FEATURE_SCALE
+    hidden_map *= spec.instance_hidden * FEATURE_SCALE
     nuisance = (
         rng.standard_normal((NUISANCE_RANK, spec.feature_dim)) * (NUISANCE * FEATURE_SCALE / np.sqrt(NUISANCE_RANK))
     ).astype(np.float32)
@@ -198,6 +207,7 @@ def generate(name: str, spec: SynthSpec, scale: float = 1.0, seed: int = 0) -> G
         block *= spec.noise * FEATURE_SCALE
         block += means[labels[start:stop]]
         block += rng.standard_normal((stop - start, NUISANCE_RANK), dtype=np.float32) @ nuisance
+        block += rng.standard_normal((stop - start, HIDDEN), dtype=np.float32) @ hidden_map
         np.maximum(block, 0.0, out=block)
         features[start:stop] = block
 

@@ -12,15 +12,19 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
+from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     from gzslbench.protocol import Split
+
+
+T = TypeVar("T")
 
 
 class TrainingDiverged(RuntimeError):
@@ -61,6 +65,10 @@ class RunContext:
         bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(f"{stage} epoch {epoch}: non-finite {', '.join(bad)}")
+
+    def progress_bar(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
+        """``iterable`` with a tqdm bar when the run shows progress (a VAE run takes minutes)."""
+        return tqdm(iterable, desc=desc, total=total, leave=False, disable=not self.progress)
 
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:

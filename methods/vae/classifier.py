@@ -222,7 +222,7 @@ def train_final_classifier(
     clf = SoftmaxClassifier(train_z.shape[1], n_classes, settings, device, generator)
     z1 = with_ones(train_z)
     elapsed = _now(device) - start
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in ctx.progress_bar(range(1, settings.epochs + 1), "classifier epochs"):
         start = _now(device)
         order = torch.randperm(z1.shape[0], generator=generator, device=device)
         loss = clf.train_epoch(z1, train_y, order)

@@ -331,7 +331,7 @@ def train_vae(
     shuffle = model.spec.use_iem and settings.iem_shuffle
     cross = model.spec.use_cross_reconstruction
     model.train()
-    for epoch in range(settings.epochs):
+    for epoch in ctx.progress_bar(range(settings.epochs), "VAE epochs"):
         weights = epoch_weights(settings, epoch)
         idx = batch_indices(n, batch, iterations, settings.batch_sampling, generator, device)
         eps = draw_noise(batch, latent, settings.noise, generator, device, leading=(iterations, 2))
