@@ -28,7 +28,7 @@ Generative model (all draws from one ``numpy.random.default_rng(seed)``):
    classes, so similar classes overlap, as poses and lighting make birds overlap), a low-rank
    nuisance ``U z_i`` shared by all classes (background, camera) and a smaller isotropic noise
    ``e_i``. Most of the variance thus lies in a few hundred directions, as in pooled ResNet
-   features; the result is non-negative, about half exact zeros, scaled to a mean of about 0.5.
+   features; the result is non-negative, about half exact zeros, with a mean of about 0.3.
 
 The noise levels and the share of ``h_c`` are set per dataset (:data:`SPECS`): SUN has many seen
 classes to learn the map from, so it gets a larger unexplained part.
@@ -67,7 +67,7 @@ SIGNAL = 3.0  # scale of the attribute-driven class means
 RESIDUAL = 0.5  # scale of the class-specific residual the attributes cannot explain
 NUISANCE = 2.0  # scale of the shared low-rank instance variation
 OFFSET = 0.3  # shift before the ReLU: sets the share of exact zeros
-FEATURE_SCALE = 0.125  # overall scale (the ReLU commutes with it): mean feature about 0.5, as ResNet-101
+FEATURE_SCALE = 0.125  # overall scale (the ReLU commutes with it): mean feature about 0.3
 
 
 @dataclass(frozen=True)

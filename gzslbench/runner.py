@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from gzslbench.config import config_hash, load_config_file, parse_assignments, resolve_config
 from gzslbench.data import GZSLData
 from gzslbench.environment import environment, resolve_device
-from gzslbench.errors import GZSLBenchError
+from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, TrainingDiverged
 from gzslbench.protocol import PROTOCOL, evaluate, make_split, select
 from gzslbench.registry import DATASETS, METHODS
@@ -110,7 +110,12 @@ def method_config(
     if config_file:
         layers.append(load_config_file(config_file))
     layers.append(overrides or {})
-    return resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
+    config = resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
+    try:
+        cls.check_config(config)
+    except ValueError as exc:
+        raise ConfigError(f"method '{cls.name}': {exc}") from exc
+    return config
 
 
 def plan(
@@ -193,15 +198,14 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
         record["data"] = data.summary()
         method = get_method(spec.method)()
         test_rows = _evaluate_all(method, data, "test", spec, ctx)
-        val_rows = None
+        val_rows, val_ctx = None, RunContext(seed=spec.seed, device=device, progress=progress)
         if spec.validate:
-            val_ctx = RunContext(seed=spec.seed, device=device, progress=progress)
             val_rows = _evaluate_all(method, data, "val", spec, val_ctx)
             ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
         metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
         record.update(status="ok", error=None, metrics=metrics)
         record["selection"] = {mode: SELECTION_LABELS[mode] for mode in metrics}
-        record["history"] = {"train": ctx.history, "test": test_rows, "val": val_rows}
+        record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
     except (KeyboardInterrupt, GZSLBenchError):
         raise
     except Exception as exc:

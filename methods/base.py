@@ -99,6 +99,11 @@ class Method(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        """Raise ValueError for values the types allow but the method does not (called before any run)."""
+        return None
+
     @abstractmethod
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         """Train on ``split`` and yield test scores once per candidate model, in order."""
