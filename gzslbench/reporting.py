@@ -34,8 +34,10 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
 
 
 def _cell(mean: float, std: float, latex: bool) -> str:
-    spread = 0.0 if pd.isna(std) else std
-    return f"{mean:.1f} $\\pm$ {spread:.1f}" if latex else f"{mean:.1f} ± {spread:.1f}"
+    """``mean ± std``; a single seed has no spread to show."""
+    if pd.isna(std):
+        return f"{mean:.1f}"
+    return f"{mean:.1f} $\\pm$ {std:.1f}" if latex else f"{mean:.1f} ± {std:.1f}"
 
 
 def _wide(stats: pd.DataFrame, latex: bool) -> tuple[list[str], list[list[str]]]:
