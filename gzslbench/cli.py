@@ -115,7 +115,7 @@ def config_command(method: str, dataset: str, config_file: str | None, overrides
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a method config value.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file of config values.")
 @click.option("--dataset-option", "-D", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Root of the real data (else $GZSLBENCH_DATA).")
+@click.option("--data-dir", type=click.Path(), help="Root of the real data (else $GZSLBENCH_DATA).")
 @click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
