@@ -16,7 +16,7 @@ from gzslbench.errors import GZSLBenchError
 from gzslbench.registry import DATASETS, METHODS
 from gzslbench.reporting import TABLE_FORMATS, aggregate, render
 from gzslbench.results import METRICS, load_results
-from gzslbench.runner import method_config, plan, run_specs
+from gzslbench.runner import method_config, run
 
 SELECTION_CHOICES = ("last", "val", "oracle")
 
@@ -137,20 +137,22 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
-    loaded: dict[tuple, Any] = {}
-    specs = plan(
+    records = run(
         _names(methods),
         _names(datasets),
-        range(seed_start, seed_start + seeds),
-        overrides=parse_assignments(overrides),
-        config_file=config_file,
-        options=parse_assignments(options),
-        data_dir=data_dir,
+        seeds,
+        seed_start=seed_start,
+        out=out,
         device=device,
+        overrides=overrides,
+        config_file=config_file,
+        options=options,
+        data_dir=data_dir,
+        n_jobs=n_jobs,
+        force=force,
         validate=validate,
-        loaded=loaded,
+        quiet=quiet,
     )
-    records = run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)
     _print_summary(records, out)
     failed = [r for r in records if r.get("status") != "ok"]
     for record in failed:

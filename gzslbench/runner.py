@@ -51,8 +51,7 @@ class RunSpec:
 
     @property
     def data_key(self) -> tuple:
-        """Runs with equal keys read the same data, so one command loads it once."""
-        return (self.dataset, self.data_dir, tuple(sorted(self.dataset_options.items())))
+        return data_key(self.dataset, self.data_dir, self.dataset_options)
 
     @property
     def config_hash(self) -> str:
@@ -72,6 +71,11 @@ class RunSpec:
         if self.validate:
             parts.append("--val")
         return " ".join(parts)
+
+
+def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> tuple:
+    """Runs with equal keys read the same data, so one command loads it once."""
+    return (dataset, data_dir, tuple(sorted(options.items())))
 
 
 def _yaml_value(value: Any) -> str:
@@ -144,7 +148,7 @@ def plan(
         opts = dataset_options(ds_name, options or {})
         data = load_dataset(ds_name, data_dir, opts)
         if loaded is not None:
-            loaded[(ds_name, data_dir, tuple(sorted(opts.items())))] = data
+            loaded[data_key(ds_name, data_dir, opts)] = data
         for method in methods:
             m_name = get_method(method).name
             config = method_config(m_name, data.defaults_from, config_file, overrides)
@@ -245,16 +249,18 @@ def run_specs(
     n_jobs = max(1, min(n_jobs, len(todo)))
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=quiet or not todo)
+    done: dict[Path, dict[str, Any]] = {}
     if n_jobs == 1:
         for spec in todo:
-            _execute_and_save(spec, str(out), None, not quiet, loaded.get(spec.data_key))
+            done[spec.path(out)] = _execute_and_save(spec, str(out), None, not quiet, loaded.get(spec.data_key))
             bar.update()
     else:
         jobs = (delayed(_execute_and_save)(spec, str(out), threads, False) for spec in todo)
-        for _ in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+        for record in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+            done[record_path(out, record["dataset"], record["method"], record["config_hash"], record["seed"])] = record
             bar.update()
     bar.close()
-    return [read_record(s.path(out)) or {"status": "missing", **asdict(s)} for s in specs]
+    return [done.get(s.path(out)) or read_record(s.path(out)) or {"status": "missing", **asdict(s)} for s in specs]
 
 
 def run(
