@@ -7,14 +7,19 @@ of the second, doing identical work (widths, batch sizes, iteration and sample c
 Usage::
 
     python benchmarks/bench_vae_speed.py                     # acmr and cada-vae, 3 VAE epochs
-    python benchmarks/bench_vae_speed.py --methods acmr --vae-epochs 5 --threads 2
+    python benchmarks/bench_vae_speed.py --methods acmr --vae-epochs 5 --threads 2 --repeats 3
+    python benchmarks/bench_vae_speed.py --methods acmr --breakdown   # ms per iteration by stage
     python -m pytest benchmarks/bench_vae_speed.py --benchmark-enable   # under pytest-benchmark
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,6 +114,49 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
+@contextmanager
+def stage_clocks() -> Iterator[dict[str, float]]:
+    """Seconds spent in the perceptrons' forward and backward passes and in the VAE optimizer step.
+
+    Wraps those three calls for the duration of the block; the rest of an iteration (IEM, VSA,
+    losses, their autograd, batch gathering) is what remains of the epoch time.
+    """
+    from gzslbench.methods.vae import mlp, model
+
+    clocks = {"perceptron_forward_s": 0.0, "perceptron_backward_s": 0.0, "optimizer_s": 0.0}
+
+    def clocked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            start = time.perf_counter()
+            out = fn(*args)
+            clocks[name] += time.perf_counter() - start
+            return out
+
+        return wrapper
+
+    saved = (mlp._Perceptron.forward, mlp._Perceptron.backward, model.FusedAMSGrad.step)
+    mlp._Perceptron.forward = staticmethod(clocked("perceptron_forward_s", saved[0]))
+    mlp._Perceptron.backward = staticmethod(clocked("perceptron_backward_s", saved[1]))
+    model.FusedAMSGrad.step = clocked("optimizer_s", saved[2])
+    try:
+        yield clocks
+    finally:
+        mlp._Perceptron.forward = staticmethod(saved[0])
+        mlp._Perceptron.backward = staticmethod(saved[1])
+        model.FusedAMSGrad.step = saved[2]
+
+
+def breakdown(method: str, vae_epochs: int) -> str:
+    """Milliseconds per VAE iteration by stage (the clocks add a few microseconds per call)."""
+    with stage_clocks() as clocks:
+        result = measure(method, vae_epochs, cls_epochs=1)
+    iterations = vae_epochs * math.ceil(cub_sized_split().train_x.shape[0] / 50)
+    per_iteration = {k.removesuffix("_s"): v / iterations * 1e3 for k, v in clocks.items()}
+    total = result["vae_epoch_s"] * vae_epochs / iterations * 1e3
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in per_iteration.items())
+    return f"{method:9s} ms per VAE iteration: {total:.1f} = {parts}, rest {total - sum(per_iteration.values()):.1f}"
+
+
 def report(method: str, result: dict[str, float]) -> str:
     cls_50 = result["classifier_s"] * 50 / result["classifier_epochs"]
     return (
@@ -134,14 +182,22 @@ def main() -> None:
     parser.add_argument("--cls-epochs", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=1, help="measure each method this many times")
     parser.add_argument("--profile", action="store_true", help="print an op profile of 20 VAE iterations")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="print ms per VAE iteration by stage instead of the timings"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.profile:
         print(profile_vae_steps(args.methods[0]), flush=True)
     print(f"{args.threads} threads: 50x2048 @ 2048x1560 fp32 runs at {matmul_gflops():.0f} GFLOP/s", flush=True)
     for method in args.methods:
-        print(report(method, measure(method, args.vae_epochs, args.cls_epochs, args.device)), flush=True)
+        for _ in range(args.repeats):
+            if args.breakdown:
+                print(breakdown(method, args.vae_epochs), flush=True)
+            else:
+                print(report(method, measure(method, args.vae_epochs, args.cls_epochs, args.device)), flush=True)
 
 
 if __name__ == "__main__":
