@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -111,13 +111,35 @@ class SoftmaxClassifier:
         """(n, K) log-probabilities of latent codes ``z`` (n, latent)."""
         return torch.log_softmax(torch.addmm(self.bias, z, self.weight.T), dim=1)
 
-    def adam_step(self, grad: torch.Tensor) -> None:
-        """One Adam update of ``params`` with gradient ``grad``."""
+    def adam_step(self, grad: torch.Tensor, step: torch.Tensor | None = None) -> None:
+        """One Adam update of ``params`` with gradient ``grad``.
+
+        Uses the fused kernel of ``torch.optim.Adam(fused=True)`` where available (one pass
+        instead of seven small operations); ``step`` may pass the 1-based step count as a 0-d
+        float tensor on the device to spare its creation. Otherwise runs the operation sequence
+        of ``torch.optim.Adam``'s single-tensor path.
+        """
+        s = self.settings
         self.steps += 1
         if self.fused:
-            self._fused_update(grad)(torch.tensor(float(self.steps), device=self.params.device))
+            if step is None:
+                step = torch.tensor(float(self.steps), device=self.params.device)
+            torch._fused_adam_(
+                [self.params],
+                [grad],
+                [self.exp_avg],
+                [self.exp_avg_sq],
+                [],
+                [step],
+                amsgrad=False,
+                lr=s.lr,
+                beta1=s.beta1,
+                beta2=s.beta2,
+                weight_decay=0.0,
+                eps=s.eps,
+                maximize=False,
+            )
             return
-        s = self.settings
         self.exp_avg.lerp_(grad, 1 - s.beta1)
         self.exp_avg_sq.mul_(s.beta2).addcmul_(grad, grad, value=1 - s.beta2)
         step_size = s.lr / (1 - s.beta1**self.steps)
@@ -126,37 +148,13 @@ class SoftmaxClassifier:
         self._denom.div_(bias_correction2_sqrt).add_(s.eps)
         self.params.addcdiv_(self.exp_avg, self._denom, value=-step_size)
 
-    def _fused_update(self, grad: torch.Tensor) -> Callable[[torch.Tensor], None]:
-        """The update by ``torch.optim.Adam(fused=True)``'s kernel with every argument but the step bound.
-
-        The step is the 1-based step count as a 0-d float tensor on the device. In a loop of tiny
-        steps, building the kernel's argument lists each time costs about as much as the update.
-        """
-        s = self.settings
-        tensors = ([self.params], [grad], [self.exp_avg], [self.exp_avg_sq], [])
-        options = {
-            "amsgrad": False,
-            "lr": s.lr,
-            "beta1": s.beta1,
-            "beta2": s.beta2,
-            "weight_decay": 0.0,
-            "eps": s.eps,
-            "maximize": False,
-        }
-
-        def update(step: torch.Tensor) -> None:
-            torch._fused_adam_(*tensors, [step], **options)
-
-        return update
-
     def train_epoch(self, z1: torch.Tensor, y: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """One epoch of mini-batch steps over ``z1[order]`` (``z1``: latents with a ones column).
 
         The gradient of the mean NLL w.r.t. the logits is ``(softmax - onehot) / b``; the ``1 / b``
-        is folded into a pre-scaled, transposed copy of the inputs, so the weight gradient is one
-        row-major product. Returns the mean NLL over the epoch's training samples as a 0-d
-        tensor (no sync); a sample's NLL is capped at about 103 where its float32 softmax
-        probability underflows.
+        is folded into a pre-scaled copy of the inputs. Returns the mean NLL over the epoch's
+        training samples as a 0-d tensor (no sync); a sample's NLL is capped at about 103 where
+        its float32 softmax probability underflows.
         """
         b = self.settings.batch_size
         n = order.numel()
@@ -171,24 +169,19 @@ class SoftmaxClassifier:
         scale = torch.full((used, 1), 1.0 / b, device=device)
         if used % b:
             scale[used - used % b :] = 1.0 / (used % b)
-        xs_t = (xp * scale).T.contiguous()
+        xs = xp * scale
         neg_ones = torch.full((b, 1), -1.0, device=device)
         partial_neg_ones = neg_ones[: used % b] if used % b else neg_ones
         picked = torch.empty(used, 1, device=device)
         step_values = torch.arange(self.steps + 1, self.steps + steps + 1, dtype=torch.float32, device=device)
-        update = self._fused_update(self._grad) if self.fused else lambda _step: self.adam_step(self._grad)
-        batches = zip(
-            xp.split(b), xs_t.split(b, dim=1), yp.split(b), picked.split(b), step_values.unbind(), strict=True
-        )
+        batches = zip(xp.split(b), xs.split(b), yp.split(b), picked.split(b), step_values.unbind(), strict=True)
         with _single_thread(device):
-            for x_b, xs_t_b, y_b, picked_b, step in batches:
+            for x_b, xs_b, y_b, picked_b, step in batches:
                 p = torch.softmax(torch.mm(x_b, self.params), dim=1)
                 torch.gather(p, 1, y_b, out=picked_b)
                 p.scatter_add_(1, y_b, neg_ones if len(y_b) == b else partial_neg_ones)
-                torch.mm(xs_t_b, p, out=self._grad)
-                update(step)
-        if self.fused:
-            self.steps += steps
+                torch.mm(xs_b.T, p, out=self._grad)
+                self.adam_step(self._grad, step)
         nll = -torch.log(picked.clamp_min_(torch.finfo(picked.dtype).tiny))
         return (nll * scale).sum() / steps
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gzslbench.methods.vae.mlp import perceptron
-
 INIT_GAIN = 0.5
 REPARAM_SCALES = ("exp_logvar", "exp_half_logvar")
 NOISE_KINDS = ("per_sample", "per_dim")
@@ -20,19 +18,14 @@ NOISE_KINDS = ("per_sample", "per_dim")
 class Dense(nn.Module):
     """A fully connected layer that stores its weight as (in, out) instead of ``nn.Linear``'s (out, in).
 
-    Same function as ``nn.Linear``. The layout makes the weight gradient ``x^T @ grad`` a
-    row-major (in, out) product; for the wide visual decoder output (e.g. 1665 -> 2048, batch
+    Same function as ``nn.Linear``. The layout makes autograd's weight gradient ``x^T @ grad``
+    a row-major (in, out) product; for the wide visual decoder output (e.g. 1665 -> 2048, batch
     50) the (out, in) layout's gradient product ran at half the speed on a CPU.
-    ``init_blocks`` > 1 marks a layer that stacks that many layers' outputs side by side (e.g.
-    the mean and log-variance heads): each block is initialised as a layer of its own.
     """
 
-    def __init__(self, in_features: int, out_features: int, device: torch.device, init_blocks: int = 1) -> None:
+    def __init__(self, in_features: int, out_features: int, device: torch.device) -> None:
         super().__init__()
-        if out_features % init_blocks:
-            raise ValueError(f"{out_features} outputs do not split into {init_blocks} init blocks")
         self.in_features, self.out_features = in_features, out_features
-        self.init_blocks = init_blocks
         self.weight_t = nn.Parameter(torch.empty(in_features, out_features, device=device))
         self.bias = nn.Parameter(torch.zeros(out_features, device=device))
 
@@ -52,31 +45,25 @@ def init_linear_(module: nn.Module, generator: torch.Generator) -> None:
             nn.init.xavier_uniform_(layer.weight, gain=INIT_GAIN, generator=generator)
             nn.init.zeros_(layer.bias)
         elif isinstance(layer, Dense):
-            width = layer.out_features // layer.init_blocks
+            weight = torch.empty(layer.out_features, layer.in_features, device=layer.weight_t.device)
+            nn.init.xavier_uniform_(weight, gain=INIT_GAIN, generator=generator)
             with torch.no_grad():
-                for block in layer.weight_t.split(width, dim=1):
-                    weight = torch.empty(width, layer.in_features, device=block.device)
-                    nn.init.xavier_uniform_(weight, gain=INIT_GAIN, generator=generator)
-                    block.copy_(weight.T)
+                layer.weight_t.copy_(weight.T)
                 layer.bias.zero_()
 
 
 class Encoder(nn.Module):
-    """Linear + ReLU, then two linear heads for the latent mean and log-variance.
-
-    The two heads are one layer with two init blocks (``heads``: mean columns, then
-    log-variance columns), so the encoder is a single :func:`perceptron` call.
-    """
+    """Linear + ReLU, then two linear heads for the latent mean and log-variance."""
 
     def __init__(self, in_dim: int, hidden: int, latent: int, device: torch.device) -> None:
         super().__init__()
-        self.latent = latent
         self.hidden = Dense(in_dim, hidden, device=device)
-        self.heads = Dense(hidden, 2 * latent, device=device, init_blocks=2)
+        self.mu = Dense(hidden, latent, device=device)
+        self.logvar = Dense(hidden, latent, device=device)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = perceptron(x, self.hidden.weight_t, self.hidden.bias, self.heads.weight_t, self.heads.bias)
-        return out[:, : self.latent], out[:, self.latent :]
+        h = torch.relu(self.hidden(x))
+        return self.mu(h), self.logvar(h)
 
 
 class Decoder(nn.Module):
@@ -88,7 +75,7 @@ class Decoder(nn.Module):
         self.out = Dense(hidden, out_dim, device=device)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return perceptron(z, self.hidden.weight_t, self.hidden.bias, self.out.weight_t, self.out.bias)
+        return self.out(torch.relu(self.hidden(z)))
 
 
 class InformationEnhancement(nn.Module):
