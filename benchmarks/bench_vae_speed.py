@@ -53,10 +53,16 @@ def cub_sized_split(seed: int = 0) -> Split:
     )
 
 
+def cub_config(method: str) -> dict:
+    """The method's config with its CUB defaults."""
+    cls = METHODS.get(method)
+    return {**cls.defaults, **cls.dataset_defaults.get("cub", {})}
+
+
 def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu") -> dict[str, float]:
     """Seconds per VAE epoch, latent encoding and classifier stage of one run with CUB defaults."""
     cls = METHODS.get(method)
-    config = {**cls.defaults, **cls.dataset_defaults.get("cub", {}), "epochs": vae_epochs, "cls_epochs": cls_epochs}
+    config = {**cub_config(method), "epochs": vae_epochs, "cls_epochs": cls_epochs}
     ctx = RunContext(seed=0, device=torch.device(device))
     start = time.perf_counter()
     n_scores = sum(1 for _ in cls().predict(cub_sized_split(), config, ctx))
@@ -90,8 +96,7 @@ def vae_step(method: str = "acmr") -> Callable[[], tuple[float, float, float]]:
     """
     from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, make_optimizer
 
-    cls = METHODS.get(method)
-    config = {**cls.defaults, **cls.dataset_defaults.get("cub", {})}
+    config = cub_config(method)
     settings = VAESettings.from_config(config)
     cpu = torch.device("cpu")
     generator = torch.Generator().manual_seed(0)
@@ -139,8 +144,7 @@ def dense_gflop_per_iteration(method: str, batch: int = 50) -> float:
     from gzslbench.methods.vae.model import CrossModalVAE, backbone_spec
     from gzslbench.methods.vae.parts import Dense
 
-    cls = METHODS.get(method)
-    config = {**cls.defaults, **cls.dataset_defaults.get("cub", {})}
+    config = cub_config(method)
     model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), torch.device("cpu"), torch.Generator())
     flop = 0
     for name, layer in model.named_modules():
