@@ -164,11 +164,11 @@ def breakdown(method: str = "acmr", iterations: int = 143) -> str:
         step()
     times = np.array([step() for _ in range(iterations)]) * 1e3
     forward, backward, optimizer = np.median(times, axis=0)
-    gflop = dense_gflop_per_iteration(method)
+    gflop, speed = dense_gflop_per_iteration(method), matmul_gflops()
     return (
         f"{method:9s} ms per VAE iteration (median of {iterations}): forward {forward:.1f}, "
         f"backward {backward:.1f}, optimizer {optimizer:.1f}; total {forward + backward + optimizer:.1f}; "
-        f"its {gflop:.2f} GFLOP of dense products take {gflop / matmul_gflops() * 1e3:.1f} ms at the yardstick speed"
+        f"its {gflop:.2f} GFLOP of dense products take {gflop / speed * 1e3:.1f} ms at {speed:.0f} GFLOP/s"
     )
 
 
