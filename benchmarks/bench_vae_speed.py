@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from gzslbench.methods.base import RunContext
+from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, make_optimizer
+from gzslbench.methods.vae.parts import Dense
 from gzslbench.protocol import Split
 from gzslbench.registry import METHODS
 
@@ -88,20 +90,24 @@ def matmul_gflops(repeats: int = 50) -> float:
     return 2 * 50 * 2048 * 1560 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def vae_step(method: str = "acmr") -> Callable[[], tuple[float, float, float]]:
-    """One VAE training iteration at CUB size with the method's CUB defaults, on random batches.
+def cub_model(method: str) -> tuple[CrossModalVAE, dict]:
+    """The method's VAE backbone at CUB size (on the CPU, seed 0) and its CUB config."""
+    config = cub_config(method)
+    model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), torch.device("cpu"), torch.Generator().manual_seed(0))
+    return model, config
+
+
+def vae_step(model: CrossModalVAE, config: dict) -> Callable[[], tuple[float, float, float]]:
+    """One VAE training iteration of ``model`` at CUB size on random batches.
 
     Returns a function that runs an iteration and gives the seconds of its forward pass (all
     loss terms), its backward pass and its optimizer step.
     """
-    from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, make_optimizer
-
-    config = cub_config(method)
     settings = VAESettings.from_config(config)
-    cpu = torch.device("cpu")
+    optimizer = make_optimizer(
+        model.parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr), torch.device("cpu")
+    )
     generator = torch.Generator().manual_seed(0)
-    model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), cpu, generator)
-    optimizer = make_optimizer(model.parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr), cpu)
     features, attributes = torch.rand(7057, 2048, generator=generator), torch.rand(200, 312, generator=generator)
 
     def step() -> tuple[float, float, float]:
@@ -125,7 +131,7 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
     """torch.profiler table of ``iterations`` VAE training iterations at CUB size (after 3 warm-up ones)."""
     from torch.profiler import profile
 
-    step = vae_step(method)
+    step = vae_step(*cub_model(method))
     for _ in range(3):
         step()
     with profile() as prof:
@@ -134,23 +140,18 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
-def dense_gflop_per_iteration(method: str, batch: int = 50) -> float:
-    """GFLOP of the fully connected layers' products in one VAE iteration at CUB size.
+def dense_gflop_per_iteration(model: CrossModalVAE, batch: int = 50) -> float:
+    """GFLOP of the fully connected layers' products in one training iteration of ``model``.
 
     Forward, weight gradient and input gradient of every layer (no input gradient for the
     encoders' first layers, whose input is data); decoders see twice the rows with
     cross-reconstruction.
     """
-    from gzslbench.methods.vae.model import CrossModalVAE, backbone_spec
-    from gzslbench.methods.vae.parts import Dense
-
-    config = cub_config(method)
-    model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), torch.device("cpu"), torch.Generator())
     flop = 0
     for name, layer in model.named_modules():
         if not isinstance(layer, Dense):
             continue
-        rows = 2 * batch if "decoder" in name and config["use_cross_reconstruction"] else batch
+        rows = 2 * batch if "decoder" in name and model.spec.use_cross_reconstruction else batch
         products = 2 if name.endswith("encoder.hidden") else 3
         flop += products * 2 * rows * layer.in_features * layer.out_features
     return flop / 1e9
@@ -159,12 +160,13 @@ def dense_gflop_per_iteration(method: str, batch: int = 50) -> float:
 def breakdown(method: str = "acmr", iterations: int = 143) -> str:
     """Median milliseconds of the forward pass, backward pass and optimizer step of a VAE iteration,
     next to the time of its fully connected products at the machine's measured matmul speed."""
-    step = vae_step(method)
+    model, config = cub_model(method)
+    step = vae_step(model, config)
     for _ in range(5):
         step()
     times = np.array([step() for _ in range(iterations)]) * 1e3
     forward, backward, optimizer = np.median(times, axis=0)
-    gflop, speed = dense_gflop_per_iteration(method), matmul_gflops()
+    gflop, speed = dense_gflop_per_iteration(model), matmul_gflops()
     return (
         f"{method:9s} ms per VAE iteration (median of {iterations}): forward {forward:.1f}, "
         f"backward {backward:.1f}, optimizer {optimizer:.1f}; total {forward + backward + optimizer:.1f}; "
