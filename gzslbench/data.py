@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -53,6 +55,26 @@ class GZSLData:
     @property
     def unseen_classes(self) -> np.ndarray:
         return np.unique(self.labels[self.test_unseen])
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of what a run actually reads: shapes, splits, labels, attributes, sampled features.
+
+        Cheap (it reads at most 64 feature rows), computed once per loaded dataset. Two loads with
+        equal fingerprints hold the same data for every practical purpose; a different file, another
+        ``custom`` path, other options or an edited split change it.
+        """
+        digest = hashlib.sha256()
+        x = self.features
+        rows = np.unique(np.linspace(0, x.shape[0] - 1, num=min(64, x.shape[0])).astype(np.int64))
+        parts = [np.asarray(x.shape, dtype=np.int64), np.ascontiguousarray(x[rows], dtype=np.float32)]
+        parts += [np.ascontiguousarray(self.labels, dtype=np.int64), np.ascontiguousarray(self.attributes, np.float32)]
+        for idx in (self.trainval, self.test_seen, self.test_unseen, self.train, self.val):
+            parts.append(np.asarray([-1]) if idx is None else np.ascontiguousarray(idx, dtype=np.int64))
+        for part in parts:
+            digest.update(str(part.shape).encode())
+            digest.update(part.tobytes())
+        return digest.hexdigest()[:16]
 
     def summary(self) -> dict:
         """Counts that identify the dataset's shape in a run record."""

@@ -98,6 +98,9 @@ class Method(ABC):
     reference: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Default validation grid of the method's key hyper-parameters for `gzslbench tune`:
+    # {key: [candidate values]}, searched as a cartesian product on the validation split.
+    search_space: ClassVar[dict[str, list[Any]]] = {}
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:

@@ -1,0 +1,17 @@
+"""The ``gzslbench`` command line. One module per sub-command; importing it registers the command.
+
+To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and import it here.
+"""
+
+from __future__ import annotations
+
+from gzslbench.cli import listing, run, table  # noqa: F401  (registers the sub-commands)
+from gzslbench.cli._group import cli
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="gzslbench")
+
+
+__all__ = ["cli", "main"]

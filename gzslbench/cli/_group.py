@@ -1,0 +1,64 @@
+"""The ``gzslbench`` command group and its error handling; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from gzslbench.errors import GZSLBenchError
+
+
+class _FriendlyGroup(click.Group):
+    """Turns user errors and Ctrl-C into one line and a non-zero exit, never a traceback."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:  # one line instead of click's usage block
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GZSLBenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished runs are saved; run the same command again to resume", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("GZSLBENCH_DEBUG"):
+                traceback.print_exc()
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (set GZSLBENCH_DEBUG=1 for details)", err=True)
+            ctx.exit(1)
+
+
+def names(values: tuple[str, ...]) -> list[str]:
+    """``("a,b", "c")`` -> ``["a", "b", "c"]``: options take repeats and comma lists alike."""
+    return [name for value in values for name in value.split(",") if name.strip()]
+
+
+@click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gzslbench")
+def cli() -> None:
+    """Reproducible Generalized Zero-Shot Learning benchmarks: U / S / H over seeds."""

@@ -1,0 +1,35 @@
+"""``gzslbench list`` and ``gzslbench config``: what is registered, and the config a run would use."""
+
+from __future__ import annotations
+
+import click
+
+from gzslbench.cli._group import cli
+from gzslbench.config import parse_assignments
+from gzslbench.registry import DATASETS, METHODS
+from gzslbench.runner import method_config
+
+
+@cli.command("list", epilog="Examples:\n\n  gzslbench list methods\n\n  gzslbench list datasets 'synth-*'")
+@click.argument("what", type=click.Choice(["methods", "datasets"]))
+@click.argument("pattern", default="*")
+def list_command(what: str, pattern: str) -> None:
+    """Show registered methods or datasets with a one-line description."""
+    registry = METHODS if what == "methods" else DATASETS
+    names = registry.names(pattern)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        click.echo(f"{name.ljust(width)}  {registry.get(name).description}")
+
+
+@cli.command("config", epilog="Example:\n\n  gzslbench config --method acmr --dataset synth-cub --set epochs=10")
+@click.option("--method", "-m", required=True, help="Registered method name.")
+@click.option("--dataset", "-d", required=True, help="Registered dataset name (its defaults apply).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config value.")
+def config_command(method: str, dataset: str, config_file: str | None, overrides: tuple[str, ...]) -> None:
+    """Print the fully resolved config a run would use."""
+    defaults_from = DATASETS.get(dataset).defaults_from or dataset
+    config = method_config(method, defaults_from, config_file, parse_assignments(overrides))
+    for key, value in config.items():
+        click.echo(f"{key} = {value!r}")

@@ -1,0 +1,99 @@
+"""``gzslbench run``: train and evaluate methods on datasets over seeds."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import pandas as pd
+
+from gzslbench.cli._group import cli, names
+from gzslbench.environment import DEVICE_CHOICES
+from gzslbench.results import METRICS
+from gzslbench.runner import run
+
+SELECTION_CHOICES = ("last", "val", "oracle")
+
+
+@cli.command(
+    "run",
+    epilog=(
+        "Examples:\n\n  gzslbench run --method eszsl --dataset synth-cub --seeds 3\n\n"
+        "  gzslbench run -m acmr,cada-vae -d cub --data-dir ~/xlsa17 --seeds 5 --n-jobs 2\n\n"
+        "  gzslbench run -m acmr -d synth-cub -D scale=0.25 --set epochs=20 --val"
+    ),
+)
+@click.option("--method", "-m", "methods", multiple=True, required=True, help="Method name(s); comma list or repeat.")
+@click.option("--dataset", "-d", "datasets", multiple=True, required=True, help="Dataset name(s).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="Number of seeds.")
+@click.option("--seed-start", default=0, show_default=True, type=click.IntRange(min=0), help="First seed.")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a method config value.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file of config values.")
+@click.option("--dataset-option", "-D", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
+@click.option("--data-dir", type=click.Path(), help="Root of the real data (else $GZSLBENCH_DATA).")
+@click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
+@click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
+@click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run_command(
+    methods: tuple[str, ...],
+    datasets: tuple[str, ...],
+    seeds: int,
+    seed_start: int,
+    out: str,
+    device: str,
+    overrides: tuple[str, ...],
+    config_file: str | None,
+    options: tuple[str, ...],
+    data_dir: str | None,
+    n_jobs: int,
+    validate: bool,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
+    records = run(
+        names(methods),
+        names(datasets),
+        seeds,
+        seed_start=seed_start,
+        out=out,
+        device=device,
+        overrides=overrides,
+        config_file=config_file,
+        options=options,
+        data_dir=data_dir,
+        n_jobs=n_jobs,
+        force=force,
+        validate=validate,
+        quiet=quiet,
+    )
+    _print_summary(records, out)
+    failed = [r for r in records if r.get("status") != "ok"]
+    for record in failed:
+        click.echo(
+            f"failed: {record['method']} on {record['dataset']} seed {record['seed']}: {record.get('error')}",
+            err=True,
+        )
+    if failed:
+        sys.exit(1)
+
+
+def _print_summary(records: list[dict], out: str) -> None:
+    rows = [
+        {"method": r["method"], "dataset": r["dataset"], "seed": r["seed"], "mode": mode, **v}
+        for r in records
+        if r.get("status") == "ok"
+        for mode, v in r["metrics"].items()
+    ]
+    if rows:
+        frame = pd.DataFrame(rows)
+        shown = frame.pivot_table(index=["method", "dataset", "seed"], columns="mode", values=list(METRICS[:3]))
+        shown.columns = [f"{mode}:{metric}" for metric, mode in shown.columns]
+        order = [f"{mode}:{m}" for mode in SELECTION_CHOICES for m in METRICS[:3] if f"{mode}:{m}" in shown.columns]
+        click.echo(shown[order].round(1).to_string())
+        if any(c.startswith("oracle:") for c in order):
+            click.echo("oracle = epoch selected on the TEST set (optimistic); last = fixed epochs; val = validation.")
+    click.echo(f"{len(records)} run record(s) under {out}/runs")
