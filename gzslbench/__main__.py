@@ -1,4 +1,4 @@
-"""``python -m gzslbench`` runs the command line."""
+"""``python -m gzslbench``: the same as the ``gzslbench`` command."""
 
 from gzslbench.cli import main
 
