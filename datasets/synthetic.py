@@ -211,18 +211,18 @@ def generate(name: str, spec: SynthSpec, scale: float = 1.0, seed: int = 0) -> G
         np.maximum(block, 0.0, out=block)
         features[start:stop] = block
 
-    seen_idx = np.flatnonzero(part < 2)
-    in_val = np.isin(labels[seen_idx], val_classes)
+    trainval = np.flatnonzero(part == 0)
+    in_val = np.isin(labels[trainval], val_classes)
     data = GZSLData(
         name=name,
         features=features,
         labels=labels,
         attributes=att,
-        trainval=np.flatnonzero(part == 0),
+        trainval=trainval,
         test_seen=np.flatnonzero(part == 1),
         test_unseen=np.flatnonzero(part == 2),
-        train=seen_idx[~in_val],
-        val=seen_idx[in_val],
+        train=trainval[~in_val],
+        val=trainval[in_val],
         class_names=[f"{name}-class-{c:03d}" for c in range(n_classes)],
         defaults_from=spec.defaults_from,
         source=f"synthetic({name}, scale={scale}, seed={seed})",

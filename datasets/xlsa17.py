@@ -123,7 +123,17 @@ def convert(folder: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
 def to_data(
     name: str, defaults_from: str, folder: Path, arrays: dict[str, np.ndarray], names: Any, cache: str
 ) -> GZSLData:
-    """The GZSLData of converted ``arrays``; ``extra["cache"]`` records hit / written / off / unwritable."""
+    """The GZSLData of converted ``arrays``; ``extra["cache"]`` records hit / written / off / unwritable.
+
+    The release's ``train_loc``/``val_loc`` index all images of the seen classes, test_seen
+    included; they are restricted to ``trainval`` here so that validation never touches a test
+    image, and ``extra["validation_restricted"]`` says how many indices each lost.
+    """
+    train, val, dropped = arrays.get("train"), arrays.get("val"), {}
+    if train is not None and val is not None:
+        trainval = arrays["trainval"]
+        dropped = {"train_loc": int(np.setdiff1d(train, trainval).size), "val_loc": int(np.setdiff1d(val, trainval).size)}
+        train, val = np.intersect1d(train, trainval), np.intersect1d(val, trainval)
     return GZSLData(
         name=name,
         features=arrays["features"],
@@ -132,12 +142,12 @@ def to_data(
         trainval=arrays["trainval"],
         test_seen=arrays["test_seen"],
         test_unseen=arrays["test_unseen"],
-        train=arrays.get("train"),
-        val=arrays.get("val"),
+        train=train,
+        val=val,
         class_names=list(names) if names is not None else None,
         defaults_from=defaults_from,
         source=str(folder),
-        extra={"cache": cache},
+        extra={"cache": cache, "validation_restricted": dropped},
     )
 
 

@@ -102,6 +102,8 @@ def validate(data: GZSLData, where: str) -> GZSLData:
     x, y, att = data.features, data.labels, data.attributes
     if x.ndim != 2:
         fail(f"features must be 2-D (instances x dims), got shape {x.shape}")
+    if x.shape[1] < 2:
+        fail(f"features have {x.shape[1]} dimension(s) per instance (shape {x.shape}); is the matrix transposed?")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         fail(f"labels must be a vector of {x.shape[0]} entries (one per instance), got shape {y.shape}")
     if att.ndim != 2:
@@ -142,6 +144,17 @@ def validate(data: GZSLData, where: str) -> GZSLData:
             fail("splits 'train' and 'val' share instances")
         if np.intersect1d(np.unique(y[data.train]), np.unique(y[data.val])).size:
             fail("validation classes appear in train")
+        for split_name in ("train", "val"):
+            outside = np.setdiff1d(splits[split_name], data.trainval).size
+            if outside:
+                fail(
+                    f"split '{split_name}' has {outside} instances outside trainval (validation must not touch "
+                    "test instances; restrict it to trainval)"
+                )
+    unused = np.setdiff1d(np.arange(att.shape[0]), np.unique(y[np.concatenate(list(splits.values()))]))
+    if unused.size:
+        shown = ", ".join(str(int(c)) for c in unused[:5]) + (", ..." if unused.size > 5 else "")
+        fail(f"{unused.size} class(es) have attributes but no instance in any split (rows {shown}; 0-based)")
     if data.class_names is not None and len(data.class_names) != att.shape[0]:
         fail(f"{len(data.class_names)} class names for {att.shape[0]} attribute rows")
     return data

@@ -31,30 +31,36 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-@cache
-def git_commit() -> str | None:
-    """The commit of the gzslbench checkout, when it runs from one; None for an installed wheel."""
+def _git(*args: str) -> str | None:
+    """Output of a git command in the gzslbench checkout, or None outside a checkout or without git."""
     root = Path(gzslbench.__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+@cache
+def code_version() -> dict[str, object]:
+    """The gzslbench version, the checkout's commit and whether tracked files differ from it.
+
+    Computed once per process. An installed wheel has no checkout: commit and dirty are None.
+    """
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "version": gzslbench.__version__,
+        "git_commit": commit.strip() or None if commit else None,
+        "git_dirty": None if status is None else bool(status.strip()),
+    }
 
 
 def environment(device: torch.device) -> dict[str, object]:
     """Versions, device and host facts that a reader needs to judge or repeat a run."""
     return {
-        "gzslbench": gzslbench.__version__,
-        "git_commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -1,4 +1,9 @@
-"""GZSL metrics: per-class accuracy (ACA), U, S, H and ZSL top-1, vectorised in torch."""
+"""GZSL metrics: per-class accuracy (ACA), U, S, H and U_restricted, vectorised in torch.
+
+``U_restricted`` is the unseen accuracy of the GZSL model's scores restricted to the unseen
+classes. It is NOT the ZSL accuracy that papers report: the reference codes train a separate
+unseen-only classifier for that. Its name keeps it from being compared with published ZSL numbers.
+"""
 
 from __future__ import annotations
 
@@ -30,14 +35,14 @@ def gzsl_metrics(
     unseen_target: torch.Tensor,
     unseen_classes: torch.Tensor,
 ) -> dict[str, float]:
-    """U, S, H (classification over all classes) and ZSL (unseen test over unseen classes only), in %."""
+    """U, S, H (classification over all classes) and U_restricted (argmax over unseen classes only), in %."""
     n_classes = seen_scores.shape[1]
     s = mean_class_accuracy(seen_scores.argmax(1), seen_target, n_classes)
     u = mean_class_accuracy(unseen_scores.argmax(1), unseen_target, n_classes)
-    zsl_pred = unseen_classes[unseen_scores[:, unseen_classes].argmax(1)]
+    restricted_pred = unseen_classes[unseen_scores[:, unseen_classes].argmax(1)]
     return {
         "U": u,
         "S": s,
         "H": harmonic_mean(u, s),
-        "ZSL": mean_class_accuracy(zsl_pred, unseen_target, n_classes),
+        "U_restricted": mean_class_accuracy(restricted_pred, unseen_target, n_classes),
     }

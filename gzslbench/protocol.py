@@ -8,22 +8,29 @@
 * :func:`select` turns a per-epoch metric history into the reported numbers of each
   model-selection mode: ``last`` (fixed epoch count), ``oracle`` (best H on the test set,
   i.e. selection on test data, always labelled so) and ``val`` (epoch chosen on the
-  validation split, then read on the test split).
+  validation split, then read on the test split). :data:`SELECTION_MODES` defines them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from gzslbench.data import GZSLData
+from gzslbench.errors import DataError
 from gzslbench.metrics import gzsl_metrics
 
-PROTOCOL = {"name": "gzsl-proposed-split", "version": 1, "accuracy": "mean per-class top-1, percent"}
-SELECTION_MODES = ("last", "val", "oracle")
+PROTOCOL = {"name": "gzsl-proposed-split", "version": 2, "accuracy": "mean per-class top-1, percent"}
+# The model-selection modes, defined once: name -> what the reported number is.
+SELECTION_MODES: dict[str, str] = {
+    "last": "fixed number of epochs, last epoch reported",
+    "val": "epoch selected on the validation split (carved from trainval), read on the test split",
+    "oracle": "ORACLE: epoch selected on the TEST set (optimistic; the reference ACMR script's max over epochs)",
+}
 VAL_SEEN_HOLDOUT = 0.2  # share of each train class's instances held out as seen validation data
 VAL_CLASS_SHARE = 1 / 3  # share of seen classes used as validation classes when the file has no val_loc
 SPLIT_SEED = 0  # fixed: the validation split is part of the protocol, not of a run's seed
@@ -63,30 +70,66 @@ def minmax_scale(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [((a - lo) / span).astype(np.float32) for a in (train, *others)]
 
 
-def validation_indices(data: GZSLData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, held-out seen, unseen-val) instance indices of the validation split.
+@dataclass(frozen=True)
+class ValidationSplit:
+    """The validation problem's instance indices, all inside ``trainval``, and how they were made."""
 
-    Uses the file's train_loc / val_loc when present; otherwise picks a third of the seen
-    classes as validation classes. Deterministic: it never depends on a run's seed.
+    train: np.ndarray
+    held_out: np.ndarray
+    unseen: np.ndarray
+    provenance: dict[str, Any]
+
+
+def validation_split(data: GZSLData) -> ValidationSplit:
+    """(train, held-out seen, unseen-val) indices of the validation split, carved from ``trainval``.
+
+    Uses the dataset's ``train``/``val`` class partition when it has one (the xlsa17 ``train_loc``
+    / ``val_loc``, which adapters restrict to ``trainval``), else makes validation classes of a
+    third of the seen classes. ``VAL_SEEN_HOLDOUT`` of each train class's instances become the
+    seen-validation set; a class too small to give one instance keeps all of its instances and
+    is named in the provenance. Deterministic: it never depends on a run's seed.
     """
     rng = np.random.default_rng(SPLIT_SEED)
     y = data.labels
     if data.train is not None and data.val is not None:
-        train, val = data.train, data.val
+        train = np.intersect1d(data.train, data.trainval)
+        val = np.intersect1d(data.val, data.trainval)
+        source = "dataset train/val classes (xlsa17 train_loc/val_loc), restricted to trainval"
     else:
         seen = data.seen_classes
         n_val = max(1, round(len(seen) * VAL_CLASS_SHARE))
         val_classes = rng.choice(seen, size=n_val, replace=False)
         in_val = np.isin(y[data.trainval], val_classes)
         train, val = data.trainval[~in_val], data.trainval[in_val]
-    held_out = []
+        source = f"derived: {n_val} of {len(seen)} seen classes drawn as validation classes (seed {SPLIT_SEED})"
+    held_out, too_small = [], []
     for c in np.unique(y[train]):
         members = train[y[train] == c]
         k = int(len(members) * VAL_SEEN_HOLDOUT)
-        if len(members) - k >= 1 and k >= 1:
+        if k >= 1 and len(members) - k >= 1:
             held_out.append(rng.choice(members, size=k, replace=False))
+        else:
+            too_small.append(int(c))
     held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=np.int64)
-    return np.setdiff1d(train, held), held, np.sort(val)
+    train = np.setdiff1d(train, held)
+    if not held.size or not val.size or not train.size:
+        raise DataError(f"{data.name}: too few trainval instances to carve a validation split")
+    used = np.concatenate([train, held, val])
+    if np.intersect1d(used, data.test_seen).size or np.intersect1d(used, data.test_unseen).size:
+        raise DataError(f"{data.name}: the validation split would use test instances")
+    provenance = {
+        "source": source,
+        "carved_from": "trainval",
+        "seen_holdout_share": VAL_SEEN_HOLDOUT,
+        "split_seed": SPLIT_SEED,
+        "n_val_train": len(train),
+        "n_val_seen": len(held),
+        "n_val_unseen": len(val),
+        "n_train_classes": len(np.unique(y[train])),
+        "n_val_classes": len(np.unique(y[val])),
+        "classes_without_seen_validation": too_small,
+    }
+    return ValidationSplit(train, held, np.sort(val), provenance)
 
 
 def make_split(data: GZSLData, kind: str = "test") -> Split:
@@ -94,7 +137,8 @@ def make_split(data: GZSLData, kind: str = "test") -> Split:
     if kind == "test":
         train, test_seen, test_unseen = data.trainval, data.test_seen, data.test_unseen
     elif kind == "val":
-        train, test_seen, test_unseen = validation_indices(data)
+        val = validation_split(data)
+        train, test_seen, test_unseen = val.train, val.held_out, val.unseen
     else:
         raise ValueError(f"unknown split kind {kind!r}")
     y = data.labels
@@ -120,7 +164,7 @@ def make_split(data: GZSLData, kind: str = "test") -> Split:
 
 
 def evaluate(split: Split, seen_scores: torch.Tensor, unseen_scores: torch.Tensor) -> dict[str, float]:
-    """U / S / H / ZSL of one candidate's scores on ``split``'s test sets."""
+    """U / S / H (and U_restricted) of one candidate's scores on ``split``'s test sets."""
     device = seen_scores.device
     return gzsl_metrics(
         seen_scores,
@@ -132,7 +176,9 @@ def evaluate(split: Split, seen_scores: torch.Tensor, unseen_scores: torch.Tenso
 
 
 def _best(rows: list[dict], first_epoch: int) -> dict:
-    eligible = [r for r in rows if r["epoch"] >= first_epoch] or rows
+    eligible = [r for r in rows if r["epoch"] >= first_epoch]
+    if not eligible:
+        raise ValueError(f"no evaluated epoch >= {first_epoch} to select from (last epoch: {rows[-1]['epoch']})")
     return max(eligible, key=lambda r: r["H"])  # max() keeps the first of equal values
 
 
@@ -141,7 +187,7 @@ def select(
     val_rows: Iterable[dict] | None = None,
     oracle_from_epoch: int = 1,
 ) -> dict[str, dict]:
-    """Reported metrics per selection mode from per-epoch rows ``{"epoch", "U", "S", "H", "ZSL"}``.
+    """Reported metrics per selection mode from per-epoch rows ``{"epoch", "U", "S", "H", ...}``.
 
     ``oracle`` picks the best test H among epochs >= ``oracle_from_epoch``: it selects on the
     test set. ``val`` picks the epoch of best validation H and reports the test metrics there.
@@ -151,8 +197,9 @@ def select(
     out = {"last": dict(test_rows[-1]), "oracle": dict(_best(test_rows, oracle_from_epoch))}
     val_rows = list(val_rows or [])
     if val_rows:
-        epoch = _best(val_rows, 1)["epoch"]
+        best_val = _best(val_rows, 1)
         by_epoch = {r["epoch"]: r for r in test_rows}
-        chosen = by_epoch.get(epoch, test_rows[-1])
-        out["val"] = {**chosen, "val_H": _best(val_rows, 1)["H"]}
+        if best_val["epoch"] not in by_epoch:
+            raise ValueError(f"validation chose epoch {best_val['epoch']}, which the test run did not evaluate")
+        out["val"] = {**by_epoch[best_val["epoch"]], "val_H": best_val["H"]}
     return out

@@ -3,6 +3,9 @@
 Layout (browsable, and fixed by the run's inputs so that finished runs can be skipped)::
 
     <out>/runs/<dataset>/<method>/<config-hash>/seed-<k>.json
+
+Records are read only through :func:`load_record` / :func:`iter_records`, which check the schema
+(:mod:`gzslbench.record`) and say which file is unusable and why.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any
 import pandas as pd
 
 from gzslbench.errors import GZSLBenchError
+from gzslbench.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
 
-SCHEMA_VERSION = 1
-METRICS = ("U", "S", "H", "ZSL")
+TEMP_PREFIX = "."
+TEMP_SUFFIX = ".tmp"
 
 
 def record_path(out: str | Path, dataset: str, method: str, config_hash: str, seed: int) -> Path:
@@ -28,12 +32,16 @@ def record_path(out: str | Path, dataset: str, method: str, config_hash: str, se
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to a temp file beside ``path`` and rename it: readers never see half a file."""
+    """Write ``payload`` as strict JSON (NaN -> null) to a temp file beside ``path``, then rename it.
+
+    Readers never see half a file; a crash leaves at most a hidden ``.*.tmp`` file, which
+    :func:`remove_stale_temp_files` clears on the next run.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=False, allow_nan=True)
+            json.dump(finite_or_none(payload), handle, indent=1, sort_keys=False, allow_nan=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -42,36 +50,85 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """The record at ``path``, or None if it is missing or unreadable (e.g. truncated by a crash)."""
+def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
+    """Delete temp files that interrupted writes left under ``out/runs``; returns how many."""
+    import time
+
+    root = Path(out) / "runs"
+    if not root.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for tmp in root.rglob(f"{TEMP_PREFIX}seed-*{TEMP_SUFFIX}"):
+        try:
+            if now - tmp.stat().st_mtime >= older_than_s:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def load_record(path: Path) -> RunRecord:
+    """The checked record at ``path``; RecordError (one line naming the file) if it cannot be used."""
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such record") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable ({exc})") from None
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise RecordError(f"{path}: not valid JSON, probably truncated ({exc})") from None
+    return check(payload, str(path))
+
+
+def read_record(path: Path) -> RunRecord | None:
+    """The record at ``path``, or None if it is missing or unusable (the run is then redone)."""
+    try:
+        return load_record(path)
+    except RecordError:
         return None
-    return record if isinstance(record, dict) and "status" in record else None
 
 
-def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """Every readable run record under ``out`` (a results folder or its ``runs`` sub-folder)."""
+def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator[RunRecord]:
+    """Every usable run record under ``out`` (a results folder or its ``runs`` sub-folder).
+
+    Unusable files are skipped; each one's one-line reason is appended to ``problems`` when given.
+    """
     root = Path(out)
     if not root.exists():
         raise GZSLBenchError(f"results folder '{root}' does not exist (run `gzslbench run` first, or pass --results)")
     for path in sorted(root.rglob("seed-*.json")):
-        record = read_record(path)
-        if record is not None:
-            yield record
+        try:
+            yield load_record(path)
+        except RecordError as exc:
+            if problems is not None:
+                problems.append(str(exc))
 
 
-def load_results(out: str | Path = "results", include_failed: bool = False) -> pd.DataFrame:
-    """A long DataFrame: one row per (run, selection mode) with U, S, H, ZSL and the selected epoch."""
+PROVENANCE_COLUMNS = ("data_fingerprint", "code_version", "device")
+
+
+def load_results(
+    out: str | Path = "results", include_failed: bool = False, problems: list[str] | None = None
+) -> pd.DataFrame:
+    """A long DataFrame: one row per (run, selection mode) with U, S, H, the selected epoch and provenance.
+
+    Failed runs give one row with ``mode`` None and their ``error`` when ``include_failed``;
+    unusable record files are reported in ``problems``.
+    """
     rows = []
-    for record in iter_records(out):
+    for record in iter_records(out, problems):
         base = {
             "method": record["method"],
             "dataset": record["dataset"],
             "config_hash": record["config_hash"],
             "seed": record["seed"],
             "status": record["status"],
+            "data_fingerprint": (record.get("data") or {}).get("fingerprint"),
+            "code_version": code_label(record),
+            "device": record.get("device"),
         }
         if record["status"] != "ok":
             if include_failed:
@@ -79,5 +136,16 @@ def load_results(out: str | Path = "results", include_failed: bool = False) -> p
             continue
         for mode, values in record["metrics"].items():
             rows.append({**base, "mode": mode, "epoch": values.get("epoch"), **{m: values.get(m) for m in METRICS}})
-    columns = ["method", "dataset", "config_hash", "seed", "status", "mode", "epoch", *METRICS]
+    columns = ["method", "dataset", "config_hash", "seed", "status", "mode", "epoch", *METRICS, *PROVENANCE_COLUMNS]
     return pd.DataFrame(rows, columns=columns + (["error"] if include_failed else []))
+
+
+def mixed_provenance(frame: pd.DataFrame) -> list[str]:
+    """One line per table cell (method, dataset, config) whose seeds come from different data, code or devices."""
+    notes = []
+    for (method, dataset, config), group in frame.groupby(["method", "dataset", "config_hash"], sort=True):
+        for column, what in zip(PROVENANCE_COLUMNS, ("data", "code versions", "devices"), strict=True):
+            values = sorted({str(v) for v in group[column].dropna().unique()})
+            if len(values) > 1:
+                notes.append(f"{method} on {dataset} [{config}]: seeds from {len(values)} {what}: {', '.join(values)}")
+    return notes

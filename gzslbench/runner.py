@@ -2,12 +2,21 @@
 
 Runs are independent, so seeds go out in parallel with joblib (processes). Workers receive
 plain data (a :class:`RunSpec`), load the dataset themselves, and write their own record
-atomically, so an interrupted command loses only the runs still in flight.
+atomically under a claim (:mod:`gzslbench.claims`), so an interrupted command loses only the
+runs still in flight and two commands never run the same spec at once.
+
+Resume rule: a spec with a finished (``ok``) record is skipped, unless ``force``. A record made
+from other data (its data fingerprint differs from the data loaded now) is never reused: the
+command stops before running anything and asks for ``--force`` or another ``--out``. A record
+from another code version or device is reused; ``table`` shows such mixes and ``--strict``
+refuses them. An unreadable or incomplete record is rerun.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,25 +29,42 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from gzslbench.claims import ClaimHeld, claimed
 from gzslbench.config import config_hash, load_config_file, parse_assignments, resolve_config
 from gzslbench.data import GZSLData
-from gzslbench.environment import environment, resolve_device
+from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, TrainingDiverged
-from gzslbench.protocol import PROTOCOL, evaluate, make_split, select
+from gzslbench.protocol import PROTOCOL, SELECTION_MODES, evaluate, make_split, select, validation_split
+from gzslbench.record import SCHEMA_VERSION, RunRecord
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.results import SCHEMA_VERSION, read_record, record_path, write_json_atomic
+from gzslbench.results import read_record, record_path, remove_stale_temp_files, write_json_atomic
 
-SELECTION_LABELS = {
-    "last": "fixed number of epochs, last epoch reported",
-    "val": "epoch selected on the validation split (train_loc/val_loc), read on the test split",
-    "oracle": "ORACLE: epoch selected on the TEST set (the reference ACMR script's max over epochs)",
-}
+MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
+MAX_SEED = 2**31 - 1
+
+
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def default_threads(n_jobs: int) -> int:
+    """Torch threads per run so that ``n_jobs`` parallel runs never exceed the cores."""
+    return max(1, cpu_count() // max(1, n_jobs))
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines one run; its record can be rebuilt from these fields alone."""
+    """Everything that determines one run; its record can be rebuilt from these fields alone.
+
+    ``threads`` is part of the spec because the torch thread count can change results in the
+    last bits; ``data_fingerprint`` (of the data loaded when the spec was planned) and
+    ``defaults_source`` are carried for the record and the resume check, not for identity.
+    """
 
     method: str
     dataset: str
@@ -48,6 +74,9 @@ class RunSpec:
     data_dir: str | None = None
     device: str = "cpu"
     validate: bool = False
+    threads: int = 1
+    defaults_source: dict[str, str] = field(default_factory=dict)
+    data_fingerprint: str | None = None
 
     @property
     def data_key(self) -> tuple:
@@ -61,16 +90,27 @@ class RunSpec:
         return record_path(out, self.dataset, self.method, self.config_hash, self.seed)
 
     def command(self) -> str:
-        """The CLI command that repeats exactly this run."""
-        parts = ["gzslbench run", f"--method {self.method}", f"--dataset {self.dataset}", "--seeds 1"]
-        parts.append(f"--seed-start {self.seed}")
-        parts += [f"--dataset-option {k}={v}" for k, v in self.dataset_options.items()]
-        parts += [f"--set '{k}={_yaml_value(v)}'" for k, v in self.config.items()]
+        """The CLI command that repeats exactly this run (shell-quoted)."""
+        parts = ["gzslbench", "run", "--method", self.method, "--dataset", self.dataset]
+        parts += [
+            "--seeds",
+            "1",
+            "--seed-start",
+            str(self.seed),
+            "--device",
+            self.device,
+            "--threads",
+            str(self.threads),
+        ]
+        for key, value in self.dataset_options.items():
+            parts += ["--dataset-option", f"{key}={_yaml_value(value)}"]
+        for key, value in self.config.items():
+            parts += ["--set", f"{key}={_yaml_value(value)}"]
         if self.data_dir:
-            parts.append(f"--data-dir {self.data_dir}")
+            parts += ["--data-dir", self.data_dir]
         if self.validate:
             parts.append("--val")
-        return " ".join(parts)
+        return shlex.join(parts)
 
 
 def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> tuple:
@@ -79,10 +119,14 @@ def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> 
 
 
 def _yaml_value(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ",".join(_yaml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
     return str(value)
 
 
@@ -102,6 +146,15 @@ def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, A
     return adapter.load(Path(data_dir).expanduser() if data_dir else None, **dataset_options(name, options or {}))
 
 
+def defaults_source(method: str, defaults_from: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The per-dataset defaults layer of ``method`` for data whose settings come from ``defaults_from``."""
+    cls = get_method(method)
+    try:
+        return cls.defaults_for(defaults_from)
+    except ValueError as exc:
+        raise ConfigError(f"method '{cls.name}' {exc}") from exc
+
+
 def method_config(
     method: str,
     defaults_from: str,
@@ -110,7 +163,7 @@ def method_config(
 ) -> dict[str, Any]:
     """Defaults < per-dataset defaults < config file < overrides, checked against the defaults."""
     cls = get_method(method)
-    layers = [cls.dataset_defaults.get(defaults_from, {})]
+    layers = [defaults_source(method, defaults_from)[0]]
     if config_file:
         layers.append(load_config_file(config_file))
     layers.append(overrides or {})
@@ -120,6 +173,13 @@ def method_config(
     except ValueError as exc:
         raise ConfigError(f"method '{cls.name}': {exc}") from exc
     return config
+
+
+def _absolute_paths(options: dict[str, Any]) -> dict[str, Any]:
+    """A ``path`` option made absolute, so that the record's command replays from any folder."""
+    if options.get("path"):
+        return {**options, "path": str(Path(str(options["path"])).expanduser().resolve())}
+    return options
 
 
 def plan(
@@ -133,6 +193,7 @@ def plan(
     data_dir: str | None = None,
     device: str = "auto",
     validate: bool = False,
+    threads: int | None = None,
     loaded: dict[tuple, GZSLData] | None = None,
 ) -> list[RunSpec]:
     """Resolve names, options and configs into RunSpecs, loading (and so checking) each dataset once.
@@ -142,18 +203,33 @@ def plan(
     """
     seeds = list(seeds)
     resolved_device = str(resolve_device(device))
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     specs = []
     for dataset in datasets:
         ds_name = DATASETS.get(dataset).name
-        opts = dataset_options(ds_name, options or {})
+        opts = _absolute_paths(dataset_options(ds_name, options or {}))
         data = load_dataset(ds_name, data_dir, opts)
         if loaded is not None:
             loaded[data_key(ds_name, data_dir, opts)] = data
         for method in methods:
             m_name = get_method(method).name
             config = method_config(m_name, data.defaults_from, config_file, overrides)
+            source = defaults_source(m_name, data.defaults_from)[1]
             specs += [
-                RunSpec(m_name, ds_name, seed, config, opts, data_dir, resolved_device, validate) for seed in seeds
+                RunSpec(
+                    m_name,
+                    ds_name,
+                    seed,
+                    config,
+                    opts,
+                    data_dir,
+                    resolved_device,
+                    validate,
+                    threads or default_threads(1),
+                    source,
+                    data.fingerprint,
+                )
+                for seed in seeds
             ]
     return specs
 
@@ -166,6 +242,19 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     return not spec.validate or "val" in record["metrics"]
 
 
+def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSpec, str | None]]:
+    """Specs whose finished record was made from other data: (spec, the record's fingerprint)."""
+    stale = []
+    for spec in specs:
+        record = read_record(spec.path(out))
+        if record is None or record["status"] != "ok" or spec.data_fingerprint is None:
+            continue
+        recorded = (record.get("data") or {}).get("fingerprint")
+        if recorded != spec.data_fingerprint:
+            stale.append((spec, recorded))
+    return stale
+
+
 def _evaluate_all(method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx: RunContext) -> list[dict]:
     split = make_split(data, kind)
     rows = []
@@ -176,30 +265,58 @@ def _evaluate_all(method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx:
     return rows
 
 
-def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None) -> dict[str, Any]:
-    """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
+def _data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str, Any]:
+    """The record's ``data`` block: counts, fingerprint and, for a --val run, the validation split's provenance."""
+    block: dict[str, Any] = {**data.summary(), "fingerprint": data.fingerprint, "validation": None}
+    if data.extra.get("validation_restricted"):
+        block["validation_restricted"] = data.extra["validation_restricted"]
+    if validate:
+        block["validation"] = validation_split(data).provenance
+        small = block["validation"]["classes_without_seen_validation"]
+        if small:
+            warnings.append(
+                f"{len(small)} train class(es) have fewer than 5 trainval instances and no seen-validation "
+                f"instance (classes {small[:10]}); they are trained on but not validated"
+            )
+    return block
+
+
+def new_record(spec: RunSpec) -> RunRecord:
+    """The record of ``spec`` before it runs: what is run, with which code and where."""
     device = torch.device(spec.device)
-    started = datetime.now(timezone.utc)
-    record: dict[str, Any] = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "method": spec.method,
         "dataset": spec.dataset,
         "seed": spec.seed,
-        "config_hash": spec.config_hash,
         "config": spec.config,
+        "config_hash": spec.config_hash,
+        "defaults_source": spec.defaults_source,
         "dataset_options": spec.dataset_options,
-        "protocol": PROTOCOL,
-        "spec": asdict(spec),
+        "data_dir": spec.data_dir,
+        "device": spec.device,
+        "threads": torch.get_num_threads(),
+        "validate": spec.validate,
         "command": spec.command(),
+        "protocol": PROTOCOL,
+        "code": code_version(),  # type: ignore[typeddict-item]
         "env": environment(device),
-        "started_at": started.isoformat(),
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "warnings": [],
     }
+
+
+def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None) -> RunRecord:
+    """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
+    torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    record = new_record(spec)
     ctx = RunContext(seed=spec.seed, device=device, progress=progress)
     tic = time.perf_counter()
     try:
         if data is None:
             data = load_dataset(spec.dataset, spec.data_dir, spec.dataset_options)
-        record["data"] = data.summary()
+        record["data"] = _data_block(data, spec.validate, record["warnings"])  # type: ignore[typeddict-item]
         method = get_method(spec.method)()
         test_rows = _evaluate_all(method, data, "test", spec, ctx)
         val_rows, val_ctx = None, RunContext(seed=spec.seed, device=device, progress=progress)
@@ -207,8 +324,8 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
             val_rows = _evaluate_all(method, data, "val", spec, val_ctx)
             ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
         metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
-        record.update(status="ok", error=None, metrics=metrics)
-        record["selection"] = {mode: SELECTION_LABELS[mode] for mode in metrics}
+        record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
+        record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
         record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
     except (KeyboardInterrupt, GZSLBenchError):
         raise
@@ -220,14 +337,48 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
     return record
 
 
+def busy_record(spec: RunSpec, reason: str) -> dict[str, Any]:
+    """What a spec that another process is running reports in this command (nothing is written)."""
+    return {"status": "busy", "error": reason, **asdict(spec), "config_hash": spec.config_hash}
+
+
 def _execute_and_save(
-    spec: RunSpec, out: str, threads: int | None, progress: bool, data: GZSLData | None = None
+    spec: RunSpec, out: str, progress: bool, force: bool, data: GZSLData | None = None
 ) -> dict[str, Any]:
-    if threads:
-        torch.set_num_threads(threads)
-    record = execute(spec, progress, data)
-    write_json_atomic(spec.path(out), record)
-    return record
+    """Claim the spec, run it unless another process finished it meanwhile, write its record."""
+    path = spec.path(out)
+    try:
+        with claimed(path):
+            if not force and is_finished(spec, out):
+                return read_record(path) or busy_record(spec, "finished by another process")
+            record = execute(spec, progress, data)
+            write_json_atomic(path, record)
+            return record
+    except ClaimHeld as exc:
+        return busy_record(spec, str(exc))
+
+
+def _report_line(record: dict[str, Any], done: int, total: int) -> str:
+    """One log line per finished run, for logs that are not a terminal."""
+    head = f"[{done}/{total}] {record.get('method')} on {record.get('dataset')} seed {record.get('seed')}"
+    if record.get("status") == "ok":
+        last = record["metrics"]["last"]
+        return f"{head}: H {last['H']:.1f} (U {last['U']:.1f}, S {last['S']:.1f}), {record['timings']['total_s']:.0f} s"
+    return f"{head}: {record.get('status')}: {record.get('error')}"
+
+
+def check_writable(out: str | Path) -> None:
+    """Fail before any run if records cannot be written under ``out``."""
+    if str(out).strip() == "":
+        raise GZSLBenchError("--out must name a folder (got an empty string)")
+    runs = Path(out) / "runs"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        probe = runs / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise GZSLBenchError(f"cannot write run records under '{out}': {exc.strerror or exc}") from None
 
 
 def run_specs(
@@ -240,27 +391,66 @@ def run_specs(
 ) -> list[dict[str, Any]]:
     """Execute the specs that are not finished yet (all with ``force``); return every spec's record.
 
-    In-process runs reuse datasets from ``loaded``; parallel workers load their own.
+    In-process runs reuse datasets from ``loaded``; parallel workers load their own. Progress
+    bars appear only on a terminal; otherwise (a log file, CI) one line per finished run.
     """
+    check_writable(out)
+    remove_stale_temp_files(out, older_than_s=60.0)
+    if not force:
+        stale = stale_records(specs, out)
+        if stale:
+            spec, recorded = stale[0]
+            raise GZSLBenchError(
+                f"{len(stale)} finished record(s) were made from other data than is loaded now (e.g. "
+                f"{spec.path(out)}: data fingerprint {recorded}, now {spec.data_fingerprint}); pass --force to "
+                "replace them, or --out another folder"
+            )
     loaded = loaded or {}
     todo = [s for s in specs if force or not is_finished(s, out)]
-    if n_jobs < 1:
-        n_jobs = max(1, os.cpu_count() or 1)
     n_jobs = max(1, min(n_jobs, len(todo)))
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=quiet or not todo)
+    log_lines = not quiet and not sys.stderr.isatty()
+    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=True if quiet or not todo else None)
     done: dict[Path, dict[str, Any]] = {}
+
+    def finished(record: dict[str, Any]) -> None:
+        bar.update()
+        if log_lines:
+            print(_report_line(record, len(done), len(todo)), file=sys.stderr, flush=True)
+
     if n_jobs == 1:
         for spec in todo:
-            done[spec.path(out)] = _execute_and_save(spec, str(out), None, not quiet, loaded.get(spec.data_key))
-            bar.update()
+            done[spec.path(out)] = record = _execute_and_save(
+                spec, str(out), not quiet, force, loaded.get(spec.data_key)
+            )
+            finished(record)
     else:
-        jobs = (delayed(_execute_and_save)(spec, str(out), threads, False) for spec in todo)
+        jobs = (delayed(_execute_and_save)(spec, str(out), False, force) for spec in todo)
+        by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
         for record in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
-            done[record_path(out, record["dataset"], record["method"], record["config_hash"], record["seed"])] = record
-            bar.update()
+            spec = by_key[(record["method"], record["dataset"], record["config_hash"], record["seed"])]
+            done[spec.path(out)] = record
+            finished(record)
     bar.close()
     return [done.get(s.path(out)) or read_record(s.path(out)) or {"status": "missing", **asdict(s)} for s in specs]
+
+
+def check_seeds(seeds: int, seed_start: int) -> None:
+    """Refuse seed counts and ranges no table needs (a typo would otherwise exhaust memory)."""
+    if seeds < 1:
+        raise GZSLBenchError("--seeds must be at least 1")
+    if seeds > MAX_SEEDS:
+        raise GZSLBenchError(f"--seeds {seeds} is more than {MAX_SEEDS}; run seeds in batches with --seed-start")
+    if seed_start < 0 or seed_start + seeds - 1 > MAX_SEED:
+        raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
+
+
+def check_n_jobs(n_jobs: int) -> int:
+    """``n_jobs`` as a process count: -1 means one per core; 0 and other negatives are refused."""
+    if n_jobs == -1:
+        return cpu_count()
+    if n_jobs < 1:
+        raise GZSLBenchError(f"--n-jobs must be a positive number of processes or -1 (one per core), got {n_jobs}")
+    return n_jobs
 
 
 def run(
@@ -276,13 +466,21 @@ def run(
     options: Mapping[str, Any] | Sequence[str] | None = None,
     data_dir: str | None = None,
     n_jobs: int = 1,
+    threads: int | None = None,
     force: bool = False,
     validate: bool = False,
     quiet: bool = True,
 ) -> list[dict[str, Any]]:
-    """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records."""
-    if seeds < 1:
-        raise GZSLBenchError("--seeds must be at least 1")
+    """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
+
+    ``threads`` is the torch thread count of each run (default: the cores divided by ``n_jobs``),
+    so a serial and a parallel command with equal ``threads`` give identical records.
+    """
+    check_seeds(seeds, seed_start)
+    n_jobs = check_n_jobs(n_jobs)
+    if threads is not None and threads < 1:
+        raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
+    check_writable(out)
     if not isinstance(overrides, Mapping):
         overrides = parse_assignments(overrides or [])
     if not isinstance(options, Mapping):
@@ -298,6 +496,7 @@ def run(
         data_dir=data_dir,
         device=device,
         validate=validate,
+        threads=threads or default_threads(n_jobs),
         loaded=loaded,
     )
     return run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)

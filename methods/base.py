@@ -98,9 +98,38 @@ class Method(ABC):
     reference: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Datasets without reference settings of their own, mapped to the dataset whose settings they
+    # borrow and why: {dataset: (borrowed_from, reason)}. Shown by `gzslbench config`, recorded per run.
+    nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = {}
     # Default validation grid of the method's key hyper-parameters for `gzslbench tune`:
     # {key: [candidate values]}, searched as a cartesian product on the validation split.
     search_space: ClassVar[dict[str, list[Any]]] = {}
+
+    @classmethod
+    def defaults_for(cls, dataset: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The per-dataset defaults layer for ``dataset`` and a note on where it comes from.
+
+        Raises ValueError when the method has per-dataset settings but none for ``dataset``:
+        running on another dataset's schedules without a word is how wrong tables are made.
+        """
+        if not cls.dataset_defaults:
+            return {}, {"dataset": "", "note": "method defaults (no per-dataset settings)"}
+        if dataset in cls.dataset_defaults:
+            return dict(cls.dataset_defaults[dataset]), {
+                "dataset": dataset,
+                "note": f"reference settings for {dataset}",
+            }
+        if dataset in cls.nearest_defaults:
+            source, why = cls.nearest_defaults[dataset]
+            return dict(cls.dataset_defaults[source]), {
+                "dataset": source,
+                "note": f"{source} settings for {dataset}: {why}",
+            }
+        known = sorted([*cls.dataset_defaults, *cls.nearest_defaults])
+        raise ValueError(
+            f"has per-dataset settings for {', '.join(known)} only, not for '{dataset}': give the dataset a "
+            "defaults_from of one of those (custom: -D defaults_from=NAME)"
+        )
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:

@@ -46,4 +46,4 @@ def test_gzsl_metrics_by_hand():
     assert m["S"] == pytest.approx(50.0)
     assert m["U"] == pytest.approx(75.0)  # class 2: 1/1, class 3: 1/2
     assert m["H"] == pytest.approx(2 * 75 * 50 / 125)
-    assert m["ZSL"] == pytest.approx(100.0)
+    assert m["U_restricted"] == pytest.approx(100.0)

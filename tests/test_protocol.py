@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gzslbench.protocol import make_split, minmax_scale, select, validation_indices
+from gzslbench.errors import DataError
+from gzslbench.protocol import make_split, minmax_scale, select, validation_split
 
 
 def test_minmax_scale_fits_on_train_only():
@@ -25,9 +26,9 @@ def test_test_split_keeps_all_classes(tiny_data):
 
 
 def test_val_split_is_deterministic_disjoint_and_renumbered(tiny_data):
-    train, held, val = validation_indices(tiny_data)
-    again = validation_indices(tiny_data)
-    assert all(np.array_equal(a, b) for a, b in zip((train, held, val), again, strict=True))
+    first, again = validation_split(tiny_data), validation_split(tiny_data)
+    train, held, val = first.train, first.held_out, first.unseen
+    assert all(np.array_equal(a, b) for a, b in zip((train, held, val), (again.train, again.held_out, again.unseen)))
     assert not np.intersect1d(train, held).size and not np.intersect1d(train, val).size
     assert set(np.unique(tiny_data.labels[held])) <= set(np.unique(tiny_data.labels[train]))
     split = make_split(tiny_data, "val")
@@ -40,7 +41,9 @@ def test_val_split_derived_when_file_lacks_it(tiny_data):
     from dataclasses import replace
 
     data = replace(tiny_data, train=None, val=None)
-    train, _, val = validation_indices(data)
+    derived = validation_split(data)
+    train, val = derived.train, derived.unseen
+    assert derived.provenance["source"].startswith("derived: 2 of 6 seen classes")
     val_classes = set(np.unique(data.labels[val]))
     assert len(val_classes) == 2  # a third of 6 seen classes
     assert val_classes.isdisjoint(np.unique(data.labels[train]))
@@ -58,14 +61,51 @@ def test_select_last_and_oracle():
     assert chosen["last"]["epoch"] == 3 and chosen["oracle"]["epoch"] == 2
     assert "val" not in chosen
     assert select(ROWS, oracle_from_epoch=3)["oracle"]["epoch"] == 3
+    with pytest.raises(ValueError, match="no evaluated epoch >= 4"):
+        select(ROWS, oracle_from_epoch=4)  # once fell back silently to all epochs
 
 
 def test_select_val_reads_test_at_validation_epoch():
     val_rows = [{"epoch": 1, "H": 5.0}, {"epoch": 2, "H": 1.0}, {"epoch": 3, "H": 2.0}]
     chosen = select(ROWS, val_rows)
     assert chosen["val"]["epoch"] == 1 and chosen["val"]["H"] == 50.0 and chosen["val"]["val_H"] == 5.0
+    with pytest.raises(ValueError, match="did not evaluate"):
+        select(ROWS, [{"epoch": 7, "H": 9.0}])  # once fell back silently to the last epoch
 
 
 def test_select_needs_rows():
     with pytest.raises(ValueError):
         select([])
+
+
+def test_val_split_never_uses_test_instances_and_says_how_it_was_made(tiny_data):
+    """File train/val that reach into test_seen are cut back to trainval; the provenance counts each part."""
+    from dataclasses import replace
+
+    leaky = replace(tiny_data, train=np.union1d(tiny_data.train, tiny_data.test_seen))  # as in the real files
+    made = validation_split(leaky)
+    used = np.concatenate([made.train, made.held_out, made.unseen])
+    assert np.isin(used, tiny_data.trainval).all()
+    assert not np.intersect1d(used, tiny_data.test_seen).size
+    p = made.provenance
+    assert (p["n_val_train"], p["n_val_seen"], p["n_val_unseen"]) == (len(made.train), len(made.held_out), len(made.unseen))
+    assert p["n_val_train"] + p["n_val_seen"] + p["n_val_unseen"] == len(tiny_data.trainval)
+    assert p["carved_from"] == "trainval" and p["classes_without_seen_validation"] == []
+
+
+def test_val_split_names_classes_too_small_to_hold_out(tiny_data):
+    from dataclasses import replace
+
+    labels = tiny_data.labels
+    keep = np.concatenate([tiny_data.train[labels[tiny_data.train] != 0], tiny_data.train[labels[tiny_data.train] == 0][:3]])
+    trainval = np.union1d(keep, tiny_data.val)
+    small = replace(tiny_data, trainval=trainval, train=np.sort(keep))
+    assert validation_split(small).provenance["classes_without_seen_validation"] == [0]
+
+
+def test_val_split_too_small_is_an_error(tiny_data):
+    from dataclasses import replace
+
+    one_each = np.array([np.flatnonzero(tiny_data.labels == c)[0] for c in range(4)])
+    with pytest.raises(DataError, match="too few trainval instances"):
+        validation_split(replace(tiny_data, trainval=one_each, train=one_each[:2], val=one_each[2:]))

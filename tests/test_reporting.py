@@ -10,7 +10,7 @@ from gzslbench.reporting import aggregate, render
 
 
 def _frame(rows):
-    base = {"config_hash": "h", "status": "ok", "mode": "last", "epoch": 1, "ZSL": 0.0}
+    base = {"config_hash": "h", "status": "ok", "mode": "last", "epoch": 1, "U_restricted": 0.0}
     return pd.DataFrame([{**base, **row} for row in rows])
 
 

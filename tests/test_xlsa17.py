@@ -14,6 +14,7 @@ import scipy.io
 from gzslbench.datasets import xlsa17
 from gzslbench.datasets._matfile import read_mat
 from gzslbench.errors import DataError
+from gzslbench.protocol import validation_split
 from gzslbench.registry import DATASETS
 
 # seen classes, of which train classes (the rest are validation classes), per dataset
@@ -241,3 +242,50 @@ def test_labels_beyond_att_columns(tmp_path: Path) -> None:
 
 def test_unknown_option(tmp_path: Path) -> None:
     assert "unknown option(s) scale" in one_line_error("cub", tmp_path, scale=0.5)
+
+
+LEAKS = {"SUN": (2320, 260), "AWA1": (3404, 1554), "AWA2": (4031, 1851), "FLO": (1173, 230)}
+
+
+@pytest.mark.xlsa17
+@pytest.mark.parametrize("ds", sorted(LEAKS))
+def test_real_train_and_val_loc_are_cut_back_to_trainval(ds: str, shared_xlsa17: Path, tmp_path: Path) -> None:
+    """The release's train_loc/val_loc hold test_seen images; loading keeps only their trainval part."""
+    real = scipy.io.loadmat(shared_xlsa17 / ds / "att_splits.mat")
+    test_seen = real["test_seen_loc"].ravel().astype(np.int64) - 1
+    raw_train, raw_val = (real[k].ravel().astype(np.int64) - 1 for k in ("train_loc", "val_loc"))
+    assert (np.intersect1d(raw_train, test_seen).size, np.intersect1d(raw_val, test_seen).size) == LEAKS[ds]
+    real_folder(shared_xlsa17, tmp_path, ds)
+    data = DATASETS.get(ds.lower())().load(tmp_path)
+    assert data.extra["validation_restricted"] == {"train_loc": LEAKS[ds][0], "val_loc": LEAKS[ds][1]}
+    assert np.isin(data.train, data.trainval).all() and np.isin(data.val, data.trainval).all()
+    made = validation_split(data)
+    used = np.concatenate([made.train, made.held_out, made.unseen])
+    assert not np.intersect1d(used, data.test_seen).size and not np.intersect1d(used, data.test_unseen).size
+    assert made.provenance["n_val_train"] + made.provenance["n_val_seen"] + made.provenance["n_val_unseen"] == len(
+        data.trainval
+    )
+
+
+def test_leaky_validation_split_is_rejected_by_data_validation(tiny_data) -> None:
+    """A dataset whose train/val reach outside trainval (e.g. a custom file) is refused, naming the split."""
+    from dataclasses import replace
+
+    from gzslbench.data import validate
+
+    val_class_test_seen = tiny_data.test_seen[np.isin(tiny_data.labels[tiny_data.test_seen], [4, 5])]
+    leaky = replace(tiny_data, val=np.union1d(tiny_data.val, val_class_test_seen[:2]))
+    with pytest.raises(DataError, match="split 'val' has 2 instances outside trainval"):
+        validate(leaky, "leaky")
+
+
+def test_phantom_classes_and_one_dimensional_features_are_refused(tmp_path: Path) -> None:
+    """Attribute columns no split uses would silently enlarge the GZSL label space; 1-d features are transposed."""
+    folder = small_folder(tmp_path / "APY")
+    extra_class = np.abs(np.random.default_rng(1).normal(size=(5, 7)))
+    content = {k: v for k, v in scipy.io.loadmat(folder / "att_splits.mat").items() if not k.startswith("__")}
+    names = np.array([[f"class{c}"] for c in range(7)], dtype=object)
+    scipy.io.savemat(folder / "att_splits.mat", {**content, "att": extra_class, "allclasses_names": names})
+    assert "1 class(es) have attributes but no instance in any split (rows 6" in one_line_error("apy", tmp_path)
+    small_folder(tmp_path / "CUB", features=np.random.default_rng(0).random((36, 1), dtype=np.float32))
+    assert "features have 1 dimension(s) per instance" in one_line_error("cub", tmp_path, cache=False)

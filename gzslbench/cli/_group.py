@@ -49,7 +49,7 @@ class _FriendlyGroup(click.Group):
         except Exception as exc:
             if os.environ.get("GZSLBENCH_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (set GZSLBENCH_DEBUG=1 for details)", err=True)
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
             ctx.exit(1)
 
 
@@ -60,5 +60,8 @@ def names(values: tuple[str, ...]) -> list[str]:
 
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gzslbench")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of unexpected errors (or set GZSLBENCH_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Reproducible Generalized Zero-Shot Learning benchmarks: U / S / H over seeds."""
+    if debug:
+        os.environ["GZSLBENCH_DEBUG"] = "1"

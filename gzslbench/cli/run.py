@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 import pandas as pd
 
 from gzslbench.cli._group import cli, names
 from gzslbench.environment import DEVICE_CHOICES
-from gzslbench.results import METRICS
+from gzslbench.protocol import SELECTION_MODES
+from gzslbench.record import METRICS
 from gzslbench.runner import run
 
-SELECTION_CHOICES = ("last", "val", "oracle")
+SELECTION_CHOICES = tuple(SELECTION_MODES)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM like Ctrl-C: finished records stay, parallel workers are stopped with the command."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command(
@@ -25,15 +44,16 @@ SELECTION_CHOICES = ("last", "val", "oracle")
 )
 @click.option("--method", "-m", "methods", multiple=True, required=True, help="Method name(s); comma list or repeat.")
 @click.option("--dataset", "-d", "datasets", multiple=True, required=True, help="Dataset name(s).")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(min=1), help="Number of seeds.")
-@click.option("--seed-start", default=0, show_default=True, type=click.IntRange(min=0), help="First seed.")
-@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--seeds", default=1, show_default=True, type=int, help="Number of seeds.")
+@click.option("--seed-start", default=0, show_default=True, type=int, help="First seed.")
+@click.option("--out", default="results", show_default=True, help="Results folder.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a method config value.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file of config values.")
 @click.option("--dataset-option", "-D", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
 @click.option("--data-dir", type=click.Path(), help="Root of the real data (else $GZSLBENCH_DATA).")
 @click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
+@click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs].")
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -49,29 +69,38 @@ def run_command(
     options: tuple[str, ...],
     data_dir: str | None,
     n_jobs: int,
+    threads: int | None,
     validate: bool,
     force: bool,
     quiet: bool,
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
-    records = run(
-        names(methods),
-        names(datasets),
-        seeds,
-        seed_start=seed_start,
-        out=out,
-        device=device,
-        overrides=overrides,
-        config_file=config_file,
-        options=options,
-        data_dir=data_dir,
-        n_jobs=n_jobs,
-        force=force,
-        validate=validate,
-        quiet=quiet,
-    )
+    with sigterm_as_interrupt():
+        records = run(
+            names(methods),
+            names(datasets),
+            seeds,
+            seed_start=seed_start,
+            out=out,
+            device=device,
+            overrides=overrides,
+            config_file=config_file,
+            options=options,
+            data_dir=data_dir,
+            n_jobs=n_jobs,
+            threads=threads,
+            force=force,
+            validate=validate,
+            quiet=quiet,
+        )
     _print_summary(records, out)
-    failed = [r for r in records if r.get("status") != "ok"]
+    for record in records:
+        for warning in record.get("warnings") or []:
+            click.echo(f"warning: {record['method']} on {record['dataset']} seed {record['seed']}: {warning}", err=True)
+    busy = [r for r in records if r.get("status") == "busy"]
+    for record in busy:
+        click.echo(f"skipped: {record['error']}; run the command again later to collect it", err=True)
+    failed = [r for r in records if r.get("status") not in ("ok", "busy")]
     for record in failed:
         click.echo(
             f"failed: {record['method']} on {record['dataset']} seed {record['seed']}: {record.get('error')}",

@@ -1,0 +1,163 @@
+"""The run record: the schema of the JSON file each run writes, defined once, and its checks.
+
+Every run writes one record (see :mod:`gzslbench.results` for where). It holds what is needed to
+rerun the run (the :class:`~gzslbench.runner.RunSpec` fields), to judge it (data fingerprint,
+code version, environment) and to report it (metrics per selection mode, history, timings).
+Records are strict JSON: a value that is not finite is written as ``null``.
+
+Older records are upgraded when read (:func:`upgrade`); a record from a newer gzslbench is
+refused with a message that says to upgrade.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, TypedDict
+
+from gzslbench.errors import GZSLBenchError
+
+SCHEMA_VERSION = 2
+METRICS = ("U", "S", "H", "U_restricted")
+
+
+class RecordError(GZSLBenchError):
+    """A record file that cannot be used: unreadable, truncated, foreign or of an unknown schema."""
+
+
+class CodeVersion(TypedDict):
+    """Which gzslbench produced the record."""
+
+    version: str  # the package version (gzslbench.__version__)
+    git_commit: str | None  # HEAD of the checkout it ran from; None for an installed wheel
+    git_dirty: bool | None  # True if tracked files differed from HEAD; None when unknown
+
+
+class DataBlock(TypedDict, total=False):
+    """The data the run actually read (filled after loading)."""
+
+    name: str  # registry name of the dataset
+    source: str  # a path, or synthetic(...)
+    fingerprint: str  # GZSLData.fingerprint: shapes, splits, labels, attributes, sampled features
+    n_instances: int
+    feature_dim: int
+    attribute_dim: int
+    n_classes: int
+    n_seen: int
+    n_unseen: int
+    n_trainval: int
+    n_test_seen: int
+    n_test_unseen: int
+    validation: dict[str, Any] | None  # a --val run: how its split was made (protocol.validation_split)
+    validation_restricted: dict[str, int]  # xlsa17: train_loc / val_loc indices dropped for lying outside trainval
+
+
+class SelectedMetrics(TypedDict, total=False):
+    """The reported numbers of one selection mode, in percent."""
+
+    epoch: int  # the selected candidate (e.g. final-classifier epoch), 1-based
+    U: float  # per-class accuracy on test_unseen, over all classes
+    S: float  # per-class accuracy on test_seen, over all classes
+    H: float  # harmonic mean of U and S
+    U_restricted: float  # test_unseen scored over the unseen classes only (not the papers' ZSL accuracy)
+    val_H: float  # `val` mode only: the validation H that chose the epoch
+
+
+class RunRecord(TypedDict, total=False):
+    """One run's record. Keys marked 'ok only' are present when status is 'ok'."""
+
+    schema_version: int  # SCHEMA_VERSION when written
+    # --- what was run (RunSpec fields: enough to rerun it) ---
+    method: str
+    dataset: str
+    seed: int
+    config: dict[str, Any]  # the fully resolved method config
+    config_hash: str  # hash of config + dataset_options; names the record's folder
+    defaults_source: dict[str, str]  # which dataset's method defaults were applied, and why
+    dataset_options: dict[str, Any]
+    data_dir: str | None
+    device: str  # torch device the run used (cpu, cuda, cuda:1)
+    threads: int  # torch intra-op threads: results can differ in the last bits with another count
+    validate: bool  # trained again on the validation split for the `val` mode
+    command: str  # the CLI command that repeats exactly this run
+    # --- provenance ---
+    protocol: dict[str, Any]  # protocol.PROTOCOL
+    data: DataBlock
+    code: CodeVersion
+    env: dict[str, Any]  # python / torch / numpy versions, platform, device name
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    # --- outcome ---
+    status: Literal["ok", "failed"]
+    error: str | None  # failed only: "<ExceptionType>: message", e.g. a diverged loss
+    traceback: str | None  # failed only
+    warnings: list[str]  # things the user should know about this run (e.g. classes without validation)
+    metrics: dict[str, SelectedMetrics]  # ok only: selection mode -> numbers
+    selection: dict[str, str]  # ok only: selection mode -> what it means (protocol.SELECTION_MODES)
+    history: dict[str, Any]  # train: per-epoch losses; test / val: per-epoch U/S/H rows
+    timings: dict[str, float]  # seconds: total_s and the method's stages
+
+
+REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")
+REQUIRED_OK = ("metrics",)
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, recursively (strict JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 record in schema-2 form: spec fields at the top, ZSL renamed, code version from env."""
+    spec = record.pop("spec", {}) or {}
+    for key in ("data_dir", "device", "validate"):
+        record.setdefault(key, spec.get(key))
+    env = record.get("env", {})
+    record.setdefault("threads", env.get("torch_threads"))
+    record.setdefault("code", {"version": env.get("gzslbench", "unknown"), "git_commit": env.get("git_commit")})
+    record["code"].setdefault("git_dirty", None)
+    record.setdefault("warnings", [])
+    record.setdefault("defaults_source", {})
+    for values in (record.get("metrics") or {}).values():
+        if "ZSL" in values:
+            values["U_restricted"] = values.pop("ZSL")
+    record["schema_version"] = SCHEMA_VERSION
+    return record
+
+
+def check(record: Any, where: str) -> RunRecord:
+    """``record`` if it is a usable run record (upgraded when older), else RecordError naming ``where``."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: not a run record (a JSON {type(record).__name__})")
+    version = record.get("schema_version")
+    if not isinstance(version, int) or "status" not in record:
+        raise RecordError(f"{where}: not a gzslbench run record (no schema_version / status)")
+    if version > SCHEMA_VERSION:
+        raise RecordError(
+            f"{where}: written by a newer gzslbench (record schema {version}, this one reads up to "
+            f"{SCHEMA_VERSION}); upgrade gzslbench to read it"
+        )
+    if version < SCHEMA_VERSION:
+        record = upgrade(record)
+    missing = [k for k in REQUIRED if k not in record]
+    if record.get("status") == "ok":
+        missing += [k for k in REQUIRED_OK if not isinstance(record.get(k), dict) or not record.get(k)]
+    if missing:
+        raise RecordError(f"{where}: incomplete run record (missing {', '.join(missing)}); rerun it with --force")
+    return record  # type: ignore[return-value]
+
+
+def code_label(record: RunRecord) -> str:
+    """``version+commit[-dirty]`` of the code that wrote ``record``, for tables and mixed-version checks."""
+    code = record.get("code") or {}
+    label = str(code.get("version", "unknown"))
+    if code.get("git_commit"):
+        label += f"+{str(code['git_commit'])[:10]}"
+    if code.get("git_dirty"):
+        label += "-dirty"
+    return label
