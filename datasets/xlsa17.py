@@ -132,7 +132,10 @@ def to_data(
     train, val, dropped = arrays.get("train"), arrays.get("val"), {}
     if train is not None and val is not None:
         trainval = arrays["trainval"]
-        dropped = {"train_loc": int(np.setdiff1d(train, trainval).size), "val_loc": int(np.setdiff1d(val, trainval).size)}
+        dropped = {
+            "train_loc": int(np.setdiff1d(train, trainval).size),
+            "val_loc": int(np.setdiff1d(val, trainval).size),
+        }
         train, val = np.intersect1d(train, trainval), np.intersect1d(val, trainval)
     return GZSLData(
         name=name,

@@ -28,7 +28,10 @@ def test_test_split_keeps_all_classes(tiny_data):
 def test_val_split_is_deterministic_disjoint_and_renumbered(tiny_data):
     first, again = validation_split(tiny_data), validation_split(tiny_data)
     train, held, val = first.train, first.held_out, first.unseen
-    assert all(np.array_equal(a, b) for a, b in zip((train, held, val), (again.train, again.held_out, again.unseen)))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip((train, held, val), (again.train, again.held_out, again.unseen), strict=True)
+    )
     assert not np.intersect1d(train, held).size and not np.intersect1d(train, val).size
     assert set(np.unique(tiny_data.labels[held])) <= set(np.unique(tiny_data.labels[train]))
     split = make_split(tiny_data, "val")
@@ -88,7 +91,11 @@ def test_val_split_never_uses_test_instances_and_says_how_it_was_made(tiny_data)
     assert np.isin(used, tiny_data.trainval).all()
     assert not np.intersect1d(used, tiny_data.test_seen).size
     p = made.provenance
-    assert (p["n_val_train"], p["n_val_seen"], p["n_val_unseen"]) == (len(made.train), len(made.held_out), len(made.unseen))
+    assert (p["n_val_train"], p["n_val_seen"], p["n_val_unseen"]) == (
+        len(made.train),
+        len(made.held_out),
+        len(made.unseen),
+    )
     assert p["n_val_train"] + p["n_val_seen"] + p["n_val_unseen"] == len(tiny_data.trainval)
     assert p["carved_from"] == "trainval" and p["classes_without_seen_validation"] == []
 
@@ -97,7 +104,9 @@ def test_val_split_names_classes_too_small_to_hold_out(tiny_data):
     from dataclasses import replace
 
     labels = tiny_data.labels
-    keep = np.concatenate([tiny_data.train[labels[tiny_data.train] != 0], tiny_data.train[labels[tiny_data.train] == 0][:3]])
+    keep = np.concatenate(
+        [tiny_data.train[labels[tiny_data.train] != 0], tiny_data.train[labels[tiny_data.train] == 0][:3]]
+    )
     trainval = np.union1d(keep, tiny_data.val)
     small = replace(tiny_data, trainval=trainval, train=np.sort(keep))
     assert validation_split(small).provenance["classes_without_seen_validation"] == [0]
