@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 from gzslbench.errors import ConfigError, UnknownNameError

@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,7 +301,7 @@ def new_record(spec: RunSpec) -> RunRecord:
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]
         "env": environment(device),
-        "started_at": datetime.now(timezone.utc).isoformat(),
+        "started_at": datetime.now(UTC).isoformat(),
         "warnings": [],
     }
 
@@ -333,7 +333,7 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         record["history"] = {"train": ctx.history}
     record["timings"] = {"total_s": time.perf_counter() - tic, **ctx.timings}
-    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    record["finished_at"] = datetime.now(UTC).isoformat()
     return record
 
 

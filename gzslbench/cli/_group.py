@@ -44,6 +44,9 @@ class _FriendlyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted: finished runs are saved; run the same command again to resume", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `gzslbench ... | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:

@@ -7,7 +7,7 @@ import click
 from gzslbench.cli._group import cli
 from gzslbench.config import parse_assignments
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.runner import method_config
+from gzslbench.runner import defaults_source, method_config
 
 
 @cli.command("list", epilog="Examples:\n\n  gzslbench list methods\n\n  gzslbench list datasets 'synth-*'")
@@ -31,5 +31,6 @@ def config_command(method: str, dataset: str, config_file: str | None, overrides
     """Print the fully resolved config a run would use."""
     defaults_from = DATASETS.get(dataset).defaults_from or dataset
     config = method_config(method, defaults_from, config_file, parse_assignments(overrides))
+    click.echo(f"# per-dataset defaults: {defaults_source(method, defaults_from)[1]['note']}")
     for key, value in config.items():
         click.echo(f"{key} = {value!r}")

@@ -1,0 +1,221 @@
+"""Faults and bad input at the command line: one line and an exit code, nothing lost, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gzslbench import runner
+from gzslbench.claims import claim_path, claimed
+from gzslbench.cli import cli
+from gzslbench.results import load_record, record_path
+
+SLOW_RUN = ["--set", "epochs=40", "--set", "cls_epochs=2", "--set", "visual_encoder_hidden=64"]
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli_runner = CliRunner()
+    return lambda *args: cli_runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    assert result.exit_code == exit_code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", ""], "--out must name a folder"),
+        (["--out", "/proc/gzslbench-results"], "cannot write run records under '/proc/gzslbench-results'"),
+        (["--n-jobs", "0"], "--n-jobs must be a positive number of processes or -1"),
+        (["--n-jobs", "-3"], "--n-jobs must be a positive number of processes or -1"),
+        (["--seeds", "1000000000000"], "--seeds 1000000000000 is more than 10000"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--seed-start", "-1"], "seeds must lie in [0, 2147483647]"),
+        (["--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_bad_run_options_are_refused_before_any_run(invoke, tmp_path, args, message):
+    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q", *args))
+    assert message in line
+    assert not list(tmp_path.rglob("seed-*.json"))
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(invoke, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr("gzslbench.cli.run.run", boom)
+    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny"), exit_code=1)
+    assert "unexpected RuntimeError: kaput" in line and "--debug" in line
+    debug = CliRunner().invoke(cli, ["--debug", "run", "-m", "eszsl", "-d", "synth-tiny"], catch_exceptions=False)
+    assert debug.exit_code == 1 and "Traceback" in debug.output
+    monkeypatch.delenv("GZSLBENCH_DEBUG", raising=False)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda r: json.dumps({k: v for k, v in r.items() if k != "metrics"}),  # ok, but incomplete
+        lambda r: json.dumps(r)[:200],  # truncated
+    ],
+)
+def test_run_redoes_a_seed_whose_record_is_unusable(invoke, tmp_path, damage):
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q").exit_code == 0
+    path = next(tmp_path.rglob("seed-0.json"))
+    good = json.loads(path.read_text())
+    path.write_text(damage(good))
+    again = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q")
+    assert again.exit_code == 0, again.output
+    assert load_record(path)["metrics"] == good["metrics"]
+
+
+def test_a_claimed_spec_is_skipped_and_a_dead_claim_taken_over(invoke, tmp_path):
+    spec = runner.plan(["eszsl"], ["synth-tiny"], [0], device="cpu")[0]
+    path = spec.path(tmp_path / "results")
+    with claimed(path):  # another command is running it
+        busy = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q")
+        assert busy.exit_code == 0
+        assert "skipped:" in busy.output and f"being run by pid {os.getpid()}" in busy.output
+        assert not path.exists()
+    claim_path(path).write_text('{"host": "gone", "pid": 999999}')  # left by a killed process: no lock held
+    taken = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q")
+    assert taken.exit_code == 0 and path.exists() and not claim_path(path).exists()
+
+
+def test_concurrent_commands_never_run_one_spec_twice(tmp_path, monkeypatch):
+    """Two commands on one results folder with overlapping seeds: every spec runs exactly once."""
+    executed: list[int] = []
+    real_execute = runner.execute
+
+    def slow_execute(spec, *args, **kwargs):
+        executed.append(spec.seed)
+        time.sleep(0.05)
+        return real_execute(spec, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "execute", slow_execute)
+    out = tmp_path / "results"
+    first = runner.plan(["eszsl"], ["synth-tiny"], range(0, 8), device="cpu")
+    second = runner.plan(["eszsl"], ["synth-tiny"], range(4, 12), device="cpu")
+    threads = [
+        threading.Thread(target=runner.run_specs, args=(specs, out), kwargs={"quiet": True})
+        for specs in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(executed) == list(range(12))
+    assert sorted(int(p.stem.split("-")[1]) for p in out.rglob("seed-*.json")) == list(range(12))
+    assert not list(out.rglob("*.claim"))
+
+
+def test_diverging_runs_are_recorded_as_failed_with_their_reason(invoke, tmp_path):
+    result = invoke("run", "-m", "cada-vae", "-d", "synth-tiny", "-q", "--set", "epochs=1", "--set", "lr=1e30")
+    assert result.exit_code == 1
+    record = load_record(next(tmp_path.rglob("seed-0.json")))
+    assert record["status"] == "failed" and ("non-finite" in record["error"] or "NaN" in record["error"])
+    assert "failed: cada-vae on synth-tiny seed 0" in result.output
+
+
+# --- signals, in real processes --------------------------------------------------------------
+
+
+def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gzslbench", "run", "-m", "cada-vae", "-d", "synth-tiny", "--seeds", "6"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [*command, *SLOW_RUN, *extra], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_records(tmp_path: Path, count: int, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(tmp_path.rglob("seed-*.json"))) < count:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no record appeared in time"
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _records_intact(tmp_path: Path) -> list[Path]:
+    paths = sorted(tmp_path.rglob("seed-*.json"))
+    for path in paths:
+        assert load_record(path)["status"] == "ok"
+    assert not list(tmp_path.rglob("*.tmp"))
+    return paths
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_signals_keep_finished_records_serial(tmp_path, sig):
+    proc = _start(tmp_path, "--n-jobs", "1")
+    _wait_for_records(tmp_path, 1, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    kept = _records_intact(tmp_path)
+    assert 1 <= len(kept) < 6
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130 and "interrupted: finished runs are saved" in err
+        assert not list(tmp_path.rglob("*.claim"))
+    resumed = _start(tmp_path, "--n-jobs", "1", "-q")  # a rerun finishes the rest, over any leftovers
+    assert resumed.wait(timeout=600) == 0
+    assert len(_records_intact(tmp_path)) == 6
+    assert not list(tmp_path.rglob("*.claim"))
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
+    proc = _start(tmp_path, "--n-jobs", "2")
+    _wait_for_records(tmp_path, 1, proc)
+    workers = _children(proc.pid)
+    assert workers, "the parallel command has worker processes"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: finished runs are saved" in err
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "workers outlived the command"
+    count = len(_records_intact(tmp_path))
+    time.sleep(3)
+    assert len(_records_intact(tmp_path)) == count  # nothing written after the command exited
+
+
+def test_record_path_and_claim_path_are_siblings(tmp_path):
+    path = record_path(tmp_path, "d", "m", "h", 0)
+    assert claim_path(path).parent == path.parent and claim_path(path).name == "seed-0.json.claim"

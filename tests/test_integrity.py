@@ -1,0 +1,195 @@
+"""Protocol integrity: per-dataset defaults, stale-data resume, thread counts, exact replay, packaging."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_tiny_data
+
+import gzslbench
+from gzslbench.cli import cli
+from gzslbench.errors import ConfigError
+from gzslbench.methods.base import Method
+from gzslbench.methods.vae.registry import ACMR_DATASETS
+from gzslbench.runner import defaults_source, method_config, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_VAE = {
+    "epochs": 2,
+    "cls_epochs": 2,
+    "visual_encoder_hidden": 24,
+    "visual_decoder_hidden": 24,
+    "attribute_encoder_hidden": 16,
+    "attribute_decoder_hidden": 16,
+    "latent_size": 6,
+    "seen_samples": 20,
+    "unseen_samples": 15,
+    "batch_size": 16,
+}
+
+
+def write_npz(path: Path, seed: int = 0) -> Path:
+    data = make_tiny_data(seed=seed)
+    np.savez(
+        path,
+        features=data.features,
+        labels=data.labels,
+        attributes=data.attributes,
+        trainval=data.trainval,
+        test_seen=data.test_seen,
+        test_unseen=data.test_unseen,
+    )
+    return path
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+# --- 2. no silent fallback to CUB settings ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("dataset", "borrowed"), [("apy", "awa1"), ("flo", "cub")])
+def test_apy_and_flo_borrow_the_nearest_reference_setting_and_say_so(dataset, borrowed):
+    config = method_config("acmr", dataset)
+    for key, value in ACMR_DATASETS[borrowed].items():
+        assert config[key] == value
+    _, source = defaults_source("acmr", dataset)
+    assert source["dataset"] == borrowed and "no reference setting" in source["note"]
+
+
+def test_apy_no_longer_runs_on_cub_schedules():
+    """Before: apy fell back to the method's CUB defaults without a word."""
+    assert method_config("acmr", "apy")["kl_schedule"] != method_config("acmr", "cub")["kl_schedule"]
+
+
+def test_dataset_without_settings_is_refused_with_a_way_out():
+    class OnlyCub(Method):
+        name = "only-cub"
+        defaults: ClassVar[dict[str, Any]] = {"k": 1}
+        dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {"cub": {"k": 2}}
+
+        def predict(self, split, config, ctx):  # pragma: no cover - never run
+            yield from ()
+
+    with pytest.raises(ValueError, match=r"settings for cub only, not for 'sun'.*defaults_from"):
+        OnlyCub.defaults_for("sun")
+    gzslbench.METHODS._items["only-cub"] = OnlyCub
+    try:
+        with pytest.raises(ConfigError, match="method 'only-cub' has per-dataset settings for cub only"):
+            method_config("only-cub", "sun")
+    finally:
+        del gzslbench.METHODS._items["only-cub"]
+
+
+def test_config_command_and_record_name_the_defaults_used(invoke, tmp_path):
+    shown = invoke("config", "-m", "cada-vae", "-d", "apy")
+    assert shown.exit_code == 0 and "# per-dataset defaults: awa1 settings for apy" in shown.output
+    npz = write_npz(tmp_path / "mine.npz")
+    specs = plan(["cada-vae"], ["custom"], [0], options={"path": str(npz), "defaults_from": "flo"}, device="cpu")
+    assert specs[0].defaults_source["dataset"] == "cub" and specs[0].config["cls_epochs"] == 23
+    record = gzslbench.run("eszsl", "custom", options={"path": str(npz)}, out=tmp_path / "r", device="cpu")[0]
+    assert record["defaults_source"]["note"] == "method defaults (no per-dataset settings)"
+
+
+# --- 3. resume never trusts records made from other data ------------------------------------
+
+
+def test_resume_refuses_records_from_other_data_and_force_replaces_them(invoke, tmp_path):
+    npz = write_npz(tmp_path / "mine.npz", seed=0)
+    first = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q")
+    assert first.exit_code == 0, first.output
+    path = next((tmp_path / "results" / "runs").rglob("seed-0.json"))
+    before = json.loads(path.read_text())
+    assert before["code"]["version"] == gzslbench.__version__ and "git_dirty" in before["code"]
+    write_npz(npz, seed=1)  # same file name, other features: same config hash, other data
+    again = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q")
+    assert again.exit_code == 2
+    assert "made from other data" in again.output and "--force" in again.output
+    assert json.loads(path.read_text()) == before  # nothing was overwritten
+    forced = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q", "--force")
+    assert forced.exit_code == 0
+    after = json.loads(path.read_text())
+    assert after["data"]["fingerprint"] != before["data"]["fingerprint"]
+    assert after["metrics"] != before["metrics"]
+
+
+def test_same_data_elsewhere_resumes(invoke, tmp_path):
+    """A copy of the same file at another path is the same data: only the fingerprint decides."""
+    write_npz(tmp_path / "a.npz")
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q").exit_code == 0
+    stamp = next((tmp_path / "results").rglob("seed-0.json")).stat().st_mtime_ns
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q").exit_code == 0
+    assert next((tmp_path / "results").rglob("seed-0.json")).stat().st_mtime_ns == stamp
+
+
+# --- 5. thread count: serial and parallel give the same numbers ------------------------------
+
+
+def test_parallel_and_serial_vae_runs_agree_at_equal_thread_count(tmp_path):
+    kwargs = {"seeds": 2, "overrides": SMALL_VAE, "device": "cpu", "threads": 1}
+    serial = gzslbench.run("cada-vae", "synth-tiny", out=tmp_path / "serial", n_jobs=1, **kwargs)
+    parallel = gzslbench.run("cada-vae", "synth-tiny", out=tmp_path / "parallel", n_jobs=2, **kwargs)
+    assert [r["threads"] for r in serial + parallel] == [1, 1, 1, 1]
+    assert [r["device"] for r in serial] == ["cpu", "cpu"]
+    by_seed = {r["seed"]: r["metrics"] for r in parallel}
+    for record in serial:
+        assert record["metrics"] == by_seed[record["seed"]]
+    assert serial[0]["metrics"] != serial[1]["metrics"]  # the seed matters, so agreement means something
+
+
+# --- 8. the recorded command replays the run exactly -----------------------------------------
+
+
+def test_recorded_command_replays_from_another_folder(invoke, tmp_path, monkeypatch):
+    write_npz(tmp_path / "mine.npz")
+    first = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "--set", "gamma=10", "-q")
+    assert first.exit_code == 0
+    record = json.loads(next((tmp_path / "results").rglob("seed-0.json")).read_text())
+    command = record["command"]
+    assert "--device cpu" in command and f"path={tmp_path / 'mine.npz'}" in command
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = shlex.split(command)[2:]  # drop "gzslbench run"
+    replay = CliRunner().invoke(cli, ["run", *args, "-q"], catch_exceptions=False)
+    assert replay.exit_code == 0, replay.output
+    again = json.loads(next((elsewhere / "results").rglob("seed-0.json")).read_text())
+    assert again["config_hash"] == record["config_hash"] and again["metrics"] == record["metrics"]
+    assert again["command"] == command
+
+
+# --- 1. the --val record says how its validation split was made -------------------------------
+
+
+def test_val_record_holds_the_validation_provenance(tmp_path):
+    record = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, validate=True, device="cpu")[0]
+    validation = record["data"]["validation"]
+    assert validation["carved_from"] == "trainval"
+    counts = validation["n_val_train"] + validation["n_val_seen"] + validation["n_val_unseen"]
+    assert counts == record["data"]["n_trainval"]
+    assert "val" in record["metrics"] and record["selection"]["val"].startswith("epoch selected on the validation")
+
+
+# --- 8. packaging truth ----------------------------------------------------------------------
+
+
+def test_dependency_bounds_match_what_the_code_uses():
+    """joblib's return_as='generator_unordered' needs 1.4; tomllib needs Python 3.11 or a tomli fallback."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = {re.split(r"[<>=!~; ]", d, maxsplit=1)[0]: d for d in project["dependencies"]}
+    joblib_floor = re.search(r">=\s*([\d.]+)", deps["joblib"]).group(1)
+    assert tuple(int(x) for x in joblib_floor.split(".")) >= (1, 4)
+    python_floor = re.search(r">=\s*3\.(\d+)", project["requires-python"]).group(1)
+    assert int(python_floor) >= 11 or "python_version < '3.11'" in deps.get("tomli", "")
