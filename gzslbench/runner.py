@@ -20,7 +20,7 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from gzslbench.config import config_hash, load_config_file, parse_assignments, resolve_config
+from gzslbench.config import check_ranges, config_hash, load_config_file, parse_assignments, resolve_config
 from gzslbench.data import GZSLData
 from gzslbench.environment import environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
@@ -108,7 +108,7 @@ def method_config(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Defaults < per-dataset defaults < config file < overrides, checked against the defaults."""
+    """Defaults < per-dataset defaults < config file < overrides, checked against the defaults and ranges."""
     cls = get_method(method)
     layers = [cls.dataset_defaults.get(defaults_from, {})]
     if config_file:
@@ -116,8 +116,9 @@ def method_config(
     layers.append(overrides or {})
     config = resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
     try:
+        check_ranges(config, cls.ranges)
         cls.check_config(config)
-    except ValueError as exc:
+    except ValueError as exc:  # ConfigError included
         raise ConfigError(f"method '{cls.name}': {exc}") from exc
     return config
 
