@@ -30,7 +30,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from gzslbench.claims import ClaimHeld, claimed
-from gzslbench.config import config_hash, load_config_file, parse_assignments, resolve_config
+from gzslbench.config import check_ranges, config_hash, load_config_file, parse_assignments, resolve_config
 from gzslbench.data import GZSLData
 from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
@@ -161,7 +161,7 @@ def method_config(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Defaults < per-dataset defaults < config file < overrides, checked against the defaults."""
+    """Defaults < per-dataset defaults < config file < overrides, checked against the defaults and ranges."""
     cls = get_method(method)
     layers = [defaults_source(method, defaults_from)[0]]
     if config_file:
@@ -169,8 +169,9 @@ def method_config(
     layers.append(overrides or {})
     config = resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
     try:
+        check_ranges(config, cls.ranges)
         cls.check_config(config)
-    except ValueError as exc:
+    except ValueError as exc:  # ConfigError included
         raise ConfigError(f"method '{cls.name}': {exc}") from exc
     return config
 

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
+    from gzslbench.config import Constraint
     from gzslbench.protocol import Split
 
 
@@ -88,15 +89,24 @@ class Method(ABC):
     """Base class of every GZSL method in the registry.
 
     Subclasses set ``description`` (one line), ``reference`` (citation), ``defaults``
-    (every config key with its default: unknown keys are rejected) and optionally
-    ``dataset_defaults`` (per real dataset, e.g. ``{"cub": {...}}``; synthetic datasets use
-    the entry of the real dataset they imitate).
+    (every config key with its default: unknown keys are rejected), ``ranges`` (the valid
+    values of every key) and optionally ``dataset_defaults`` (per real dataset, e.g.
+    ``{"cub": {...}}``; synthetic datasets use the entry of the real dataset they imitate).
+
+    ``ranges`` maps each key to a :class:`~gzslbench.config.Range` (numbers, e.g.
+    ``Range(gt=0)`` or ``Range(ge=1, le="cls_epochs")``), :class:`~gzslbench.config.OneOf`
+    (switches) or :class:`~gzslbench.config.Schedule` (``[factor, start, end]``); true/false
+    keys need none. The core checks them before any run and refuses a value outside them with
+    one line naming key, value and range. A key without a range (a third-party method that
+    declares none) is only type-checked, NaN and infinity refused; ``gzslbench config`` shows
+    it as not declared. ``check_config`` is for rules that ranges cannot state.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    ranges: ClassVar[dict[str, Constraint]] = {}
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # Datasets without reference settings of their own, mapped to the dataset whose settings they
     # borrow and why: {dataset: (borrowed_from, reason)}. Shown by `gzslbench config`, recorded per run.
@@ -133,7 +143,7 @@ class Method(ABC):
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> None:
-        """Raise ValueError for values the types allow but the method does not (called before any run)."""
+        """Raise ValueError for values that types and ``ranges`` allow but the method does not (before any run)."""
         return None
 
     @abstractmethod

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from gzslbench.config import Constraint, Range
 from gzslbench.methods.base import Method, RunContext, Scores
 from gzslbench.protocol import Split
 from gzslbench.registry import register_method
@@ -26,6 +27,7 @@ class ESZSL(Method):
     description = "ESZSL: closed-form bilinear attribute compatibility (Romera-Paredes & Torr, ICML 2015)"
     reference = "Romera-Paredes and Torr, ICML 2015. https://proceedings.mlr.press/v37/romera-paredes15.html"
     defaults: dict[str, Any] = {"gamma": 1000.0, "lam": 1.0}
+    ranges: dict[str, Constraint] = {"gamma": Range(gt=0), "lam": Range(gt=0)}
     dataset_defaults: dict[str, dict[str, Any]] = {}
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:

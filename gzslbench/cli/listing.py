@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gzslbench.cli._group import cli
-from gzslbench.config import parse_assignments
+from gzslbench.config import describe_range, parse_assignments
 from gzslbench.registry import DATASETS, METHODS
 from gzslbench.runner import defaults_source, method_config
 
@@ -28,9 +28,12 @@ def list_command(what: str, pattern: str) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config value.")
 def config_command(method: str, dataset: str, config_file: str | None, overrides: tuple[str, ...]) -> None:
-    """Print the fully resolved config a run would use."""
+    """Print the fully resolved config a run would use, each key with its valid values."""
     defaults_from = DATASETS.get(dataset).defaults_from or dataset
     config = method_config(method, defaults_from, config_file, parse_assignments(overrides))
     click.echo(f"# per-dataset defaults: {defaults_source(method, defaults_from)[1]['note']}")
-    for key, value in config.items():
-        click.echo(f"{key} = {value!r}")
+    ranges = METHODS.get(method).ranges
+    lines = [f"{key} = {value!r}" for key, value in config.items()]
+    width = max((len(line) for line in lines), default=0)
+    for line, key in zip(lines, config, strict=True):
+        click.echo(f"{line.ljust(width)}  # {describe_range(key, config, ranges)}")

@@ -69,12 +69,6 @@ class CrossModalVAEMethod(Method):
     mean NLL ``loss``. Timings: ``vae_s``, ``vae_epoch_s``, ``encode_s``, ``classifier_s``.
     """
 
-    @classmethod
-    def check_config(cls, config: Mapping[str, Any]) -> None:
-        VAESettings.from_config(config)
-        ClassifierSettings.from_config(config)
-        backbone_spec(config, visual_dim=1, attribute_dim=1, n_classes=1)
-
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         device = ctx.device
         vae_settings = VAESettings.from_config(config)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from gzslbench.config import Constraint, OneOf, Range, Schedule
 from gzslbench.methods.vae.method import CrossModalVAEMethod
+from gzslbench.methods.vae.model import BATCH_SAMPLINGS, IEM_EVAL_PERMUTATIONS, VISUAL_HIDDEN_CHOICES
+from gzslbench.methods.vae.parts import NOISE_KINDS, REPARAM_SCALES
 from gzslbench.registry import register_method
 
 ACMR_CITATION = (
@@ -55,6 +58,40 @@ _COMMON: dict[str, Any] = {
     "cls_batch_size": 32,
     "cls_drop_last": True,
     "oracle_from_epoch": 2,
+}
+
+# The valid values of every non-boolean key above, checked before any run (``gzslbench config``
+# shows them). ``epochs=0`` is allowed: the classifier then trains on the untrained encoders, the
+# baseline that shows what VAE training adds. A factor of 0 switches a loss term off and
+# ``unseen_samples=0`` leaves the unseen classes out of the classifier's material.
+VAE_RANGES: dict[str, Constraint] = {
+    "epochs": Range(ge=0),
+    "batch_size": Range(ge=1),
+    "latent_size": Range(ge=1),
+    "visual_encoder_hidden": Range(ge=1),
+    "visual_decoder_hidden": Range(ge=1),
+    "attribute_encoder_hidden": Range(ge=1),
+    "attribute_decoder_hidden": Range(ge=1),
+    "iem_hidden": Range(ge=1),
+    "visual_hidden": OneOf(VISUAL_HIDDEN_CHOICES),
+    "lr": Range(gt=0),
+    "iem_lr": Range(gt=0),
+    "vsa_lr": Range(gt=0),
+    "kl_schedule": Schedule(),
+    "distance_schedule": Schedule(),
+    "classify_schedule": Schedule(),
+    "cross_schedule": Schedule(),
+    "reparam_scale": OneOf(REPARAM_SCALES),
+    "noise": OneOf(NOISE_KINDS),
+    "iem_eval_permutation": OneOf(IEM_EVAL_PERMUTATIONS),
+    "batch_sampling": OneOf(BATCH_SAMPLINGS),
+    "seen_samples": Range(ge=1),
+    "unseen_samples": Range(ge=0),
+    "cls_epochs": Range(ge=1),
+    "cls_lr": Range(gt=0),
+    "cls_beta1": Range(ge=0, lt=1),
+    "cls_batch_size": Range(ge=1),
+    "oracle_from_epoch": Range(ge=1, le="cls_epochs"),  # a later epoch would leave nothing to select from
 }
 
 ACMR_DATASETS: dict[str, dict[str, Any]] = {
@@ -138,6 +175,7 @@ class ACMR(CrossModalVAEMethod):
     description: ClassVar[str] = "ACMR: two VAEs with IEM gates and VSA latent classifiers (AAAI 2022)."
     reference: ClassVar[str] = ACMR_CITATION
     defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=True, use_vsa=True)
+    ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
 
@@ -148,6 +186,7 @@ class DualVAE(CrossModalVAEMethod):
     description: ClassVar[str] = "ACMR ablation: two VAEs with reconstruction, KL and alignment only."
     reference: ClassVar[str] = ACMR_CITATION + " Table 3."
     defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=False, use_vsa=False)
+    ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
 
@@ -158,6 +197,7 @@ class IEVAE(CrossModalVAEMethod):
     description: ClassVar[str] = "ACMR ablation: two VAEs plus IEM gates, no VSA."
     reference: ClassVar[str] = ACMR_CITATION + " Table 3."
     defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=True, use_vsa=False)
+    ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
 
@@ -168,6 +208,7 @@ class VSAVAE(CrossModalVAEMethod):
     description: ClassVar[str] = "ACMR ablation: two VAEs plus VSA latent classifiers, no IEM."
     reference: ClassVar[str] = ACMR_CITATION + " Table 3."
     defaults: ClassVar[dict[str, Any]] = _acmr_family(use_iem=False, use_vsa=True)
+    ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
 
@@ -178,5 +219,6 @@ class CADAVAE(CrossModalVAEMethod):
     description: ClassVar[str] = "CADA-VAE: two VAEs with cross-reconstruction and distribution alignment."
     reference: ClassVar[str] = CADA_CITATION
     defaults: ClassVar[dict[str, Any]] = _CADA
+    ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = CADA_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
