@@ -97,7 +97,7 @@ def test_a_run_with_parts_switched_off_is_saved_as_ok(invoke, tmp_path):
 
 def test_config_command_shows_each_keys_range(invoke):
     shown = invoke("config", "-m", "acmr", "-d", "synth-cub", "--set", "cls_epochs=80")
-    lines = {line.split(" = ")[0]: line for line in shown.output.splitlines()}
+    lines = {line.split(" = ")[0]: line for line in shown.output.splitlines() if not line.startswith("#")}
     assert lines["lr"].endswith("# > 0") and lines["unseen_samples"].endswith("# >= 0")
     assert lines["oracle_from_epoch"].endswith("# >= 1 and <= cls_epochs (= 80)")
     assert lines["noise"].endswith("# one of 'per_sample', 'per_dim'") and lines["use_iem"].endswith("# true or false")
