@@ -156,7 +156,8 @@ def _tune(**kwargs: Any) -> None:
 def _print_search(result: TuneResult) -> None:
     rows = []
     for i, point in enumerate(result.points):
-        row: dict[str, Any] = {" ": "*" if i == result.chosen_index else "", **point["values"]}
+        row: dict[str, Any] = {" ": "*" if i == result.chosen_index else ""}
+        row |= {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in point["values"].items()}
         for metric in ("U", "S", "H"):
             value = point[f"val_{metric}"]  # type: ignore[literal-required]
             row[f"val {metric}"] = "–" if value is None else f"{value:.1f}"
