@@ -299,9 +299,9 @@ def sweep(
         random=random,
         random_seed=random_seed,
         seed=seed_start,
-        overrides=_mapping(overrides),
+        overrides=as_mapping(overrides),
         config_file=config_file,
-        options=_mapping(options),
+        options=as_mapping(options),
         data_dir=data_dir,
         device=device,
         threads=threads or default_threads(n_jobs),
@@ -316,5 +316,6 @@ def sweep(
     return run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)
 
 
-def _mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+    """``key=value`` strings (as the CLI passes them) or a mapping, as a dict."""
     return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])

@@ -53,7 +53,7 @@ from gzslbench.runner import (
     load_dataset,
     run_specs,
 )
-from gzslbench.sweep import Expansion, Grid, _mapping, expand, grid_name, parse_grid
+from gzslbench.sweep import Expansion, Grid, as_mapping, expand, grid_name, parse_grid
 
 SELECTED_ON = "validation split only (no test data read)"
 SEARCH_SCHEMA = 1
@@ -265,9 +265,9 @@ def tune(
         random=random,
         random_seed=random_seed,
         seed=seed_start,
-        overrides=_mapping(overrides),
+        overrides=as_mapping(overrides),
         config_file=config_file,
-        options=_mapping(options),
+        options=as_mapping(options),
         data_dir=data_dir,
         device=device,
         threads=threads,
@@ -276,6 +276,12 @@ def tune(
     name = name or grid_name(expansion.base.method, parsed, random, random_seed)
     specs = [replace(expansion.base, config=config, sweep=name) for config in expansion.configs]
     results = search(specs, expansion.data, out, n_jobs=n_jobs, force=force, quiet=quiet)
+    busy = [r for r in results if r.get("status") == "busy"]
+    if busy:
+        raise GZSLBenchError(
+            f"{len(busy)} grid point(s) are being searched by another process (e.g. {busy[0]['error']}); "
+            "run the command again when it is done"
+        )
     points = [point_summary(values, result) for values, result in zip(expansion.points, results, strict=True)]
     best = choose(points)
     several_epochs = any(len(r.get("val") or []) > 1 for r in results if r.get("status") == "ok")
