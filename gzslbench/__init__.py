@@ -5,6 +5,7 @@ Usage::
     import gzslbench
     records = gzslbench.run("eszsl", "synth-cub", seeds=3)
     frame = gzslbench.load_results("results")
+    best = gzslbench.tune("eszsl", "synth-cub", seeds=3)  # hyper-parameters chosen on validation
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ _mount(_Path(__file__).resolve().parent)
 from gzslbench.registry import DATASETS, METHODS, register_dataset, register_method  # noqa: E402
 from gzslbench.results import load_results  # noqa: E402
 from gzslbench.runner import get_method, load_dataset, run  # noqa: E402
+from gzslbench.sweep import sweep  # noqa: E402
+from gzslbench.tuning import tune  # noqa: E402
 
 
 def list_methods(pattern: str = "*") -> list[str]:
@@ -41,4 +44,6 @@ __all__ = [
     "register_dataset",
     "register_method",
     "run",
+    "sweep",
+    "tune",
 ]

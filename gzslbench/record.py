@@ -62,6 +62,33 @@ class SelectedMetrics(TypedDict, total=False):
     val_H: float  # `val` mode only: the validation H that chose the epoch
 
 
+class TuningPoint(TypedDict, total=False):
+    """One grid point of a validation search."""
+
+    values: dict[str, Any]  # the grid values as written (e.g. {"gamma": 0.1, "lam": 1.0})
+    config_hash: str
+    status: str  # ok, or failed (e.g. the loss diverged): then val_H is None
+    val_H: float | None  # the point's validation H at its best candidate epoch
+    val_U: float | None
+    val_S: float | None
+    epoch: int | None  # that candidate epoch (1 for single-candidate methods)
+
+
+class TuningBlock(TypedDict, total=False):
+    """How the config of a tuned run was chosen (``gzslbench tune``); absent on other runs."""
+
+    name: str  # the search's name (the sweep tag)
+    grid: dict[str, list[Any]]  # key -> candidate values
+    random: int | None  # points sampled from the grid, or None for the whole product
+    chosen: dict[str, Any]  # the grid values of the selected point
+    chosen_epoch: int | None  # its best validation epoch
+    val_H: float  # the selected point's validation H
+    points: list[TuningPoint]  # every point searched, in grid order
+    search_seed: int  # the seed each point was trained with on the validation split
+    validation: dict[str, Any]  # protocol.validation_split provenance
+    selected_on: str  # "validation split only (no test data read)"
+
+
 class RunRecord(TypedDict, total=False):
     """One run's record. Keys marked 'ok only' are present when status is 'ok'."""
 
@@ -78,6 +105,7 @@ class RunRecord(TypedDict, total=False):
     device: str  # torch device the run used (cpu, cuda, cuda:1)
     threads: int  # torch intra-op threads: results can differ in the last bits with another count
     validate: bool  # trained again on the validation split for the `val` mode
+    sweep: str | None  # name of the sweep / tuning search that planned the run, else None
     command: str  # the CLI command that repeats exactly this run
     # --- provenance ---
     protocol: dict[str, Any]  # protocol.PROTOCOL
@@ -95,6 +123,7 @@ class RunRecord(TypedDict, total=False):
     selection: dict[str, str]  # ok only: selection mode -> what it means (protocol.SELECTION_MODES)
     history: dict[str, Any]  # train: per-epoch losses; test / val: per-epoch U/S/H rows
     timings: dict[str, float]  # seconds: total_s and the method's stages
+    tuning: TuningBlock  # tuned runs only: the config was chosen on the validation split (gzslbench tune)
 
 
 REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")

@@ -115,6 +115,9 @@ def load_results(
 ) -> pd.DataFrame:
     """A long DataFrame: one row per (run, selection mode) with U, S, H, the selected epoch and provenance.
 
+    ``tuned`` is True for runs whose config ``gzslbench tune`` chose on the validation split (for tables
+    to mark); ``sweep`` names the sweep that planned the run, if any.
+
     Failed runs give one row with ``mode`` None and their ``error`` when ``include_failed``;
     unusable record files are reported in ``problems``.
     """
@@ -129,6 +132,8 @@ def load_results(
             "data_fingerprint": (record.get("data") or {}).get("fingerprint"),
             "code_version": code_label(record),
             "device": record.get("device"),
+            "tuned": bool(record.get("tuning")),
+            "sweep": record.get("sweep"),
         }
         if record["status"] != "ok":
             if include_failed:
@@ -137,6 +142,7 @@ def load_results(
         for mode, values in record["metrics"].items():
             rows.append({**base, "mode": mode, "epoch": values.get("epoch"), **{m: values.get(m) for m in METRICS}})
     columns = ["method", "dataset", "config_hash", "seed", "status", "mode", "epoch", *METRICS, *PROVENANCE_COLUMNS]
+    columns += ["tuned", "sweep"]
     return pd.DataFrame(rows, columns=columns + (["error"] if include_failed else []))
 
 

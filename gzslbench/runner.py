@@ -63,7 +63,8 @@ class RunSpec:
 
     ``threads`` is part of the spec because the torch thread count can change results in the
     last bits; ``data_fingerprint`` (of the data loaded when the spec was planned) and
-    ``defaults_source`` are carried for the record and the resume check, not for identity.
+    ``defaults_source`` are carried for the record and the resume check, not for identity; so is
+    ``sweep``, the name of the sweep that planned the run.
     """
 
     method: str
@@ -77,6 +78,7 @@ class RunSpec:
     threads: int = 1
     defaults_source: dict[str, str] = field(default_factory=dict)
     data_fingerprint: str | None = None
+    sweep: str | None = None  # the sweep or tuning search that planned the run; a tag, not identity
 
     @property
     def data_key(self) -> tuple:
@@ -256,6 +258,12 @@ def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSp
     return stale
 
 
+def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) -> list[dict]:
+    """Train ``spec``'s method on the ``kind`` split of ``data`` and score every candidate (tuning uses ``val``)."""
+    torch.set_num_threads(spec.threads)
+    return _evaluate_all(get_method(spec.method)(), data, kind, spec, ctx)
+
+
 def _evaluate_all(method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx: RunContext) -> list[dict]:
     split = make_split(data, kind)
     rows = []
@@ -298,6 +306,7 @@ def new_record(spec: RunSpec) -> RunRecord:
         "device": spec.device,
         "threads": torch.get_num_threads(),
         "validate": spec.validate,
+        "sweep": spec.sweep,
         "command": spec.command(),
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]

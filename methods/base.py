@@ -114,6 +114,15 @@ class Method(ABC):
     # Default validation grid of the method's key hyper-parameters for `gzslbench tune`:
     # {key: [candidate values]}, searched as a cartesian product on the validation split.
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    # Per real dataset, axes that replace those of ``search_space`` (e.g. a loss weight whose
+    # reference value differs by an order of magnitude on one dataset).
+    dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {}
+
+    @classmethod
+    def search_space_for(cls, dataset: str) -> dict[str, list[Any]]:
+        """The default validation grid for data that takes ``dataset``'s settings (empty: none declared)."""
+        source = cls.nearest_defaults.get(dataset, (dataset, ""))[0]
+        return {**cls.search_space, **cls.dataset_search_space.get(source, {})}
 
     @classmethod
     def defaults_for(cls, dataset: str) -> tuple[dict[str, Any], dict[str, str]]:

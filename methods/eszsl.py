@@ -28,6 +28,11 @@ class ESZSL(Method):
     reference = "Romera-Paredes and Torr, ICML 2015. https://proceedings.mlr.press/v37/romera-paredes15.html"
     defaults: dict[str, Any] = {"gamma": 1000.0, "lam": 1.0}
     ranges: dict[str, Constraint] = {"gamma": Range(gt=0), "lam": Range(gt=0)}
+    # Xian et al. 2018 (TPAMI) search both regularisers over 10^-3 .. 10^3 on the validation split.
+    search_space: dict[str, list[Any]] = {
+        "gamma": [10.0**k for k in range(-3, 4)],
+        "lam": [10.0**k for k in range(-3, 4)],
+    }
     dataset_defaults: dict[str, dict[str, Any]] = {}
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from gzslbench.cli._group import cli
@@ -27,9 +29,15 @@ def list_command(what: str, pattern: str) -> None:
 @click.option("--dataset", "-d", required=True, help="Registered dataset name (its defaults apply).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config value.")
-def config_command(method: str, dataset: str, config_file: str | None, overrides: tuple[str, ...]) -> None:
-    """Print the fully resolved config a run would use, each key with its valid values."""
+@click.option("--grid", "show_grid", is_flag=True, help="Print the method's search space (what `tune` searches).")
+def config_command(
+    method: str, dataset: str, config_file: str | None, overrides: tuple[str, ...], show_grid: bool
+) -> None:
+    """Print the fully resolved config a run would use (with --grid: the method's search space)."""
     defaults_from = DATASETS.get(dataset).defaults_from or dataset
+    if show_grid:
+        _print_search_space(method, dataset, defaults_from)
+        return
     config = method_config(method, defaults_from, config_file, parse_assignments(overrides))
     click.echo(f"# per-dataset defaults: {defaults_source(method, defaults_from)[1]['note']}")
     ranges = METHODS.get(method).ranges
@@ -37,3 +45,15 @@ def config_command(method: str, dataset: str, config_file: str | None, overrides
     width = max((len(line) for line in lines), default=0)
     for line, key in zip(lines, config, strict=True):
         click.echo(f"{line.ljust(width)}  # {describe_range(key, config, ranges)}")
+
+
+def _print_search_space(method: str, dataset: str, defaults_from: str) -> None:
+    cls = METHODS.get(method)
+    space = cls.search_space_for(defaults_from)
+    if not space:
+        click.echo(f"# method '{cls.name}' declares no search space; `gzslbench tune` needs --grid KEY=[values]")
+        return
+    for key, values in space.items():
+        click.echo(f"{key} = {values!r}")
+    points = math.prod(len(v) for v in space.values())
+    click.echo(f"# {points} points; `gzslbench tune -m {cls.name} -d {dataset}` chooses among them on validation")

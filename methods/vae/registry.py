@@ -165,6 +165,14 @@ NEAREST_DEFAULTS: dict[str, tuple[str, str]] = {
 }
 
 
+# Validation grids over the loss weights that ACMR's Figure 5 sweeps: alpha (KL) from 1 to 5, beta
+# (alignment) from 1 to 12, lambda (VSA classification) from 285 to 305, on AWA2 from 70 to 90;
+# three values per axis (ends and middle). ``key[0]`` is the factor of a [factor, start, end] schedule.
+ALIGNMENT_SPACE: dict[str, list[Any]] = {"kl_schedule[0]": [1.0, 3.0, 5.0], "distance_schedule[0]": [1.0, 6.0, 12.0]}
+VSA_SPACE: dict[str, list[Any]] = {**ALIGNMENT_SPACE, "classify_schedule[0]": [285.0, 295.0, 305.0]}
+VSA_DATASET_SPACE: dict[str, dict[str, list[Any]]] = {"awa2": {"classify_schedule[0]": [70.0, 80.0, 90.0]}}
+
+
 def _acmr_family(**flags: bool) -> dict[str, Any]:
     return {**_COMMON, **flags}
 
@@ -178,6 +186,8 @@ class ACMR(CrossModalVAEMethod):
     ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
+    search_space: ClassVar[dict[str, list[Any]]] = VSA_SPACE
+    dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = VSA_DATASET_SPACE
 
 
 @register_method("dual-vae")
@@ -189,6 +199,7 @@ class DualVAE(CrossModalVAEMethod):
     ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
+    search_space: ClassVar[dict[str, list[Any]]] = ALIGNMENT_SPACE
 
 
 @register_method("ie-vae")
@@ -200,6 +211,7 @@ class IEVAE(CrossModalVAEMethod):
     ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
+    search_space: ClassVar[dict[str, list[Any]]] = ALIGNMENT_SPACE
 
 
 @register_method("vsa-vae")
@@ -211,6 +223,8 @@ class VSAVAE(CrossModalVAEMethod):
     ranges: ClassVar[dict[str, Constraint]] = VAE_RANGES
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = ACMR_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = NEAREST_DEFAULTS
+    search_space: ClassVar[dict[str, list[Any]]] = VSA_SPACE
+    dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = VSA_DATASET_SPACE
 
 
 @register_method("cada-vae")
