@@ -27,6 +27,17 @@ class ESZSL(Method):
     reference = "Romera-Paredes and Torr, ICML 2015. https://proceedings.mlr.press/v37/romera-paredes15.html"
     defaults: dict[str, Any] = {"gamma": 1000.0, "lam": 1.0}
     dataset_defaults: dict[str, dict[str, Any]] = {}
+    # Xian et al. 2018's validation grid: 10^-3 .. 10^3 for both regularisers.
+    search_space: dict[str, list[Any]] = {
+        "gamma": [10.0**k for k in range(-3, 4)],
+        "lam": [10.0**k for k in range(-3, 4)],
+    }
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> None:
+        for key in ("gamma", "lam"):
+            if not config[key] > 0:
+                raise ValueError(f"{key}={config[key]!r} is out of range: it must be > 0")
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         dev, dtype = ctx.device, torch.float64
