@@ -107,7 +107,13 @@ class Registry(Generic[T]):
 METHODS: Registry = Registry(
     "method",
     "gzslbench.methods",
-    builtin_modules=("gzslbench.methods.eszsl", "gzslbench.methods.vae.registry"),
+    builtin_modules=(
+        "gzslbench.methods.eszsl",
+        "gzslbench.methods.sae",
+        "gzslbench.methods.ale",
+        "gzslbench.methods.devise",
+        "gzslbench.methods.vae.registry",
+    ),
 )
 DATASETS: Registry = Registry(
     "dataset",

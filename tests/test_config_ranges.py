@@ -116,7 +116,7 @@ def test_every_registered_method_declares_a_range_for_every_key(name):
 @pytest.mark.parametrize("name", METHODS.names())
 def test_every_methods_own_defaults_are_in_range(name):
     cls = METHODS.get(name)
-    for defaults_from in ["none", *cls.dataset_defaults]:
+    for defaults_from in [*cls.dataset_defaults, *cls.nearest_defaults] or ["any"]:
         method_config(name, defaults_from)
 
 

@@ -24,6 +24,6 @@ def test_method_runs_and_is_deterministic(method, device, tmp_path):
     assert first["env"]["device"].startswith(device)
     for mode in ("last", "oracle"):
         assert all(0.0 <= first["metrics"][mode][m] <= 100.0 for m in ("U", "S", "H", "U_restricted"))
-    assert len(first["history"]["test"]) == overrides.get("cls_epochs", 1)
+    assert len(first["history"]["test"]) == overrides.get("cls_epochs", overrides.get("epochs", 1))
     if device == "cpu":
         assert first["metrics"] == second["metrics"]
