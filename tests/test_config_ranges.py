@@ -141,7 +141,7 @@ def test_a_method_without_ranges_is_type_checked_and_refuses_only_non_finite_num
     with pytest.raises(ConfigError, match=r"config 'alpha': expected a number"):
         method_config("plain-method", "cub", overrides={"alpha": "many"})
     shown = invoke("config", "-m", "plain-method", "-d", "synth-cub")
-    assert shown.output.splitlines()[0].split() == [
+    assert shown.output.splitlines()[1].split() == [
         "alpha",
         "=",
         "1.0",
