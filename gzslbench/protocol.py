@@ -15,14 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from gzslbench.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
 from gzslbench.data import GZSLData
 from gzslbench.errors import DataError
 from gzslbench.metrics import gzsl_metrics
+
+if TYPE_CHECKING:
+    from gzslbench.methods.base import Scores
 
 PROTOCOL = {"name": "gzsl-proposed-split", "version": 2, "accuracy": "mean per-class top-1, percent"}
 # The model-selection modes, defined once: name -> what the reported number is.
@@ -173,6 +177,31 @@ def evaluate(split: Split, seen_scores: torch.Tensor, unseen_scores: torch.Tenso
         torch.as_tensor(split.test_unseen_y, device=device),
         torch.as_tensor(split.unseen, device=device),
     )
+
+
+def calibrated_metrics(test: tuple[Split, Scores], val: tuple[Split, Scores] | None = None) -> dict[str, float]:
+    """AUSUC of the test scores and, given validation scores, the calibrated-stacking U/S/H (Chao et al. 2016).
+
+    The calibration gamma is chosen on the validation split's curve only (best validation H), then
+    applied to the test scores; without a validation run there is no H_cs. In percent, like U/S/H.
+    """
+    split, scores = test
+    curve = seen_unseen_curve(
+        scores.seen, split.test_seen_y, scores.unseen, split.test_unseen_y, split.seen, split.unseen
+    )
+    out = {"AUSUC": 100.0 * ausuc(curve)}
+    if val is not None:
+        vsplit, vscores = val
+        gamma = choose_gamma(
+            seen_unseen_curve(
+                vscores.seen, vsplit.test_seen_y, vscores.unseen, vsplit.test_unseen_y, vsplit.seen, vsplit.unseen
+            )
+        )
+        cs = calibrated_h(
+            scores.seen, split.test_seen_y, scores.unseen, split.test_unseen_y, split.seen, split.unseen, gamma
+        )
+        out.update(U_cs=cs["U"], S_cs=cs["S"], H_cs=cs["H"], gamma_cs=gamma)
+    return out
 
 
 def _best(rows: list[dict], first_epoch: int) -> dict:

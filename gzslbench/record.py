@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 from gzslbench.errors import GZSLBenchError
 
 SCHEMA_VERSION = 2
-METRICS = ("U", "S", "H", "U_restricted")
+METRICS = ("U", "S", "H", "U_restricted", "AUSUC", "U_cs", "S_cs", "H_cs")
 
 
 class RecordError(GZSLBenchError):
@@ -60,6 +60,11 @@ class SelectedMetrics(TypedDict, total=False):
     H: float  # harmonic mean of U and S
     U_restricted: float  # test_unseen scored over the unseen classes only (not the papers' ZSL accuracy)
     val_H: float  # `val` mode only: the validation H that chose the epoch
+    AUSUC: float  # `last` only: area under the seen-unseen curve of calibrated stacking, percent (100 = perfect)
+    U_cs: float  # `last` with --val only: U after calibrated stacking, gamma chosen on the validation split
+    S_cs: float  # idem, S
+    H_cs: float  # idem, H
+    gamma_cs: float  # the calibration constant subtracted from seen-class scores
 
 
 class TuningPoint(TypedDict, total=False):

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
@@ -34,8 +35,17 @@ from gzslbench.config import check_ranges, config_hash, load_config_file, parse_
 from gzslbench.data import GZSLData
 from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
-from gzslbench.methods.base import Method, RunContext, TrainingDiverged
-from gzslbench.protocol import PROTOCOL, SELECTION_MODES, evaluate, make_split, select, validation_split
+from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.protocol import (
+    PROTOCOL,
+    SELECTION_MODES,
+    Split,
+    calibrated_metrics,
+    evaluate,
+    make_split,
+    select,
+    validation_split,
+)
 from gzslbench.record import SCHEMA_VERSION, RunRecord
 from gzslbench.registry import DATASETS, METHODS
 from gzslbench.results import read_record, record_path, remove_stale_temp_files, write_json_atomic
@@ -78,6 +88,7 @@ class RunSpec:
     threads: int = 1
     defaults_source: dict[str, str] = field(default_factory=dict)
     data_fingerprint: str | None = None
+    save_scores: bool = False
     sweep: str | None = None  # the sweep or tuning search that planned the run; a tag, not identity
 
     @property
@@ -197,6 +208,7 @@ def plan(
     device: str = "auto",
     validate: bool = False,
     threads: int | None = None,
+    save_scores: bool = False,
     loaded: dict[tuple, GZSLData] | None = None,
 ) -> list[RunSpec]:
     """Resolve names, options and configs into RunSpecs, loading (and so checking) each dataset once.
@@ -231,6 +243,7 @@ def plan(
                     threads or default_threads(1),
                     source,
                     data.fingerprint,
+                    save_scores,
                 )
                 for seed in seeds
             ]
@@ -261,17 +274,39 @@ def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSp
 def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) -> list[dict]:
     """Train ``spec``'s method on the ``kind`` split of ``data`` and score every candidate (tuning uses ``val``)."""
     torch.set_num_threads(spec.threads)
-    return _evaluate_all(get_method(spec.method)(), data, kind, spec, ctx)
+    return _evaluate_all(get_method(spec.method)(), data, kind, spec, ctx)[0]
 
 
-def _evaluate_all(method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx: RunContext) -> list[dict]:
+def _evaluate_all(
+    method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx: RunContext
+) -> tuple[list[dict], tuple[Split, Scores]]:
+    """Per-candidate metric rows, and the split with the last candidate's scores (for AUSUC)."""
     split = make_split(data, kind)
-    rows = []
+    rows, last = [], None
     for scores in method.predict(split, spec.config, ctx):
         if not (torch.isfinite(scores.seen).all() and torch.isfinite(scores.unseen).all()):
             raise TrainingDiverged(f"{kind} scores of epoch {scores.epoch} contain NaN or infinite values")
         rows.append({"epoch": scores.epoch, **evaluate(split, scores.seen, scores.unseen)})
-    return rows
+        last = scores
+    if last is None:
+        raise RuntimeError(f"method '{spec.method}' yielded no candidate model")
+    return rows, (split, last)
+
+
+def save_scores(path: Path, split: Split, scores: Scores) -> None:
+    """The last candidate's test scores as float16, with labels and class roles, written atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(
+        tmp,
+        seen_scores=scores.seen.detach().cpu().numpy().astype(np.float16),
+        unseen_scores=scores.unseen.detach().cpu().numpy().astype(np.float16),
+        seen_y=split.test_seen_y,
+        unseen_y=split.test_unseen_y,
+        seen_classes=split.seen,
+        unseen_classes=split.unseen,
+        epoch=np.asarray(scores.epoch),
+    )
+    os.replace(tmp, path)
 
 
 def _data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str, Any]:
@@ -316,7 +351,9 @@ def new_record(spec: RunSpec) -> RunRecord:
     }
 
 
-def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None) -> RunRecord:
+def execute(
+    spec: RunSpec, progress: bool = False, data: GZSLData | None = None, scores_path: Path | None = None
+) -> RunRecord:
     """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
@@ -328,12 +365,15 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
             data = load_dataset(spec.dataset, spec.data_dir, spec.dataset_options)
         record["data"] = _data_block(data, spec.validate, record["warnings"])  # type: ignore[typeddict-item]
         method = get_method(spec.method)()
-        test_rows = _evaluate_all(method, data, "test", spec, ctx)
-        val_rows, val_ctx = None, RunContext(seed=spec.seed, device=device, progress=progress)
+        test_rows, test_last = _evaluate_all(method, data, "test", spec, ctx)
+        val_rows, val_last, val_ctx = None, None, RunContext(seed=spec.seed, device=device, progress=progress)
         if spec.validate:
-            val_rows = _evaluate_all(method, data, "val", spec, val_ctx)
+            val_rows, val_last = _evaluate_all(method, data, "val", spec, val_ctx)
             ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
         metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
+        metrics["last"].update(calibrated_metrics(test_last, val_last))
+        if scores_path is not None:
+            save_scores(scores_path, *test_last)
         record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
         record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
         record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
@@ -361,7 +401,8 @@ def _execute_and_save(
         with claimed(path):
             if not force and is_finished(spec, out):
                 return read_record(path) or busy_record(spec, "finished by another process")
-            record = execute(spec, progress, data)
+            scores_path = path.with_name(f"{path.stem}.scores.npz") if spec.save_scores else None
+            record = execute(spec, progress, data, scores_path)
             write_json_atomic(path, record)
             return record
     except ClaimHeld as exc:
@@ -479,6 +520,7 @@ def run(
     threads: int | None = None,
     force: bool = False,
     validate: bool = False,
+    save_scores: bool = False,
     quiet: bool = True,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
@@ -506,6 +548,7 @@ def run(
         data_dir=data_dir,
         device=device,
         validate=validate,
+        save_scores=save_scores,
         threads=threads or default_threads(n_jobs),
         loaded=loaded,
     )

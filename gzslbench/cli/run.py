@@ -55,6 +55,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
 @click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs].")
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
+@click.option("--save-scores", is_flag=True, help="Keep each run's final test scores (float16) beside its record.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
@@ -71,6 +72,7 @@ def run_command(
     n_jobs: int,
     threads: int | None,
     validate: bool,
+    save_scores: bool,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -91,6 +93,7 @@ def run_command(
             threads=threads,
             force=force,
             validate=validate,
+            save_scores=save_scores,
             quiet=quiet,
         )
     _print_summary(records, out)
