@@ -14,6 +14,8 @@ only that run: the scheduler hands the task to another worker until the task has
 failed. Its record is never half-written: records are renamed into place, the dead worker's
 claim lock died with it, and what it left (claim file, temp file) is removed here. A task that
 raises instead of dying (a filesystem error while saving, say) is resubmitted ``RETRIES`` times.
+A scheduler of one's own should set ``distributed.scheduler.worker-saturation`` to 1.0, as the
+LocalCluster here does, so that no run waits queued on a worker that another run kills.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 RETRIES = 1
+# A worker holds only the run it executes: runs queued on a worker that dies would count that death
+# against their own allowed failures, and runs last minutes, so holding a next one gains nothing.
+WORKER_SATURATION = 1.0
 CONNECT_TIMEOUT_S = 20.0
 INSTALL_HINT = "pip install 'gzslbench[dask]'"
 
@@ -56,6 +61,8 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
     (the spec's ``threads``), and separate processes keep one run's crash from taking others along.
     """
     distributed = _distributed()
+    import dask.config
+
     if scheduler:
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
@@ -65,6 +72,7 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
             yield client
         return
     with (
+        dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}),
         distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

@@ -399,6 +399,17 @@ def load_seconds(size: BenchSize) -> dict[str, float]:
     return {"load_cold_s": times[0], "load_cached_s": times[1], "load_size_mb": mb}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MiB.
 
@@ -513,7 +524,7 @@ def run_bench(
         "size": shape.name,
         "quick": quick,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cores": cores,
         "threads": threads,
         "torch": torch.__version__,
