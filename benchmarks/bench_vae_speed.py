@@ -21,10 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from gzslbench.bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
 from gzslbench.methods.base import RunContext
-from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, make_optimizer
-from gzslbench.methods.vae.parts import Dense
-from gzslbench.protocol import Split
+from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
 from gzslbench.registry import METHODS
 
 REFERENCE_VAE_EPOCH_S = 9.0
@@ -33,41 +32,13 @@ TARGET_VAE_EPOCH_S = 4.5
 TARGET_CLASSIFIER_S = 9.0
 
 
-def cub_sized_split(seed: int = 0) -> Split:
-    """Random data with CUB's shapes: 7057 training instances of 150 classes, 2048-d, 312-d attributes."""
-    rng = np.random.default_rng(seed)
-    n_seen, n_unseen, n_train, n_test_seen, n_test_unseen = 150, 50, 7057, 1764, 2967
-    k = n_seen + n_unseen
-    train_y = np.sort(np.arange(n_train) % n_seen)
-    return Split(
-        kind="test",
-        train_x=rng.random((n_train, 2048), dtype=np.float32),
-        train_y=train_y.astype(np.int64),
-        test_seen_x=rng.random((n_test_seen, 2048), dtype=np.float32),
-        test_seen_y=(np.arange(n_test_seen) % n_seen).astype(np.int64),
-        test_unseen_x=rng.random((n_test_unseen, 2048), dtype=np.float32),
-        test_unseen_y=(n_seen + np.arange(n_test_unseen) % n_unseen).astype(np.int64),
-        attributes=rng.random((k, 312), dtype=np.float32),
-        seen=np.arange(n_seen),
-        unseen=np.arange(n_seen, k),
-        class_ids=np.arange(k),
-        defaults_from="cub",
-    )
-
-
-def cub_config(method: str) -> dict:
-    """The method's config with its CUB defaults."""
-    cls = METHODS.get(method)
-    return {**cls.defaults, **cls.dataset_defaults.get("cub", {})}
-
-
 def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu") -> dict[str, float]:
     """Seconds per VAE epoch, latent encoding and classifier stage of one run with CUB defaults."""
     cls = METHODS.get(method)
-    config = {**cub_config(method), "epochs": vae_epochs, "cls_epochs": cls_epochs}
+    config = {**method_config(method), "epochs": vae_epochs, "cls_epochs": cls_epochs}
     ctx = RunContext(seed=0, device=torch.device(device))
     start = time.perf_counter()
-    n_scores = sum(1 for _ in cls().predict(cub_sized_split(), config, ctx))
+    n_scores = sum(1 for _ in cls().predict(random_split(SIZES["cub"]), config, ctx))
     wall = time.perf_counter() - start
     assert n_scores == cls_epochs
     return {
@@ -79,22 +50,14 @@ def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str 
     }
 
 
-def matmul_gflops(repeats: int = 50) -> float:
+def matmul_gflops() -> float:
     """GFLOP/s of the dominant product (50 x 2048 @ 2048 x 1560, fp32) here: the machine's yardstick."""
-    a, b = torch.rand(50, 2048), torch.rand(2048, 1560)
-    for _ in range(5):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * 50 * 2048 * 1560 * repeats / (time.perf_counter() - start) / 1e9
+    return gemm_gflops(Gemm("visual_encoder.hidden", "forward", 50, 2048, 1560))
 
 
 def cub_model(method: str) -> tuple[CrossModalVAE, dict]:
     """The method's VAE backbone at CUB size (on the CPU, seed 0) and its CUB config."""
-    config = cub_config(method)
-    model = CrossModalVAE(backbone_spec(config, 2048, 312, 200), torch.device("cpu"), torch.Generator().manual_seed(0))
-    return model, config
+    return build_model(SIZES["cub"], method)
 
 
 def vae_step(model: CrossModalVAE, config: dict) -> Callable[[], tuple[float, float, float]]:
@@ -140,33 +103,16 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
 
 
-def dense_gflop_per_iteration(model: CrossModalVAE, batch: int = 50) -> float:
-    """GFLOP of the fully connected layers' products in one training iteration of ``model``.
-
-    Forward, weight gradient and input gradient of every layer (no input gradient for the
-    encoders' first layers, whose input is data); decoders see twice the rows with
-    cross-reconstruction.
-    """
-    flop = 0
-    for name, layer in model.named_modules():
-        if not isinstance(layer, Dense):
-            continue
-        rows = 2 * batch if "decoder" in name and model.spec.use_cross_reconstruction else batch
-        products = 2 if name.endswith("encoder.hidden") else 3
-        flop += products * 2 * rows * layer.in_features * layer.out_features
-    return flop / 1e9
-
-
 def breakdown(method: str = "acmr", iterations: int = 143) -> str:
     """Median milliseconds of the forward pass, backward pass and optimizer step of a VAE iteration,
-    next to the time of its fully connected products at the machine's measured matmul speed."""
+    next to the time of its matrix products (:func:`gzslbench.bench.iteration_flops`) at the yardstick speed."""
     model, config = cub_model(method)
     step = vae_step(model, config)
     for _ in range(5):
         step()
     times = np.array([step() for _ in range(iterations)]) * 1e3
     forward, backward, optimizer = np.median(times, axis=0)
-    gflop, speed = dense_gflop_per_iteration(model), matmul_gflops()
+    gflop, speed = iteration_flops(model.spec, int(config["batch_size"])) / 1e9, matmul_gflops()
     return (
         f"{method:9s} ms per VAE iteration (median of {iterations}): forward {forward:.1f}, "
         f"backward {backward:.1f}, optimizer {optimizer:.1f}; total {forward + backward + optimizer:.1f}; "

@@ -52,6 +52,7 @@ from gzslbench.results import read_record, record_path, remove_stale_temp_files,
 
 MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
 MAX_SEED = 2**31 - 1
+BACKENDS = ("joblib", "dask")
 
 
 def cpu_count() -> int:
@@ -439,12 +440,17 @@ def run_specs(
     force: bool = False,
     quiet: bool = False,
     loaded: Mapping[tuple, GZSLData] | None = None,
+    backend: str = "joblib",
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     """Execute the specs that are not finished yet (all with ``force``); return every spec's record.
 
-    In-process runs reuse datasets from ``loaded``; parallel workers load their own. Progress
-    bars appear only on a terminal; otherwise (a log file, CI) one line per finished run.
+    In-process runs reuse datasets from ``loaded``; parallel workers load their own. ``backend``
+    "dask" runs them on a Dask cluster (:mod:`gzslbench.backends`): a LocalCluster of ``n_jobs``
+    workers, or the one whose scheduler is at ``scheduler``. Progress bars appear only on a
+    terminal; otherwise (a log file, CI) one line per finished run.
     """
+    check_backend(backend, scheduler)
     check_writable(out)
     remove_stale_temp_files(out, older_than_s=60.0)
     if not force:
@@ -468,16 +474,22 @@ def run_specs(
         if log_lines:
             print(_report_line(record, len(done), len(todo)), file=sys.stderr, flush=True)
 
-    if n_jobs == 1:
+    if backend == "joblib" and n_jobs == 1:
         for spec in todo:
             done[spec.path(out)] = record = _execute_and_save(
                 spec, str(out), not quiet, force, loaded.get(spec.data_key)
             )
             finished(record)
-    else:
-        jobs = (delayed(_execute_and_save)(spec, str(out), False, force) for spec in todo)
+    elif todo:
+        if backend == "dask":
+            from gzslbench.backends import run_on_dask
+
+            records = run_on_dask(todo, out, force, n_jobs, scheduler)
+        else:
+            jobs = (delayed(_execute_and_save)(spec, str(out), False, force) for spec in todo)
+            records = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
         by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
-        for record in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+        for record in records:
             spec = by_key[(record["method"], record["dataset"], record["config_hash"], record["seed"])]
             done[spec.path(out)] = record
             finished(record)
@@ -493,6 +505,14 @@ def check_seeds(seeds: int, seed_start: int) -> None:
         raise GZSLBenchError(f"--seeds {seeds} is more than {MAX_SEEDS}; run seeds in batches with --seed-start")
     if seed_start < 0 or seed_start + seeds - 1 > MAX_SEED:
         raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
+
+
+def check_backend(backend: str, scheduler: str | None) -> None:
+    """Refuse an unknown backend, and a scheduler address without the backend that uses it."""
+    if backend not in BACKENDS:
+        raise GZSLBenchError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+    if scheduler and backend != "dask":
+        raise GZSLBenchError("--scheduler is the address of a Dask scheduler: add --backend dask")
 
 
 def check_n_jobs(n_jobs: int) -> int:
@@ -522,13 +542,17 @@ def run(
     validate: bool = False,
     save_scores: bool = False,
     quiet: bool = True,
+    backend: str = "joblib",
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
 
     ``threads`` is the torch thread count of each run (default: the cores divided by ``n_jobs``),
-    so a serial and a parallel command with equal ``threads`` give identical records.
+    so a serial and a parallel command with equal ``threads`` give identical records. ``backend``
+    and ``scheduler``: see :func:`run_specs`.
     """
     check_seeds(seeds, seed_start)
+    check_backend(backend, scheduler)
     n_jobs = check_n_jobs(n_jobs)
     if threads is not None and threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
@@ -552,4 +576,6 @@ def run(
         threads=threads or default_threads(n_jobs),
         loaded=loaded,
     )
-    return run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)
+    return run_specs(
+        specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded, backend=backend, scheduler=scheduler
+    )

@@ -15,7 +15,7 @@ from gzslbench.cli._group import cli, names
 from gzslbench.environment import DEVICE_CHOICES
 from gzslbench.protocol import SELECTION_MODES
 from gzslbench.record import METRICS
-from gzslbench.runner import run
+from gzslbench.runner import BACKENDS, run
 
 SELECTION_CHOICES = tuple(SELECTION_MODES)
 
@@ -39,7 +39,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
     epilog=(
         "Examples:\n\n  gzslbench run --method eszsl --dataset synth-cub --seeds 3\n\n"
         "  gzslbench run -m acmr,cada-vae -d cub --data-dir ~/xlsa17 --seeds 5 --n-jobs 2\n\n"
-        "  gzslbench run -m acmr -d synth-cub -D scale=0.25 --set epochs=20 --val"
+        "  gzslbench run -m acmr -d synth-cub -D scale=0.25 --set epochs=20 --val\n\n"
+        "  gzslbench run -m acmr -d cub --seeds 5 --backend dask --scheduler tcp://10.0.0.5:8786 --threads 4"
     ),
 )
 @click.option("--method", "-m", "methods", multiple=True, required=True, help="Method name(s); comma list or repeat.")
@@ -54,6 +55,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--data-dir", type=click.Path(), help="Root of the real data (else $GZSLBENCH_DATA).")
 @click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
 @click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs].")
+@click.option(
+    "--backend",
+    default="joblib",
+    show_default=True,
+    type=click.Choice(BACKENDS),
+    help="Where runs execute: local processes (joblib) or a Dask cluster (pip install 'gzslbench[dask]').",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    help="With --backend dask: an existing Dask scheduler [default: a local cluster of --n-jobs workers].",
+)
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--save-scores", is_flag=True, help="Keep each run's final test scores (float16) beside its record.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
@@ -71,6 +84,8 @@ def run_command(
     data_dir: str | None,
     n_jobs: int,
     threads: int | None,
+    backend: str,
+    scheduler: str | None,
     validate: bool,
     save_scores: bool,
     force: bool,
@@ -95,6 +110,8 @@ def run_command(
             validate=validate,
             save_scores=save_scores,
             quiet=quiet,
+            backend=backend,
+            scheduler=scheduler,
         )
     _print_summary(records, out)
     for record in records:

@@ -1,0 +1,141 @@
+"""The Dask backend: run specs as tasks on a ``dask.distributed`` cluster (local, or any scheduler by address).
+
+Usage::
+
+    gzslbench run -m acmr -d cub --seeds 5 --backend dask --n-jobs 4        # a LocalCluster of 4 workers
+    gzslbench run -m acmr -d cub --seeds 5 --scheduler tcp://HOST:8786 --backend dask
+
+Each spec becomes one task that calls :func:`gzslbench.runner._execute_and_save` on a worker, as a
+joblib worker does: the worker loads the data, claims the spec and writes the record atomically,
+so the command and its workers must see the results folder at the same path (a shared
+filesystem on a cluster). A worker that dies mid-run (killed, out of memory, node lost) loses
+only that run: the scheduler hands the task to another worker until the task has killed
+``distributed.scheduler.allowed-failures`` workers (3 by default), and then the run is reported
+failed. Its record is never half-written: records are renamed into place, the dead worker's
+claim lock died with it, and what it left (claim file, temp file) is removed here. A task that
+raises instead of dying (a filesystem error while saving, say) is resubmitted ``RETRIES`` times.
+A scheduler of one's own should set ``distributed.scheduler.worker-saturation`` to 1.0, as the
+LocalCluster here does, so that no run waits queued on a worker that another run kills.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from gzslbench.claims import ClaimHeld, claimed
+from gzslbench.errors import GZSLBenchError
+from gzslbench.results import TEMP_PREFIX, TEMP_SUFFIX
+from gzslbench.runner import RunSpec, _execute_and_save
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+RETRIES = 1
+# A worker holds only the run it executes: runs queued on a worker that dies would count that death
+# against their own allowed failures, and runs last minutes, so holding a next one gains nothing.
+WORKER_SATURATION = 1.0
+CONNECT_TIMEOUT_S = 20.0
+INSTALL_HINT = "pip install 'gzslbench[dask]'"
+
+
+def _distributed() -> Any:
+    """The ``distributed`` module, or one clear line on how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise GZSLBenchError(f"--backend dask needs dask.distributed, which is not installed: {INSTALL_HINT}") from None
+    return distributed
+
+
+@contextmanager
+def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client]:
+    """A client of the scheduler at ``scheduler``, or of a new loopback LocalCluster of ``n_workers`` processes.
+
+    LocalCluster workers are single-threaded processes: torch sets its own thread count per run
+    (the spec's ``threads``), and separate processes keep one run's crash from taking others along.
+    """
+    distributed = _distributed()
+    import dask.config
+
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise GZSLBenchError(f"cannot connect to the Dask scheduler at '{scheduler}': {exc}") from None
+        with client:
+            yield client
+        return
+    with (
+        dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}),
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def lost_record(spec: RunSpec, out: str, reason: str) -> dict[str, Any]:
+    """Report a run whose worker died: nothing is written, and the dead worker's claim and temp files go.
+
+    The claim is free once its holder has died (the lock dies with the process); if another live
+    process holds it, that process is running the spec and its files are left alone.
+    """
+    path = spec.path(out)
+    try:
+        with claimed(path):
+            for tmp in path.parent.glob(f"{TEMP_PREFIX}{path.name}.*{TEMP_SUFFIX}"):
+                tmp.unlink(missing_ok=True)
+    except (ClaimHeld, OSError):
+        pass
+    return {"status": "failed", "error": reason, **asdict(spec), "config_hash": spec.config_hash}
+
+
+def run_on_dask(
+    specs: Sequence[RunSpec], out: str | Path, force: bool, n_workers: int, scheduler: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Run ``specs`` as Dask tasks and yield each one's record as it finishes (in finishing order).
+
+    A user error on a worker (data missing there, say) stops the command, as it does in a local
+    run; any other task error or a worker death becomes a ``failed`` record for that run only.
+    """
+    distributed = _distributed()
+    out = str(Path(out).resolve())
+    with dask_client(n_workers, scheduler) as client:
+        futures = {
+            client.submit(
+                _execute_and_save,
+                spec,
+                out,
+                False,
+                force,
+                key=f"gzslbench-{spec.dataset}-{spec.method}-{spec.config_hash}-seed-{spec.seed}-{uuid4().hex[:8]}",
+                pure=False,
+                retries=RETRIES,
+            ): spec
+            for spec in specs
+        }
+        try:
+            for future in distributed.as_completed(list(futures)):
+                spec = futures[future]
+                try:
+                    yield future.result()
+                except GZSLBenchError:
+                    raise
+                except distributed.KilledWorker as exc:
+                    yield lost_record(spec, out, f"its Dask worker died while running it ({exc})")
+                except Exception as exc:
+                    yield lost_record(spec, out, f"Dask task failed: {type(exc).__name__}: {exc}")
+        finally:
+            client.cancel(list(futures))

@@ -1,0 +1,629 @@
+"""``gzslbench bench``: the project's yardstick, measured against the machine's own limits in one run.
+
+Usage::
+
+    from gzslbench.bench import run_bench, format_report
+    result = run_bench(quick=True)          # a dict; `gzslbench bench --json` prints it
+    print(format_report(result))
+
+It measures (a) fp32 GFLOP/s of a large square matmul and of the VAE's own GEMM shapes, (b)
+memory bandwidth (a large copy), (c) ACMR training throughput in GFLOP/s, from the analytic
+FLOP count of one iteration (:func:`iteration_flops`) and the real training loop, single seed
+and K seeds at once (today as K concurrent processes: the runner has no batched-seed path), (d)
+the final-classifier stage, (e) cold (first, converting) and cached load of an xlsa17-format
+dataset it writes, (f) peak RSS. Numbers on a CPU shared with other processes are noisy: compare
+the efficiency ratios of one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import platform
+import queue
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.io
+import torch
+
+from gzslbench.errors import GZSLBenchError
+from gzslbench.methods.base import RunContext
+from gzslbench.methods.vae.classifier import ClassifierSettings, train_final_classifier
+from gzslbench.methods.vae.model import BackboneSpec, CrossModalVAE, VAESettings, backbone_spec, train_vae
+from gzslbench.protocol import Split
+from gzslbench.registry import DATASETS, METHODS
+
+METHOD = "acmr"
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """The shapes a benchmark runs at: a dataset's counts and dims, and the work of each measurement.
+
+    ``config`` overrides the method's CUB config (``tiny`` shrinks the widths for tests);
+    ``*_quick`` fields are the smaller amounts of work of ``--quick``.
+    """
+
+    name: str
+    feature_dim: int
+    attribute_dim: int
+    n_seen: int
+    n_unseen: int
+    n_train: int
+    n_test_seen: int
+    n_test_unseen: int
+    matmul_n: int
+    matmul_n_quick: int
+    copy_mb: int
+    copy_mb_quick: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return self.n_seen + self.n_unseen
+
+
+# The tiny size shrinks every width, for tests; its numbers mean nothing.
+TINY_CONFIG: dict[str, Any] = {
+    "latent_size": 4,
+    "visual_encoder_hidden": 24,
+    "visual_decoder_hidden": 24,
+    "attribute_encoder_hidden": 12,
+    "attribute_decoder_hidden": 12,
+    "iem_hidden": 6,
+    "batch_size": 20,
+    "seen_samples": 10,
+    "unseen_samples": 10,
+    "cls_epochs": 2,
+}
+SIZES = {
+    "cub": BenchSize("cub", 2048, 312, 150, 50, 7057, 1764, 2967, 4096, 2048, 512, 128),
+    "tiny": BenchSize("tiny", 32, 8, 6, 4, 240, 30, 40, 128, 128, 4, 4, TINY_CONFIG),
+}
+
+
+def method_config(method: str = METHOD, size: BenchSize = SIZES["cub"]) -> dict[str, Any]:
+    """The method's config with its CUB defaults and the size's overrides."""
+    cls = METHODS.get(method)
+    return {**cls.defaults, **cls.dataset_defaults.get("cub", {}), **size.config}
+
+
+def random_split(size: BenchSize = SIZES["cub"], seed: int = 0) -> Split:
+    """Random data with the size's shapes (CUB's by default: 7057 training instances of 150 classes, 2048-d)."""
+    rng = np.random.default_rng(seed)
+    n_seen, n_unseen = size.n_seen, size.n_unseen
+    k, d = size.n_classes, size.feature_dim
+    return Split(
+        kind="test",
+        train_x=rng.random((size.n_train, d), dtype=np.float32),
+        train_y=np.sort(np.arange(size.n_train) % n_seen).astype(np.int64),
+        test_seen_x=rng.random((size.n_test_seen, d), dtype=np.float32),
+        test_seen_y=(np.arange(size.n_test_seen) % n_seen).astype(np.int64),
+        test_unseen_x=rng.random((size.n_test_unseen, d), dtype=np.float32),
+        test_unseen_y=(n_seen + np.arange(size.n_test_unseen) % n_unseen).astype(np.int64),
+        attributes=rng.random((k, size.attribute_dim), dtype=np.float32),
+        seen=np.arange(n_seen),
+        unseen=np.arange(n_seen, k),
+        class_ids=np.arange(k),
+        defaults_from="cub",
+    )
+
+
+def size_spec(size: BenchSize = SIZES["cub"], method: str = METHOD) -> BackboneSpec:
+    """The method's backbone at the size's shapes."""
+    return backbone_spec(method_config(method, size), size.feature_dim, size.attribute_dim, size.n_classes)
+
+
+def build_model(
+    size: BenchSize = SIZES["cub"], method: str = METHOD, device: str | torch.device = "cpu", seed: int = 0
+) -> tuple[CrossModalVAE, dict[str, Any]]:
+    """The method's VAE backbone at the size's shapes and its config."""
+    config = method_config(method, size)
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return CrossModalVAE(size_spec(size, method), device, generator), config
+
+
+# ---- FLOP count ----
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """``count`` independent products of an (m, k) by a (k, n) matrix, as one pass of one layer runs them.
+
+    ``kind`` is the pass: ``forward`` (``x @ w``), ``weight_grad`` (``x^T @ g``, (k, m) by (m, n))
+    or ``input_grad`` (``g @ w^T``, (m, n) by (n, k)); m, k and n are always the forward's.
+    Each costs ``2 * m * k * n`` FLOP per product.
+    """
+
+    layer: str
+    kind: str
+    m: int
+    k: int
+    n: int
+    count: int = 1
+
+    @property
+    def flop(self) -> int:
+        return 2 * self.m * self.k * self.n * self.count
+
+
+def iteration_gemms(spec: BackboneSpec, batch: int) -> list[Gemm]:
+    """Every matrix product of one VAE training iteration (forward and backward) of a ``spec`` backbone.
+
+    Each fully connected layer runs its forward product, a weight-gradient product and an
+    input-gradient product, except the encoders' first layers, whose input is data (no gradient).
+    Decoders see both latents (2 * batch rows) with cross-reconstruction. VSA adds one batched
+    (2, latent) by (latent, latent) product per sample and its two gradients. Element-wise work,
+    reductions and the optimizer step are not products and are not counted.
+    """
+    latent = spec.latent
+    decoder_rows = 2 * batch if spec.use_cross_reconstruction else batch
+    layers: list[tuple[str, int, int, int, bool]] = []  # name, rows, in, out, input needs a gradient
+    for modality, dim, (enc_hidden, dec_hidden) in (
+        ("visual", spec.visual_dim, spec.visual_hidden),
+        ("attribute", spec.attribute_dim, spec.attribute_hidden),
+    ):
+        layers += [
+            (f"{modality}_encoder.hidden", batch, dim, enc_hidden, False),
+            (f"{modality}_encoder.mu", batch, enc_hidden, latent, True),
+            (f"{modality}_encoder.logvar", batch, enc_hidden, latent, True),
+            (f"{modality}_decoder.hidden", decoder_rows, latent, dec_hidden, True),
+            (f"{modality}_decoder.out", decoder_rows, dec_hidden, dim, True),
+        ]
+        if spec.use_iem:
+            layers += [
+                (f"{modality}_iem.hidden", batch, 2 * latent, spec.iem_hidden, True),
+                (f"{modality}_iem.out", batch, spec.iem_hidden, latent, True),
+            ]
+        if spec.use_vsa:
+            layers.append((f"{modality}_classifier.fc", batch, latent, spec.n_classes, True))
+    gemms = []
+    for name, rows, n_in, n_out, input_grad in layers:
+        kinds = ("forward", "weight_grad", "input_grad") if input_grad else ("forward", "weight_grad")
+        gemms += [Gemm(name, kind, rows, n_in, n_out) for kind in kinds]
+    if spec.use_vsa:
+        gemms += [Gemm("vsa", kind, 2, latent, latent, batch) for kind in ("forward", "weight_grad", "input_grad")]
+    return gemms
+
+
+def iteration_flops(spec: BackboneSpec, batch: int) -> int:
+    """FLOP of the matrix products of one VAE training iteration (see :func:`iteration_gemms`)."""
+    return sum(g.flop for g in iteration_gemms(spec, batch))
+
+
+# ---- machine limits ----
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so that a timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_seconds(fn: Callable[[], Any], device: torch.device, min_time: float = 0.5, min_reps: int = 3) -> float:
+    """Fastest of at least ``min_reps`` calls of ``fn`` (and ``min_time`` seconds of them), after a warm-up call.
+
+    The fastest call is the machine's limit: slower ones were interrupted by other processes.
+    """
+    fn()
+    synchronize(device)
+    times: list[float] = []
+    begin = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - begin < min_time:
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_seconds(gemm: Gemm, device: torch.device, min_time: float = 0.05) -> float:
+    """Best seconds of ``gemm`` with its pass's operand layouts (the layers keep (in, out) weights)."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    lead = (gemm.count,) if gemm.count > 1 else ()
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand((*lead, *shape), generator=generator, device=device)
+
+    x, w, g = rand(gemm.m, gemm.k), rand(gemm.k, gemm.n), rand(gemm.m, gemm.n)
+    mm = torch.bmm if lead else torch.mm
+    if gemm.kind == "forward":
+        bias = torch.zeros(gemm.n, device=device)
+        fn = (lambda: torch.bmm(x, w)) if lead else (lambda: torch.addmm(bias, x, w))
+    elif gemm.kind == "weight_grad":
+        xt = x.transpose(-2, -1)
+        fn = lambda: mm(xt, g)  # noqa: E731
+    elif gemm.kind == "input_grad":
+        wt = w.transpose(-2, -1)
+        fn = lambda: mm(g, wt)  # noqa: E731
+    else:
+        raise ValueError(f"unknown GEMM kind {gemm.kind!r}")
+    return best_seconds(fn, device, min_time)
+
+
+def matmul_gflops(n: int, device: torch.device, min_time: float = 1.0) -> float:
+    """fp32 GFLOP/s of an (n, n) by (n, n) product: the machine's peak-like yardstick."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.rand(n, n, generator=generator, device=device)
+    b = torch.rand(n, n, generator=generator, device=device)
+    return 2 * n**3 / best_seconds(lambda: a @ b, device, min_time, min_reps=2) / 1e9
+
+
+def gemm_gflops(gemm: Gemm, device: str | torch.device = "cpu") -> float:
+    """GFLOP/s of one GEMM shape here."""
+    return gemm.flop / gemm_seconds(gemm, torch.device(device), min_time=0.5) / 1e9
+
+
+def copy_gbps(megabytes: int, device: torch.device, min_time: float = 0.5) -> float:
+    """Memory bandwidth in GB/s of a large copy (a read and a write of every byte)."""
+    n = megabytes * 2**20 // 4
+    src = torch.rand(n, device=device)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / best_seconds(lambda: dst.copy_(src), device, min_time) / 1e9
+
+
+# ---- the method's own stages ----
+
+
+class TrainingBench:
+    """The real VAE training loop (:func:`train_vae`) at a size's shapes, with ``iterations`` per epoch.
+
+    The FLOP of an iteration do not depend on the number of training instances, only on the batch
+    and the widths, so a shorter epoch (fewer instances) measures the same per-iteration work.
+    """
+
+    def __init__(
+        self, size: BenchSize, iterations: int, device: torch.device, method: str = METHOD, seed: int = 0
+    ) -> None:
+        self.model, self.config = build_model(size, method, device, seed)
+        self.batch = VAESettings.from_config(self.config).batch_size
+        self.iterations = iterations
+        generator = torch.Generator(device=device).manual_seed(seed)
+        n = iterations * self.batch
+        self.train_x = torch.rand(n, size.feature_dim, generator=generator, device=device)
+        self.train_y = torch.randint(size.n_seen, (n,), generator=generator, device=device)
+        self.attributes = torch.rand(size.n_classes, size.attribute_dim, generator=generator, device=device)
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(seed + 1)
+        self.flop_per_iteration = iteration_flops(self.model.spec, self.batch)
+
+    def train(self, epochs: int, iterations: int | None = None) -> float:
+        """Seconds of ``epochs`` epochs (of ``iterations`` iterations, default all) of the training loop."""
+        rows = (iterations or self.iterations) * self.batch
+        settings = VAESettings.from_config({**self.config, "epochs": epochs})
+        ctx = RunContext(seed=0, device=self.device)
+        with ctx.timer("vae_s"):
+            train_vae(
+                self.model, self.train_x[:rows], self.train_y[:rows], self.attributes, settings, ctx, self.generator
+            )
+        return ctx.timings["vae_s"]
+
+    def measure(self, epochs: int, warmup_iterations: int = 3) -> dict[str, float]:
+        """Throughput of ``epochs`` timed epochs after a short warm-up epoch."""
+        self.train(1, min(warmup_iterations, self.iterations))
+        seconds = self.train(epochs)
+        iterations = epochs * self.iterations
+        return {
+            "seconds": seconds,
+            "iterations": iterations,
+            "iteration_ms": seconds / iterations * 1e3,
+            "gflop_per_iteration": self.flop_per_iteration / 1e9,
+            "gflops": self.flop_per_iteration * iterations / seconds / 1e9,
+        }
+
+
+def classifier_stage_seconds(
+    size: BenchSize, epochs: int, device: torch.device, method: str = METHOD
+) -> tuple[float, int]:
+    """(seconds of ``epochs`` final-classifier epochs, the method's epoch count) on random latents.
+
+    The latents have the stage's real shapes: ``seen_samples`` per seen class and
+    ``unseen_samples`` per unseen class to train on, and every test instance to score per epoch.
+    """
+    config = method_config(method, size)
+    settings = ClassifierSettings.from_config({**config, "cls_epochs": epochs})
+    latent = int(config["latent_size"])
+    n_train = size.n_seen * int(config["seen_samples"]) + size.n_unseen * int(config["unseen_samples"])
+    generator = torch.Generator(device=device).manual_seed(0)
+    train_z = torch.randn(n_train, latent, generator=generator, device=device)
+    train_y = torch.randint(size.n_classes, (n_train,), generator=generator, device=device)
+    test_seen = torch.randn(size.n_test_seen, latent, generator=generator, device=device)
+    test_unseen = torch.randn(size.n_test_unseen, latent, generator=generator, device=device)
+    ctx = RunContext(seed=0, device=device)
+    for _ in train_final_classifier(train_z, train_y, test_seen, test_unseen, size.n_classes, settings, ctx, generator):
+        pass
+    return ctx.timings["classifier_s"], int(config["cls_epochs"])
+
+
+def write_xlsa17_folder(root: Path, size: BenchSize, name: str = "CUB", seed: int = 0) -> Path:
+    """An xlsa17-format dataset folder ``root/name`` (res101.mat, att_splits.mat) of random data at ``size``."""
+    rng = np.random.default_rng(seed)
+    n_trainval = size.n_train
+    seen_labels = np.concatenate([np.arange(n_trainval) % size.n_seen, np.arange(size.n_test_seen) % size.n_seen])
+    unseen_labels = size.n_seen + np.arange(size.n_test_unseen) % size.n_unseen
+    labels = np.concatenate([seen_labels, unseen_labels]) + 1
+    index = np.arange(1, len(labels) + 1)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    features = rng.random((size.feature_dim, len(labels)), dtype=np.float32)
+    scipy.io.savemat(folder / "res101.mat", {"features": features, "labels": labels.reshape(-1, 1).astype(float)})
+    scipy.io.savemat(
+        folder / "att_splits.mat",
+        {
+            "att": rng.random((size.attribute_dim, size.n_classes)),
+            "trainval_loc": index[:n_trainval].reshape(-1, 1),
+            "test_seen_loc": index[n_trainval : len(seen_labels)].reshape(-1, 1),
+            "test_unseen_loc": index[len(seen_labels) :].reshape(-1, 1),
+            "allclasses_names": np.array([[f"class{c:03d}"] for c in range(size.n_classes)], dtype=object),
+        },
+    )
+    return folder
+
+
+def load_seconds(size: BenchSize) -> dict[str, float]:
+    """Seconds of the first (converting) and the second (cached) load of an xlsa17-format folder at ``size``.
+
+    Both use a fresh cache folder; the source files were just written, so "cold" means not yet
+    converted, not read from a cold disk.
+    """
+    with tempfile.TemporaryDirectory(prefix="gzslbench-bench-") as tmp:
+        root = Path(tmp)
+        folder = write_xlsa17_folder(root / "data", size)
+        mb = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
+        previous = os.environ.get("GZSLBENCH_CACHE")
+        os.environ["GZSLBENCH_CACHE"] = str(root / "cache")
+        try:
+            adapter = DATASETS.get("cub")()
+            times = []
+            for expected in ("written", "hit"):
+                start = time.perf_counter()
+                data = adapter.load(root / "data")
+                times.append(time.perf_counter() - start)
+                if data.extra.get("cache") != expected:
+                    raise GZSLBenchError(f"bench: expected a cache {expected} load, got {data.extra.get('cache')}")
+                del data
+        finally:
+            if previous is None:
+                os.environ.pop("GZSLBENCH_CACHE", None)
+            else:
+                os.environ["GZSLBENCH_CACHE"] = previous
+    return {"load_cold_s": times[0], "load_cached_s": times[1], "load_size_mb": mb}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    Linux's ``VmHWM`` where there is one: ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a
+    spawned process would report its parent's size at the fork.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
+
+
+# ---- K seeds at once ----
+
+
+def _seed_process(
+    size_name: str, iterations: int, epochs: int, threads: int, device: str, seed: int, barrier: Any, results: Any
+) -> None:
+    """One seed's training in its own process, started with the others at the barrier."""
+    try:
+        torch.set_num_threads(threads)
+        bench = TrainingBench(SIZES[size_name], iterations, torch.device(device), seed=seed)
+        bench.train(1, min(3, iterations))
+        barrier.wait(timeout=600)
+        start = time.time()
+        bench.train(epochs)
+        end = time.time()
+        flop = bench.flop_per_iteration * iterations * epochs
+        results.put({"start": start, "end": end, "flop": flop, "peak_rss_mb": peak_rss_mb()})
+    except BaseException as exc:
+        barrier.abort()
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def concurrent_seeds(
+    size: BenchSize, k: int, iterations: int, epochs: int, threads: int, device: torch.device
+) -> dict[str, Any]:
+    """Aggregate training GFLOP/s of ``k`` seeds trained at once as ``k`` processes of ``threads`` threads each.
+
+    All start together (after building their model and a warm-up); the aggregate is their FLOP
+    over the time from the first start to the last finish.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(k), context.Queue()
+    processes = [
+        context.Process(
+            target=_seed_process,
+            args=(size.name, iterations, epochs, threads, str(device), seed, barrier, results),
+            daemon=True,
+        )
+        for seed in range(k)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        outcomes = [results.get(timeout=1800) for _ in processes]
+    except queue.Empty:
+        raise GZSLBenchError("bench: the concurrent seed processes did not finish within 30 minutes") from None
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    errors = [o["error"] for o in outcomes if "error" in o]
+    if errors:
+        raise GZSLBenchError(f"bench: a seed process failed: {errors[0]}")
+    wall = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
+    return {
+        "gflops": sum(o["flop"] for o in outcomes) / wall / 1e9,
+        "seconds": wall,
+        "peak_rss_mb": max(o["peak_rss_mb"] for o in outcomes),
+    }
+
+
+# ---- the whole bench ----
+
+
+def run_bench(
+    *,
+    quick: bool = False,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    seeds: int = 5,
+    size: str = "cub",
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Every measurement of ``gzslbench bench``, as one flat dict (the ``--json`` object).
+
+    ``quick`` times fewer iterations and epochs of the same shapes (under 3 minutes on 2 cores).
+    """
+    if size not in SIZES:
+        raise GZSLBenchError(f"unknown bench size '{size}'; known: {', '.join(SIZES)}")
+    if seeds < 1:
+        raise GZSLBenchError(f"--seeds must be at least 1, got {seeds}")
+    shape = SIZES[size]
+    device = torch.device(device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = threads or cores
+    if threads < 1:
+        raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    say = log or (lambda message: None)
+    config = method_config(METHOD, shape)
+    batch = int(config["batch_size"])
+    epoch_iterations = math.ceil(shape.n_train / batch)
+    iterations, epochs = (min(20, epoch_iterations), 1) if quick else (epoch_iterations, 2)
+    result: dict[str, Any] = {
+        "size": shape.name,
+        "quick": quick,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "cores": cores,
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+
+    say(f"ACMR training: {epochs} x {iterations} iterations of batch {batch}")
+    single = TrainingBench(shape, iterations, device).measure(epochs)
+    cls_epochs_timed = min(5, int(config["cls_epochs"])) if quick else int(config["cls_epochs"])
+    say(f"final classifier: {cls_epochs_timed} epochs")
+    cls_s, cls_epochs = classifier_stage_seconds(shape, cls_epochs_timed, device)
+    result.update(
+        acmr_gflops=single["gflops"],
+        acmr_gflop_per_iteration=single["gflop_per_iteration"],
+        acmr_iteration_ms=single["iteration_ms"],
+        acmr_epoch_s=single["iteration_ms"] * epoch_iterations / 1e3,
+        acmr_iterations_timed=single["iterations"],
+        cls_stage_s=cls_s * cls_epochs / cls_epochs_timed,
+        cls_epochs=cls_epochs,
+        cls_epochs_timed=cls_epochs_timed,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    if device.type == "cuda":
+        result["gpu_peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+    n = shape.matmul_n_quick if quick else shape.matmul_n
+    say(f"matmul {n} x {n}")
+    result.update(matmul_gflops=matmul_gflops(n, device), matmul_n=n)
+    say("the VAE's GEMM shapes")
+    gemms = iteration_gemms(size_spec(shape), batch)
+    timed = {g: gemm_seconds(g, device, min_time=0.02 if quick else 0.1) for g in set(gemms)}
+    gemm_s = sum(timed[g] for g in gemms)
+    result["vae_gemm_gflops"] = sum(g.flop for g in gemms) / gemm_s / 1e9
+    result["vae_gemm_ms"] = gemm_s * 1e3
+    result["gemm_shapes"] = [
+        {"layer": g.layer, "kind": g.kind, "m": g.m, "k": g.k, "n": g.n, "count": g.count, "gflops": g.flop / s / 1e9}
+        for g, s in sorted(timed.items(), key=lambda item: -item[0].flop)
+    ]
+    mb = shape.copy_mb_quick if quick else shape.copy_mb
+    say(f"copy {mb} MiB")
+    result.update(copy_gbps=copy_gbps(mb, device), copy_mb=mb)
+
+    per_process = max(1, threads // seeds) if device.type == "cpu" else 1
+    say(f"{seeds} seeds at once: {seeds} processes of {per_process} thread(s)")
+    many = concurrent_seeds(shape, seeds, iterations, epochs, per_process, device)
+    result.update(
+        acmr_batched_gflops=many["gflops"],
+        batched_mode="processes",
+        batched_k=seeds,
+        batched_threads_per_process=per_process,
+        batched_peak_rss_mb=many["peak_rss_mb"],
+        batched_note=(
+            f"{seeds} seeds as {seeds} concurrent processes of {per_process} thread(s) (aggregate GFLOP/s): "
+            "the runner has no batched-seed path yet"
+        ),
+    )
+    say("xlsa17-format load")
+    result.update(load_seconds(shape))
+
+    result["acmr_efficiency"] = result["acmr_gflops"] / result["matmul_gflops"]
+    result["acmr_gemm_efficiency"] = result["acmr_gflops"] / result["vae_gemm_gflops"]
+    result["batched_speedup"] = result["acmr_batched_gflops"] / result["acmr_gflops"]
+    result["batched_efficiency"] = result["acmr_batched_gflops"] / result["matmul_gflops"]
+    return result
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The human-readable report of a :func:`run_bench` result."""
+    head = f"gzslbench bench{' --quick' if r['quick'] else ''}: size {r['size']}, {r['device']} ({r['device_name']})"
+    rows = [
+        (f"matmul {r['matmul_n']}x{r['matmul_n']} fp32", f"{r['matmul_gflops']:.1f} GFLOP/s"),
+        (
+            "VAE GEMM shapes, one iteration",
+            f"{r['vae_gemm_gflops']:.1f} GFLOP/s "
+            f"({r['acmr_gflop_per_iteration']:.2f} GFLOP in {r['vae_gemm_ms']:.1f} ms)",
+        ),
+        (f"memory copy {r['copy_mb']} MiB", f"{r['copy_gbps']:.1f} GB/s"),
+        (
+            "ACMR training, 1 seed",
+            f"{r['acmr_gflops']:.1f} GFLOP/s "
+            f"({r['acmr_iteration_ms']:.1f} ms/iteration, {r['acmr_epoch_s']:.2f} s/epoch)"
+            f" = {r['acmr_efficiency']:.0%} of matmul, {r['acmr_gemm_efficiency']:.0%} of the VAE GEMMs",
+        ),
+        (
+            f"ACMR training, {r['batched_k']} seeds ({r['batched_mode']})",
+            f"{r['acmr_batched_gflops']:.1f} GFLOP/s aggregate = {r['batched_efficiency']:.0%} of matmul, "
+            f"x{r['batched_speedup']:.2f} of 1 seed",
+        ),
+        (
+            f"final classifier, {r['cls_epochs']} epochs",
+            f"{r['cls_stage_s']:.2f} s"
+            + (f" (from {r['cls_epochs_timed']} timed)" if r["cls_epochs_timed"] != r["cls_epochs"] else ""),
+        ),
+        (
+            f"xlsa17 load, {r['load_size_mb']:.0f} MiB",
+            f"first (converting) {r['load_cold_s']:.2f} s, cached {r['load_cached_s'] * 1e3:.1f} ms",
+        ),
+        ("peak RSS", f"{r['peak_rss_mb']:.0f} MiB (1 seed), {r['batched_peak_rss_mb']:.0f} MiB (per seed process)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [head, f"{r['threads']} torch thread(s) of {r['cores']} core(s), torch {r['torch']}"]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)

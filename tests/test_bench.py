@@ -1,0 +1,122 @@
+"""`gzslbench bench`: the analytic FLOP count of a VAE iteration, and the command's JSON object."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.utils.flop_counter import FlopCounterMode
+
+from gzslbench import bench
+from gzslbench.cli import cli
+from gzslbench.methods.vae.model import BackboneSpec, CrossModalVAE, VAESettings
+from gzslbench.methods.vae.parts import draw_noise, random_permutations
+
+SMALL = BackboneSpec(
+    visual_dim=6,
+    attribute_dim=4,
+    n_classes=3,
+    latent=2,
+    visual_hidden=(5, 7),
+    attribute_hidden=(3, 4),
+    iem_hidden=3,
+    use_iem=True,
+    use_vsa=True,
+    use_cross_reconstruction=False,
+)
+JSON_KEYS = (
+    "matmul_gflops",
+    "acmr_gflops",
+    "acmr_batched_gflops",
+    "batched_speedup",
+    "cls_stage_s",
+    "load_cold_s",
+    "load_cached_s",
+    "peak_rss_mb",
+    "vae_gemm_gflops",
+    "copy_gbps",
+    "acmr_efficiency",
+)
+
+
+def counted_flops(model: CrossModalVAE, config: dict, batch: int) -> int:
+    """FLOP that torch's own counter sees in one training iteration's forward and backward pass."""
+    settings = VAESettings.from_config(config)
+    spec, cpu = model.spec, torch.device("cpu")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, spec.visual_dim, generator=generator)
+    y = torch.randint(spec.n_classes, (batch,), generator=generator)
+    attributes = torch.rand(spec.n_classes, spec.attribute_dim, generator=generator)
+    eps = draw_noise(batch, spec.latent, settings.noise, generator, cpu, leading=(2,))
+    perms = random_permutations(2, 2 * spec.latent, generator, cpu) if spec.use_iem else None
+    with FlopCounterMode(display=False) as counter:
+        loss = torch.stack(model.loss_terms(x, attributes[y], y, eps, perms, settings.reparam_scale)).sum()
+        loss.backward()
+    return counter.get_total_flops()
+
+
+def test_flop_count_of_a_small_spec_by_hand() -> None:
+    """Every layer's 2*m*k*n forward, twice that backward, less the data inputs' gradients; VSA's bmm."""
+    b = 2
+    forward = 2 * (
+        b * 6 * 5  # visual encoder hidden
+        + 2 * b * 5 * 2  # visual mu, logvar
+        + b * 4 * 3  # attribute encoder hidden
+        + 2 * b * 3 * 2  # attribute mu, logvar
+        + b * 2 * 7  # visual decoder hidden
+        + b * 7 * 6  # visual decoder out
+        + b * 2 * 4  # attribute decoder hidden
+        + b * 4 * 4  # attribute decoder out
+        + 2 * (b * 4 * 3 + b * 3 * 2)  # two IEMs: (2 * latent) -> hidden -> latent
+        + 2 * b * 2 * 3  # two VSA latent classifiers
+        + b * 2 * 2 * 2  # VSA: per sample (2, latent) @ (latent, latent)
+    )
+    no_input_grad = 2 * (b * 6 * 5 + b * 4 * 3)  # the encoders' inputs are data
+    assert forward + 2 * forward - no_input_grad == 2352
+    assert bench.iteration_flops(SMALL, b) == 2352
+    cross = replace(SMALL, use_iem=False, use_vsa=False, use_cross_reconstruction=True)
+    decoders = 2 * (b * 2 * 7 + b * 7 * 6 + b * 2 * 4 + b * 4 * 4)
+    encoders = 2 * (b * 6 * 5 + 2 * b * 5 * 2 + b * 4 * 3 + 2 * b * 3 * 2)
+    assert bench.iteration_flops(cross, b) == 3 * (encoders + 2 * decoders) - no_input_grad
+
+
+@pytest.mark.parametrize("method", ["acmr", "cada-vae"])
+def test_flop_count_matches_torch_counter_at_cub_size(method: str) -> None:
+    """The analytic count equals torch's FlopCounterMode on the real CUB-sized backbone."""
+    model, config = bench.build_model(bench.SIZES["cub"], method)
+    batch = int(config["batch_size"])
+    assert bench.iteration_flops(model.spec, batch) == counted_flops(model, config, batch)
+    if method == "acmr":
+        assert round(bench.iteration_flops(model.spec, batch) / 1e9, 2) == 2.00
+
+
+def test_flop_count_matches_torch_counter_on_small_spec() -> None:
+    """The same agreement on the hand-counted spec (and so the hand count is torch's too)."""
+    model = CrossModalVAE(SMALL, torch.device("cpu"), torch.Generator().manual_seed(0))
+    config = bench.method_config("acmr", bench.SIZES["tiny"])
+    assert counted_flops(model, config, 2) == 2352
+
+
+def test_bench_quick_json_on_tiny_shapes() -> None:
+    """`bench --quick --json --size tiny`: one JSON object with every key, all numbers positive."""
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--json", "--size", "tiny", "--seeds", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    for key in JSON_KEYS:
+        assert isinstance(data[key], float) and data[key] > 0, key
+    assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "processes"
+    spec = bench.size_spec(bench.SIZES["tiny"])
+    assert data["acmr_gflop_per_iteration"] == bench.iteration_flops(spec, 20) / 1e9
+    assert {(g["layer"], g["kind"]) for g in data["gemm_shapes"]} == {
+        (g.layer, g.kind) for g in bench.iteration_gemms(spec, 20)
+    }
+
+
+def test_bench_rejects_zero_seeds() -> None:
+    """A bad --seeds is one line, before anything is measured."""
+    result = CliRunner().invoke(cli, ["bench", "--quick", "--size", "tiny", "--seeds", "0"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --seeds must be at least 1, got 0"
