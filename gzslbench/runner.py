@@ -48,6 +48,7 @@ class RunSpec:
     data_dir: str | None = None
     device: str = "cpu"
     validate: bool = False
+    save_model: bool = False
 
     @property
     def data_key(self) -> tuple:
@@ -60,6 +61,10 @@ class RunSpec:
     def path(self, out: str | Path) -> Path:
         return record_path(out, self.dataset, self.method, self.config_hash, self.seed)
 
+    def model_path(self, out: str | Path) -> Path:
+        """Where ``--save-model`` puts the trained weights: beside the record."""
+        return model_path(self.path(out))
+
     def command(self) -> str:
         """The CLI command that repeats exactly this run."""
         parts = ["gzslbench run", f"--method {self.method}", f"--dataset {self.dataset}", "--seeds 1"]
@@ -70,7 +75,14 @@ class RunSpec:
             parts.append(f"--data-dir {self.data_dir}")
         if self.validate:
             parts.append("--val")
+        if self.save_model:
+            parts.append("--save-model")
         return " ".join(parts)
+
+
+def model_path(record: Path) -> Path:
+    """``.../seed-0.json`` -> ``.../seed-0.model.pt`` (the state dict saved by ``--save-model``)."""
+    return record.with_suffix(".model.pt")
 
 
 def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> tuple:
@@ -134,6 +146,7 @@ def plan(
     device: str = "auto",
     validate: bool = False,
     loaded: dict[tuple, GZSLData] | None = None,
+    save_model: bool = False,
 ) -> list[RunSpec]:
     """Resolve names, options and configs into RunSpecs, loading (and so checking) each dataset once.
 
@@ -153,7 +166,8 @@ def plan(
             m_name = get_method(method).name
             config = method_config(m_name, data.defaults_from, config_file, overrides)
             specs += [
-                RunSpec(m_name, ds_name, seed, config, opts, data_dir, resolved_device, validate) for seed in seeds
+                RunSpec(m_name, ds_name, seed, config, opts, data_dir, resolved_device, validate, save_model)
+                for seed in seeds
             ]
     return specs
 
@@ -162,6 +176,8 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     """True if a successful record for ``spec`` exists (with val metrics when asked for)."""
     record = read_record(spec.path(out))
     if record is None or record["status"] != "ok":
+        return False
+    if spec.save_model and not spec.model_path(out).exists():
         return False
     return not spec.validate or "val" in record["metrics"]
 
@@ -176,8 +192,13 @@ def _evaluate_all(method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx:
     return rows
 
 
-def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None) -> dict[str, Any]:
-    """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
+def execute(
+    spec: RunSpec, progress: bool = False, data: GZSLData | None = None, save_to: Path | None = None
+) -> dict[str, Any]:
+    """Run one spec and return its record; a failure inside the method becomes status 'failed'.
+
+    ``save_to``: where the method may save its trained model (see :meth:`RunContext.save_model`).
+    """
     device = torch.device(spec.device)
     started = datetime.now(timezone.utc)
     record: dict[str, Any] = {
@@ -194,7 +215,7 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
         "env": environment(device),
         "started_at": started.isoformat(),
     }
-    ctx = RunContext(seed=spec.seed, device=device, progress=progress)
+    ctx = RunContext(seed=spec.seed, device=device, progress=progress, model_path=save_to)
     tic = time.perf_counter()
     try:
         if data is None:
@@ -210,6 +231,8 @@ def execute(spec: RunSpec, progress: bool = False, data: GZSLData | None = None)
         record.update(status="ok", error=None, metrics=metrics)
         record["selection"] = {mode: SELECTION_LABELS[mode] for mode in metrics}
         record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
+        if save_to is not None and save_to.exists():
+            record["model_file"] = save_to.name
     except (KeyboardInterrupt, GZSLBenchError):
         raise
     except Exception as exc:
@@ -225,7 +248,7 @@ def _execute_and_save(
 ) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
-    record = execute(spec, progress, data)
+    record = execute(spec, progress, data, spec.model_path(out) if spec.save_model else None)
     write_json_atomic(spec.path(out), record)
     return record
 
@@ -279,6 +302,7 @@ def run(
     force: bool = False,
     validate: bool = False,
     quiet: bool = True,
+    save_model: bool = False,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records."""
     if seeds < 1:
@@ -299,5 +323,6 @@ def run(
         device=device,
         validate=validate,
         loaded=loaded,
+        save_model=save_model,
     )
     return run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)

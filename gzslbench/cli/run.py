@@ -36,6 +36,7 @@ SELECTION_CHOICES = ("last", "val", "oracle")
 @click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
+@click.option("--save-model", is_flag=True, help="Save the trained model's state dict beside each record.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
     methods: tuple[str, ...],
@@ -51,6 +52,7 @@ def run_command(
     n_jobs: int,
     validate: bool,
     force: bool,
+    save_model: bool,
     quiet: bool,
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
@@ -69,6 +71,7 @@ def run_command(
         force=force,
         validate=validate,
         quiet=quiet,
+        save_model=save_model,
     )
     _print_summary(records, out)
     failed = [r for r in records if r.get("status") != "ok"]
