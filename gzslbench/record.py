@@ -128,6 +128,7 @@ class RunRecord(TypedDict, total=False):
     selection: dict[str, str]  # ok only: selection mode -> what it means (protocol.SELECTION_MODES)
     history: dict[str, Any]  # train: per-epoch losses; test / val: per-epoch U/S/H rows
     timings: dict[str, float]  # seconds: total_s and the method's stages
+    model_file: str  # --save-model only: the state dict's file name, beside the record
     tuning: TuningBlock  # tuned runs only: the config was chosen on the validation split (gzslbench tune)
 
 

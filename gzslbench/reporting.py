@@ -1,73 +1,107 @@
-"""Aggregate run records over seeds and render U / S / H tables as Markdown, LaTeX or CSV.
+"""Aggregate run records over seeds, and the statistics tables and figures rest on.
 
-The rows are built once (:func:`aggregate`) and rendered by each writer, so the formats never
-disagree. Cells read ``mean ± std`` over seeds in percent, with the seed count beside them.
+:func:`aggregate` turns the long results frame into one row per (method, dataset, config) with
+the mean, the sample std and the 95% t-interval half-width of U, S and H over seeds, the seed
+count, the number of failed runs and the per-seed H values (kept for significance tests).
+Renderers (:mod:`gzslbench.tables`, :mod:`gzslbench.plots`) only read these rows, so every format
+shows the same numbers.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pandas as pd
-from tabulate import tabulate
+from scipy import stats as sps
 
 from gzslbench.errors import GZSLBenchError
+from gzslbench.results import iter_records, load_results
 
-TABLE_FORMATS = ("markdown", "latex", "csv")
 SHOWN = ("U", "S", "H")
+CONFIDENCE = 0.95
+SIGNIFICANCE_LEVEL = 0.05
 MODE_NOTES = {
     "last": "model selection: fixed epoch count, last epoch",
     "val": "model selection: epoch chosen on the validation split",
     "oracle": "model selection: ORACLE, best epoch chosen on the test set (optimistic, not a valid protocol)",
 }
+KEYS = ["method", "dataset", "config_hash"]
+
+
+def load_frame(out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = ()) -> pd.DataFrame:
+    """Finished and failed runs under ``out`` (failed ones have ``mode`` None), optionally filtered."""
+    frame = load_results(out, include_failed=True)
+    if frame.empty:
+        raise GZSLBenchError(f"no run records under '{out}' (run `gzslbench run` first)")
+    if methods:
+        frame = frame[frame["method"].isin(methods)]
+    if datasets:
+        frame = frame[frame["dataset"].isin(datasets)]
+    if frame.empty:
+        raise GZSLBenchError(f"no run records under '{out}' match the selected methods and datasets")
+    return frame
+
+
+def load_configs(out: str | Path) -> dict[str, dict[str, Any]]:
+    """config_hash -> resolved config of the records under ``out`` (e.g. for Table 3's component marks)."""
+    return {r["config_hash"]: r.get("config") or {} for r in iter_records(out)}
+
+
+def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
+    """Half-width of the t-interval of a mean over ``n`` seeds; NaN below 2 seeds (no spread to show)."""
+    if n < 2 or not math.isfinite(std):
+        return math.nan
+    return float(sps.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
 
 
 def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
-    """Mean, std and seed count of U/S/H per (method, dataset, config) for one selection mode."""
-    ok = frame[(frame["status"] == "ok") & (frame["mode"] == mode)]
+    """Per (method, dataset, config): ``<m>_mean``, ``<m>_std``, ``<m>_ci`` for U/S/H, ``n``, ``failed``, ``H_values``.
+
+    ``frame`` is :func:`~gzslbench.results.load_results` output; rows whose status is not ``ok``
+    count as failed runs. A group whose runs all failed keeps ``n = 0`` and NaN statistics.
+    """
+    status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)
+    ok = frame[(status == "ok") & (frame["mode"] == mode)]
     if ok.empty:
-        modes = sorted(m for m in frame["mode"].dropna().unique())
+        modes = sorted(m for m in frame.loc[status == "ok", "mode"].dropna().unique())
         raise GZSLBenchError(f"no finished runs with selection mode '{mode}' (modes present: {modes or 'none'})")
-    grouped = ok.groupby(["method", "dataset", "config_hash"], sort=True)
-    stats = grouped[list(SHOWN)].agg(["mean", "std"])
-    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
-    stats["n"] = grouped.size()
-    return stats.reset_index()
+    grouped = ok.groupby(KEYS, sort=True)
+    out = grouped[list(SHOWN)].agg(["mean", "std"])
+    out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
+    out["n"] = grouped.size()
+    out["H_values"] = grouped["H"].agg(tuple)
+    failed = frame[status != "ok"].drop_duplicates([*KEYS, "seed"]).groupby(KEYS).size()
+    out = out.join(failed.rename("failed"), how="outer")
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["failed"] = out["failed"].fillna(0).astype(int)
+    out["H_values"] = out["H_values"].map(lambda v: v if isinstance(v, tuple) else ())
+    for metric in SHOWN:
+        out[f"{metric}_ci"] = [ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out["n"], strict=True)]
+    return out.reset_index()
 
 
-def _cell(mean: float, std: float, latex: bool) -> str:
-    """``mean ± std``; a single seed has no spread to show."""
-    if pd.isna(std):
-        return f"{mean:.1f}"
-    return f"{mean:.1f} $\\pm$ {std:.1f}" if latex else f"{mean:.1f} ± {std:.1f}"
+def not_below_best(values: Mapping[Hashable, Sequence[float]], alpha: float = SIGNIFICANCE_LEVEL) -> set[Hashable]:
+    """Keys whose values are not significantly below those of the best mean (one-sided Welch t-test).
 
-
-def _wide(stats: pd.DataFrame, latex: bool) -> tuple[list[str], list[list[str]]]:
-    """Rows = methods (with the config hash where a method has several), columns = dataset x U/S/H, n."""
-    several = stats.groupby(["method", "dataset"])["config_hash"].transform("nunique") > 1
-    stats = stats.assign(row=stats["method"].where(~several, stats["method"] + " [" + stats["config_hash"] + "]"))
-    datasets = sorted(stats["dataset"].unique())
-    header = ["method"] + [f"{d} {m}" for d in datasets for m in SHOWN] + [f"{d} n" for d in datasets]
-    body = []
-    for row_name, group in stats.groupby("row", sort=True):
-        by_dataset = {r["dataset"]: r for _, r in group.iterrows()}
-        cells = [row_name]
-        for d in datasets:
-            r = by_dataset.get(d)
-            cells += [_cell(r[f"{m}_mean"], r[f"{m}_std"], latex) if r is not None else "–" for m in SHOWN]
-        cells += [str(int(by_dataset[d]["n"])) if d in by_dataset else "0" for d in datasets]
-        body.append(cells)
-    return header, body
-
-
-def render(stats: pd.DataFrame, fmt: str = "markdown", mode: str = "last") -> str:
-    """The aggregated table as text, with a caption naming the selection mode."""
-    if fmt == "csv":
-        return stats.assign(mode=mode).to_csv(index=False, float_format="%.2f")
-    if fmt not in TABLE_FORMATS:
-        raise GZSLBenchError(f"unknown table format '{fmt}' (choose from {', '.join(TABLE_FORMATS)})")
-    latex = fmt == "latex"
-    header, body = _wide(stats, latex)
-    note = f"U / S / H in %, mean ± std over n seeds; {MODE_NOTES[mode]}."
-    if latex:
-        table = tabulate(body, headers=header, tablefmt="latex_raw", colalign=["left"] + ["right"] * (len(header) - 1))
-        return f"% {note}\n{table}"
-    return f"{tabulate(body, headers=header, tablefmt='github')}\n\n{note}"
+    Only entries with at least 2 values take part; the best one is always in the set. Two
+    spread-free samples compare by their means (the t statistic is undefined there).
+    """
+    tested = {k: np.asarray(v, dtype=float) for k, v in values.items() if len(v) >= 2}
+    if not tested:
+        return set()
+    best = max(tested, key=lambda k: tested[k].mean())
+    keep = {best}
+    for key, sample in tested.items():
+        if key == best:
+            continue
+        result = sps.ttest_ind(tested[best], sample, equal_var=False, alternative="greater")
+        p = float(result.pvalue)
+        if math.isnan(p):
+            p = 1.0 if sample.mean() >= tested[best].mean() else 0.0
+        if p >= alpha:
+            keep.add(key)
+    return keep

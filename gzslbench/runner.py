@@ -91,6 +91,7 @@ class RunSpec:
     data_fingerprint: str | None = None
     save_scores: bool = False
     sweep: str | None = None  # the sweep or tuning search that planned the run; a tag, not identity
+    save_model: bool = False
 
     @property
     def data_key(self) -> tuple:
@@ -102,6 +103,10 @@ class RunSpec:
 
     def path(self, out: str | Path) -> Path:
         return record_path(out, self.dataset, self.method, self.config_hash, self.seed)
+
+    def model_path(self, out: str | Path) -> Path:
+        """Where ``--save-model`` puts the trained weights: beside the record."""
+        return model_path(self.path(out))
 
     def command(self) -> str:
         """The CLI command that repeats exactly this run (shell-quoted)."""
@@ -124,7 +129,16 @@ class RunSpec:
             parts += ["--data-dir", self.data_dir]
         if self.validate:
             parts.append("--val")
+        if self.save_model:
+            parts.append("--save-model")
+        if self.save_scores:
+            parts.append("--save-scores")
         return shlex.join(parts)
+
+
+def model_path(record: Path) -> Path:
+    """``.../seed-0.json`` -> ``.../seed-0.model.pt`` (the state dict saved by ``--save-model``)."""
+    return record.with_suffix(".model.pt")
 
 
 def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> tuple:
@@ -211,6 +225,7 @@ def plan(
     threads: int | None = None,
     save_scores: bool = False,
     loaded: dict[tuple, GZSLData] | None = None,
+    save_model: bool = False,
 ) -> list[RunSpec]:
     """Resolve names, options and configs into RunSpecs, loading (and so checking) each dataset once.
 
@@ -245,6 +260,7 @@ def plan(
                     source,
                     data.fingerprint,
                     save_scores,
+                    save_model=save_model,
                 )
                 for seed in seeds
             ]
@@ -255,6 +271,8 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     """True if a successful record for ``spec`` exists (with val metrics when asked for)."""
     record = read_record(spec.path(out))
     if record is None or record["status"] != "ok":
+        return False
+    if spec.save_model and not spec.model_path(out).exists():
         return False
     return not spec.validate or "val" in record["metrics"]
 
@@ -353,13 +371,17 @@ def new_record(spec: RunSpec) -> RunRecord:
 
 
 def execute(
-    spec: RunSpec, progress: bool = False, data: GZSLData | None = None, scores_path: Path | None = None
+    spec: RunSpec,
+    progress: bool = False,
+    data: GZSLData | None = None,
+    scores_path: Path | None = None,
+    model_path: Path | None = None,
 ) -> RunRecord:
     """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
     record = new_record(spec)
-    ctx = RunContext(seed=spec.seed, device=device, progress=progress)
+    ctx = RunContext(seed=spec.seed, device=device, progress=progress, model_path=model_path)
     tic = time.perf_counter()
     try:
         if data is None:
@@ -378,6 +400,8 @@ def execute(
         record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
         record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
         record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
+        if model_path is not None and model_path.exists():
+            record["model_file"] = model_path.name
     except (KeyboardInterrupt, GZSLBenchError):
         raise
     except Exception as exc:
@@ -403,7 +427,8 @@ def _execute_and_save(
             if not force and is_finished(spec, out):
                 return read_record(path) or busy_record(spec, "finished by another process")
             scores_path = path.with_name(f"{path.stem}.scores.npz") if spec.save_scores else None
-            record = execute(spec, progress, data, scores_path)
+            model_path = spec.model_path(out) if spec.save_model else None
+            record = execute(spec, progress, data, scores_path, model_path)
             write_json_atomic(path, record)
             return record
     except ClaimHeld as exc:
@@ -544,6 +569,7 @@ def run(
     quiet: bool = True,
     backend: str = "joblib",
     scheduler: str | None = None,
+    save_model: bool = False,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
 
@@ -575,6 +601,7 @@ def run(
         save_scores=save_scores,
         threads=threads or default_threads(n_jobs),
         loaded=loaded,
+        save_model=save_model,
     )
     return run_specs(
         specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded, backend=backend, scheduler=scheduler

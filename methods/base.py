@@ -10,11 +10,14 @@ model-selection modes.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
@@ -47,11 +50,12 @@ class Scores:
 
 @dataclass
 class RunContext:
-    """Per-run services: the seed, the device, and a log for per-epoch history and timings."""
+    """Per-run services: the seed, the device, a log for per-epoch history and timings, model saving."""
 
     seed: int
     device: torch.device
     progress: bool = False
+    model_path: Path | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -70,6 +74,24 @@ class RunContext:
     def progress_bar(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         """``iterable`` with a tqdm bar when the run shows progress (a VAE run takes minutes)."""
         return tqdm(iterable, desc=desc, total=total, leave=False, disable=not self.progress)
+
+    def save_model(self, module: torch.nn.Module) -> None:
+        """Write ``module``'s state dict to :attr:`model_path` atomically; no-op unless the run asked for it.
+
+        Figures such as the latent t-SNE need the trained model, which the JSON record does not hold.
+        """
+        if self.model_path is None:
+            return
+        self.model_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.model_path.name}.", suffix=".tmp", dir=self.model_path.parent)
+        os.close(fd)
+        try:
+            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            torch.save(state, tmp)
+            os.replace(tmp, self.model_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:

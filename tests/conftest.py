@@ -54,3 +54,52 @@ def shared_xlsa17() -> Path:
     if not SHARED_XLSA17.is_dir():
         pytest.skip("real xlsa17 split files (../shared/data/xlsa17-att) are not present")
     return SHARED_XLSA17
+
+
+def write_record(out: Path, method: str, dataset: str, seed: int, H: float, U: float, S: float, **extra) -> dict:
+    """Write one run record JSON the way the runner lays it out; ``extra`` overrides record keys."""
+    import json
+
+    record = {
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "config_hash": extra.pop("config_hash", "cfg0"),
+        "config": {},
+        "dataset_options": {},
+        "status": "ok",
+        "error": None,
+        "metrics": {
+            "last": {"epoch": 10, "U": U, "S": S, "H": H},
+            "oracle": {"epoch": 7, "U": U + 1.0, "S": S + 1.0, "H": H + 1.0},
+        },
+        "history": {"train": [], "test": []},
+        **extra,
+    }
+    path = out / "runs" / dataset / method / record["config_hash"] / f"seed-{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
+
+
+@pytest.fixture
+def paper_results(tmp_path) -> Path:
+    """Records of acmr and cada-vae on two synthetic datasets, a 1-seed acmr on real `cub`, two dual-vae
+    seeds, and one failed cada-vae run on synth-sun. H values (last mode):
+
+    synth-cub: acmr 40, 42, 44 (mean 42.0, std 2.0); cada-vae 38, 39, 40 (39.0, 1.0); dual-vae 30, 31.
+    synth-sun: acmr 20, 22 (21.0, 1.41); cada-vae 25 (1 seed) + 1 failed.  cub: acmr 54.0 (1 seed).
+    """
+    out = tmp_path / "results"
+    for seed, h in enumerate([40.0, 42.0, 44.0]):
+        write_record(out, "acmr", "synth-cub", seed, h, 30.0 + seed, 60.0)
+    for seed, h in enumerate([38.0, 39.0, 40.0]):
+        write_record(out, "cada-vae", "synth-cub", seed, h, 30.0, 50.0 + seed)
+    for seed, h in enumerate([30.0, 31.0]):
+        write_record(out, "dual-vae", "synth-cub", seed, h, 20.0, 50.0, config={"use_iem": False, "use_vsa": False})
+    for seed, h in enumerate([20.0, 22.0]):
+        write_record(out, "acmr", "synth-sun", seed, h, 15.0, 30.0)
+    write_record(out, "cada-vae", "synth-sun", 0, 25.0, 20.0, 30.0)
+    write_record(out, "cada-vae", "synth-sun", 1, 0.0, 0.0, 0.0, status="failed", error="TrainingDiverged: nan")
+    write_record(out, "acmr", "cub", 0, 54.0, 50.0, 58.0)
+    return out

@@ -39,7 +39,7 @@ def test_run_writes_one_record_per_seed_and_table_aggregates(invoke, tmp_path):
     assert paths[0].parent.name == record["config_hash"]
     table = invoke("table")
     assert table.exit_code == 0
-    assert "synth-tiny H" in table.output and "±" in table.output and "| eszsl" in table.output
+    assert "TINY (synthetic)" in table.output and "±" in table.output and "| ESZSL" in table.output
     latex = invoke("table", "--format", "latex")
     assert "\\pm" in latex.output and "\\begin{tabular}" in latex.output
     csv = invoke("table", "--format", "csv")
@@ -62,7 +62,7 @@ def test_set_changes_the_config_folder_and_the_record(invoke, tmp_path):
     assert sorted(r["config"]["gamma"] for r in records) == [10.0, 1000.0]
     assert len({r["config_hash"] for r in records}) == 2
     table = invoke("table")
-    assert "eszsl [" in table.output  # two configs of one method are told apart
+    assert "ESZSL [" in table.output  # two configs of one method are told apart
 
 
 def test_val_mode_is_recorded(invoke, tmp_path):

@@ -1,4 +1,4 @@
-"""Aggregation over seeds and the rendered tables, against numbers computed by hand."""
+"""Aggregation over seeds and the statistics behind the tables, against numbers computed by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from gzslbench.errors import GZSLBenchError
-from gzslbench.reporting import aggregate, render
+from gzslbench.reporting import aggregate, ci_halfwidth, not_below_best
 
 
 def _frame(rows):
@@ -21,26 +21,34 @@ ROWS = [
 ]
 
 
-def test_mean_std_and_seed_count():
+def test_mean_std_ci_and_seed_count():
     stats = aggregate(_frame(ROWS)).set_index("method")
     assert stats.loc["a", "H_mean"] == pytest.approx(45.0)
     assert stats.loc["a", "H_std"] == pytest.approx(7.0711, abs=1e-4)  # sample std of 40, 50
+    assert stats.loc["a", "H_ci"] == pytest.approx(12.706 * 7.0711 / 2**0.5, abs=1e-2)  # t(0.975, 1) = 12.706
     assert stats.loc["a", "n"] == 2 and stats.loc["b", "n"] == 1
+    assert pd.isna(stats.loc["b", "H_std"]) and pd.isna(stats.loc["b", "H_ci"])
+    assert stats.loc["a", "H_values"] == (40.0, 50.0)
 
 
-def test_markdown_and_latex_cells():
-    stats = aggregate(_frame(ROWS))
-    markdown = render(stats, "markdown")
-    assert "45.0 ± 7.1" in markdown and "| b " in markdown and "18.0 " in markdown and "18.0 ±" not in markdown
-    assert "fixed epoch count" in markdown
-    latex = render(stats, "latex", mode="oracle")
-    assert "45.0 $\\pm$ 7.1" in latex and latex.startswith("% ") and "ORACLE" in latex
-
-
-def test_failed_runs_and_other_modes_are_left_out():
+def test_failed_runs_are_counted_not_averaged_and_other_modes_are_left_out():
     rows = [*ROWS, {"method": "a", "dataset": "d", "seed": 2, "U": 0.0, "S": 0.0, "H": 0.0, "status": "failed"}]
     rows.append({"method": "a", "dataset": "d", "seed": 0, "U": 99.0, "S": 99.0, "H": 99.0, "mode": "oracle"})
+    rows.append({"method": "c", "dataset": "d", "seed": 0, "status": "failed", "mode": None})
     stats = aggregate(_frame(rows)).set_index("method")
     assert stats.loc["a", "H_mean"] == pytest.approx(45.0) and stats.loc["a", "n"] == 2
+    assert stats.loc["a", "failed"] == 1 and stats.loc["b", "failed"] == 0
+    assert stats.loc["c", "n"] == 0 and stats.loc["c", "failed"] == 1 and pd.isna(stats.loc["c", "H_mean"])
     with pytest.raises(GZSLBenchError, match="no finished runs"):
         aggregate(_frame(ROWS), mode="val")
+
+
+def test_ci_halfwidth_uses_the_t_distribution():
+    assert ci_halfwidth(2.0, 3) == pytest.approx(4.3027 * 2.0 / 3**0.5, abs=1e-3)
+    assert ci_halfwidth(2.0, 1) != ci_halfwidth(2.0, 1)  # NaN: one seed has no interval
+
+
+def test_welch_marks_only_methods_not_significantly_below_the_best():
+    values = {"best": [50.0, 51.0, 52.0], "close": [49.0, 52.0, 50.5], "far": [30.0, 31.0, 29.0], "one": [60.0]}
+    assert not_below_best(values) == {"best", "close"}  # a single seed takes no part, even with a higher H
+    assert not_below_best({"x": [1.0, 1.0], "y": [1.0, 1.0], "z": [0.5, 0.5]}) == {"x", "y"}

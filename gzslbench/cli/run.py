@@ -70,6 +70,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--save-scores", is_flag=True, help="Keep each run's final test scores (float16) beside its record.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
+@click.option("--save-model", is_flag=True, help="Save the trained model's state dict beside each record.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run_command(
     methods: tuple[str, ...],
@@ -89,6 +90,7 @@ def run_command(
     validate: bool,
     save_scores: bool,
     force: bool,
+    save_model: bool,
     quiet: bool,
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
@@ -112,6 +114,7 @@ def run_command(
             quiet=quiet,
             backend=backend,
             scheduler=scheduler,
+            save_model=save_model,
         )
     _print_summary(records, out)
     for record in records:

@@ -1,4 +1,4 @@
-"""``gzslbench table``: aggregate run records into U / S / H tables."""
+"""``gzslbench table``: paper tables (Table 2, Table 3) from run records, with reported numbers and statistics."""
 
 from __future__ import annotations
 
@@ -6,28 +6,92 @@ import click
 
 from gzslbench.cli._group import cli, names
 from gzslbench.cli.run import SELECTION_CHOICES
-from gzslbench.errors import GZSLBenchError
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.reporting import TABLE_FORMATS, aggregate, render
-from gzslbench.results import load_results
+from gzslbench.reporting import aggregate, load_configs, load_frame
+from gzslbench.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
+
+
+def selection_options(func):
+    """--results, --mode, --method, --dataset: shared by ``table``, ``plot`` and ``report``."""
+    func = click.option("--dataset", "-d", "datasets", multiple=True, help="Only these datasets.")(func)
+    func = click.option("--method", "-m", "methods", multiple=True, help="Only these methods.")(func)
+    func = click.option(
+        "--mode", default="last", show_default=True, type=click.Choice(SELECTION_CHOICES), help="Model selection."
+    )(func)
+    return click.option(
+        "--results", "out", default="results", show_default=True, type=click.Path(file_okay=False), help="Records."
+    )(func)
+
+
+def resolve_names(methods: tuple[str, ...], datasets: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Registered names for --method / --dataset (unknown names are an error with suggestions)."""
+    return [METHODS.get(m).name for m in names(methods)], [DATASETS.get(d).name for d in names(datasets)]
+
+
+def make_table(
+    out: str,
+    style: str,
+    mode: str = "last",
+    methods: list[str] | None = None,
+    datasets: list[str] | None = None,
+    *,
+    with_reported: bool = False,
+    compare: bool = False,
+    ci: bool = False,
+    significance: bool = False,
+) -> Table:
+    """The Table 2 / Table 3 of the records under ``out`` (shared by ``table`` and ``report``)."""
+    stats = aggregate(load_frame(out, methods or [], datasets or []), mode)
+    options = dict(
+        with_reported=with_reported, compare=compare, spread="ci" if ci else "std", significance=significance
+    )
+    if style == "table3":
+        return build_table3(stats, mode, configs=load_configs(out), **options)
+    return build_table2(stats, mode, **options)
 
 
 @cli.command(
     "table",
-    epilog="Examples:\n\n  gzslbench table\n\n  gzslbench table --mode oracle --format latex --method acmr,cada-vae",
+    epilog=(
+        "Examples:\n\n  gzslbench table\n\n  gzslbench table --style table3 --reported\n\n"
+        "  gzslbench table --mode oracle --format latex --method acmr,cada-vae\n\n"
+        "  gzslbench table --compare reported --ci --significance"
+    ),
 )
-@click.option("--results", "out", default="results", show_default=True, type=click.Path(file_okay=False))
-@click.option("--mode", default="last", show_default=True, type=click.Choice(SELECTION_CHOICES), help="Selection.")
+@selection_options
+@click.option("--style", default="table2", show_default=True, type=click.Choice(TABLE_STYLES), help="Layout.")
 @click.option("--format", "fmt", default="markdown", show_default=True, type=click.Choice(TABLE_FORMATS))
-@click.option("--method", "-m", "methods", multiple=True, help="Only these methods.")
-@click.option("--dataset", "-d", "datasets", multiple=True, help="Only these datasets.")
-def table_command(out: str, mode: str, fmt: str, methods: tuple[str, ...], datasets: tuple[str, ...]) -> None:
-    """Aggregate run records into mean ± std over seeds of U, S, H per method and dataset."""
-    frame = load_results(out)
-    if frame.empty:
-        raise GZSLBenchError(f"no finished run records under '{out}' (run `gzslbench run` first)")
-    if methods:
-        frame = frame[frame["method"].isin([METHODS.get(m).name for m in names(methods)])]
-    if datasets:
-        frame = frame[frame["dataset"].isin([DATASETS.get(d).name for d in names(datasets)])]
-    click.echo(render(aggregate(frame, mode), fmt, mode))
+@click.option("--reported", "with_reported", is_flag=True, help="Add the published numbers (real datasets only).")
+@click.option("--compare", type=click.Choice(["reported"]), help="Add Δ = ours − reported columns (real datasets).")
+@click.option("--ci", is_flag=True, help="95% t-intervals over seeds instead of the std.")
+@click.option("--significance", is_flag=True, help="Mark runs not significantly below the best H (Welch t-test).")
+def table_command(
+    out: str,
+    mode: str,
+    methods: tuple[str, ...],
+    datasets: tuple[str, ...],
+    style: str,
+    fmt: str,
+    with_reported: bool,
+    compare: str | None,
+    ci: bool,
+    significance: bool,
+) -> None:
+    """Paper tables from run records: U / S / H mean ± std over seeds per method and dataset.
+
+    table2: methods grouped by family, datasets spanning U, S, H; table3: the ACMR ablation (H,
+    with IEM / VSA marks). Best H per dataset in bold, second underlined.
+    """
+    method_names, dataset_names = resolve_names(methods, datasets)
+    table = make_table(
+        out,
+        style,
+        mode,
+        method_names,
+        dataset_names,
+        with_reported=with_reported,
+        compare=compare == "reported",
+        ci=ci,
+        significance=significance,
+    )
+    click.echo(render(table, fmt).rstrip("\n"))

@@ -84,6 +84,7 @@ class CrossModalVAEMethod(Method):
         with ctx.timer("vae_s"):
             train_vae(model, train_x, train_y, attributes, vae_settings, ctx, ctx.generator(STREAM_VAE))
         ctx.timings["vae_epoch_s"] = ctx.timings["vae_s"] / max(vae_settings.epochs, 1)
+        ctx.save_model(model)
 
         with ctx.timer("encode_s"), torch.no_grad():
             latents = encode_for_classifier(model, split, config, vae_settings, ctx.generator(STREAM_ENCODE))

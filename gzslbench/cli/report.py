@@ -1,0 +1,74 @@
+"""``gzslbench report``: the tables (Markdown and LaTeX) and the figures in one folder, with an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gzslbench.cli._group import cli
+from gzslbench.cli.plot import draw
+from gzslbench.cli.table import make_table, resolve_names, selection_options
+from gzslbench.errors import GZSLBenchError
+from gzslbench.reported import ABLATIONS, real_twin
+from gzslbench.reporting import load_frame
+from gzslbench.tables import render
+
+
+def write_report(
+    results: str,
+    out: Path,
+    mode: str = "last",
+    methods: list[str] | None = None,
+    datasets: list[str] | None = None,
+    *,
+    data_dir: str | None = None,
+) -> Path:
+    """Write ``out/index.md`` linking tables/ (md + tex) and figures/ (png + pdf); return the index path."""
+    frame = load_frame(results, methods or [], datasets or [])
+    ran = set(frame["method"])
+    has_real = any(real_twin(d) for d in frame["dataset"])
+    tables_dir, figures_dir = out / "tables", out / "figures"
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    plan = [("table2", "Table 2: methods by family", {})]
+    if has_real:
+        plan.append(("table2-reported", "Table 2 with reported numbers", {"with_reported": True, "compare": True}))
+    if ran & set(ABLATIONS):
+        plan.append(("table3", "Table 3: ablation", {"with_reported": has_real, "compare": has_real}))
+    sections = [f"# gzslbench report\n\nRecords: `{results}`; selection mode: `{mode}`.\n"]
+    for name, title, options in plan:
+        table = make_table(results, name.split("-")[0], mode, methods, datasets, **options)
+        markdown = render(table, "markdown")
+        (tables_dir / f"{name}.md").write_text(markdown)
+        (tables_dir / f"{name}.tex").write_text(render(table, "latex"))
+        sections.append(f"## {title}\n\n[Markdown](tables/{name}.md) · [LaTeX](tables/{name}.tex)\n\n{markdown}")
+    figures = ["## Figures\n"]
+    for kind in ("bars", "curves", "sensitivity", "tsne"):
+        try:
+            paths = draw(kind, results, figures_dir, mode, methods, datasets, data_dir=data_dir)
+        except GZSLBenchError as exc:
+            figures.append(f"- {kind}: not drawn ({exc}).\n")
+            continue
+        for png in (p for p in paths if p.suffix == ".png"):
+            rel = png.relative_to(out).as_posix()
+            figures.append(
+                f"### {png.stem}\n\n![{png.stem}]({rel})\n\n[PDF]({Path(rel).with_suffix('.pdf').as_posix()})\n"
+            )
+    index = out / "index.md"
+    index.write_text("\n".join(sections + figures))
+    return index
+
+
+@cli.command(
+    "report", epilog="Examples:\n\n  gzslbench report --out report\n\n  gzslbench report --mode oracle -d synth-cub"
+)
+@selection_options
+@click.option("--out", "report_dir", default="report", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data-dir", type=click.Path(), help="Root of the real data (t-SNE on real datasets).")
+def report_command(
+    out: str, mode: str, methods: tuple[str, ...], datasets: tuple[str, ...], report_dir: str, data_dir: str | None
+) -> None:
+    """Write the tables (Markdown, LaTeX) and every figure that the records allow into one folder."""
+    method_names, dataset_names = resolve_names(methods, datasets)
+    index = write_report(out, Path(report_dir), mode, method_names, dataset_names, data_dir=data_dir)
+    click.echo(str(index))

@@ -1,0 +1,403 @@
+"""The paper's figures from run records, drawn headless with matplotlib and written as PNG and PDF.
+
+* :func:`plot_curves`: per-epoch loss terms of the VAE stage, the final classifier's loss and its
+  U / S / H per epoch, mean over seeds with a ±std band, one figure per dataset.
+* :func:`plot_sensitivity`: H against one config value across records that differ only in that
+  value (ACMR's Figure 5), one curve per dataset with a ±std band over seeds.
+* :func:`plot_tsne`: t-SNE of the latent means of both modalities for seen and unseen classes from
+  a model saved with ``gzslbench run --save-model`` (ACMR's Figure 6).
+* :func:`plot_bars`: H per method per dataset with the seed spread, for a quick look.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state, no display).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from gzslbench.errors import GZSLBenchError
+from gzslbench.reported import dataset_order, display_dataset, display_method
+from gzslbench.reporting import aggregate, load_frame
+from gzslbench.results import iter_records, record_path
+
+PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars")
+FORMATS = ("png", "pdf")
+PALETTE = matplotlib.colormaps["tab10"]
+VAE_TERMS = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction", "total")
+
+
+def save(fig: Figure, out: Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``out/name.png`` and ``out/name.pdf`` (reproducible: no creation date in the PDF)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        path = out / f"{name}.{fmt}"
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        fig.savefig(path, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+        paths.append(path)
+    return paths
+
+
+def select_records(
+    out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = (), status: str = "ok"
+) -> list[dict[str, Any]]:
+    """The records under ``out`` with ``status``, optionally only some methods and datasets."""
+    records = [
+        r
+        for r in iter_records(out)
+        if r.get("status") == status
+        and (not methods or r["method"] in methods)
+        and (not datasets or r["dataset"] in datasets)
+    ]
+    if not records:
+        raise GZSLBenchError(f"no finished run records under '{out}' match the selected methods and datasets")
+    return records
+
+
+def _label(method: str, config_hash: str, several: bool) -> str:
+    return display_method(method) + (f" [{config_hash}]" if several else "")
+
+
+def _band(ax: Any, x: np.ndarray, values: np.ndarray, label: str, color: Any = None) -> None:
+    """Mean line with a ±std band over the rows of ``values`` (seeds x points); NaN-aware."""
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(values, axis=0)
+        std = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
+    (line,) = ax.plot(x, mean, label=label, color=color, linewidth=1.5)
+    if values.shape[0] > 1:
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def _stack(series: Iterable[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, seeds x epochs array) from per-seed {epoch: value} maps, NaN where a seed lacks an epoch."""
+    series = list(series)
+    epochs = np.array(sorted({e for s in series for e in s}))
+    return epochs, np.array([[s.get(e, np.nan) for e in epochs] for s in series], dtype=float)
+
+
+def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """One figure per dataset: VAE loss terms, classifier loss and U / S / H per epoch, one line per method."""
+    by_dataset: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by_dataset[r["dataset"]][(r["method"], r["config_hash"])].append(r)
+    written = []
+    for dataset in dataset_order(list(by_dataset)):
+        runs = by_dataset[dataset]
+        counts = defaultdict(int)
+        for method, _ in runs:
+            counts[method] += 1
+        panels = [
+            *(("vae", t) for t in VAE_TERMS),
+            ("classifier", "loss"),
+            ("test", "U"),
+            ("test", "S"),
+            ("test", "H"),
+        ]
+        present = [p for p in panels if any(_series(r, *p) for rs in runs.values() for r in rs)]
+        if not present:
+            continue
+        cols = 3
+        rows = math.ceil(len(present) / cols)
+        fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        colors = {run: PALETTE(i % PALETTE.N) for i, run in enumerate(sorted(runs))}
+        for ax, (stage, key) in zip(axes, present, strict=False):
+            for (method, config_hash), rs in sorted(runs.items()):
+                series = [_series(r, stage, key) for r in rs]
+                if not any(series):
+                    continue
+                x, values = _stack(series)
+                label = f"{_label(method, config_hash, counts[method] > 1)} (n={len(rs)})"
+                _band(ax, x, values, label, colors[(method, config_hash)])
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_title(_panel_title(stage, key))
+            ax.set_xlabel("classifier epoch" if stage != "vae" else "VAE epoch")
+            ax.set_ylabel("%" if stage == "test" else "loss (epoch mean)")
+            ax.grid(alpha=0.3)
+        for ax in axes[len(present) :]:
+            ax.set_visible(False)
+        handles, labels = axes[0].get_legend_handles_labels()
+        for ax in axes[: len(present)]:
+            h, lab = ax.get_legend_handles_labels()
+            if len(lab) > len(labels):
+                handles, labels = h, lab
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
+        fig.suptitle(f"Training curves on {display_dataset(dataset)} (mean ± std over seeds)")
+        written += save(fig, out, f"curves-{dataset}")
+    if not written:
+        raise GZSLBenchError("the selected records hold no per-epoch history to plot")
+    return written
+
+
+def _series(record: dict[str, Any], stage: str, key: str) -> dict[int, float]:
+    history = record.get("history") or {}
+    if stage == "test":
+        rows = history.get("test") or []
+    else:
+        rows = [r for r in history.get("train") or [] if r.get("stage") == stage]
+    series = {int(r["epoch"]): float(r[key]) for r in rows if r.get(key) is not None}
+    unused_term = stage != "test" and not any(v != 0 for v in series.values())
+    return {} if unused_term else series
+
+
+def _panel_title(stage: str, key: str) -> str:
+    if stage == "test":
+        return f"{key} (test, final classifier)"
+    if stage == "classifier":
+        return "final classifier loss"
+    return f"VAE {key.replace('_', ' ')}"
+
+
+def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Lists become ``key[i]`` entries, so one factor of a schedule can be the swept value."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, list | tuple):
+            flat.update({f"{key}[{i}]": v for i, v in enumerate(value)})
+        else:
+            flat[key] = value
+    return flat
+
+
+def sweeps(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(method, config key) -> the records of configs that differ from another config in exactly that key.
+
+    Configs are compared per method and dataset (dataset options included); a key qualifies when
+    at least two distinct configs differ only in it.
+    """
+    configs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    members: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        dataset = f"{r['dataset']}|{sorted((r.get('dataset_options') or {}).items())}"
+        key = (r["method"], dataset, r["config_hash"])
+        configs[key] = _flatten(r.get("config") or {})
+        members[key].append(r)
+    found: dict[tuple[str, str], dict[tuple, list[dict]]] = defaultdict(dict)
+    keys = list(configs)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1 :]:
+            if a[:2] != b[:2]:
+                continue
+            ca, cb = configs[a], configs[b]
+            diff = [k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)]
+            if len(diff) == 1 and _numeric(ca.get(diff[0])) and _numeric(cb.get(diff[0])):
+                for k in (a, b):
+                    found[(a[0], diff[0])][k] = members[k]
+    return {key: [r for rs in groups.values() for r in rs] for key, groups in found.items()}
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def plot_sensitivity(records: Sequence[dict[str, Any]], out: Path, mode: str = "last") -> list[Path]:
+    """One figure per (method, swept key): H against the key's value, one curve per dataset, ±std band."""
+    found = sweeps(records)
+    if not found:
+        raise GZSLBenchError(
+            "no records differ in exactly one config value (run a method with several --set values of one key)"
+        )
+    written = []
+    for (method, key), rs in sorted(found.items()):
+        fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+        ax = fig.add_subplot()
+        by_dataset: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in rs:
+            if mode in r["metrics"]:
+                by_dataset[r["dataset"]][float(_flatten(r["config"])[key])].append(r["metrics"][mode]["H"])
+        xs_all = []
+        for dataset in dataset_order(list(by_dataset)):
+            points = by_dataset[dataset]
+            x = np.array(sorted(points))
+            xs_all += list(x)
+            mean = np.array([np.mean(points[v]) for v in x])
+            std = np.array([np.std(points[v], ddof=1) if len(points[v]) > 1 else 0.0 for v in x])
+            (line,) = ax.plot(x, mean, marker="o", label=f"{display_dataset(dataset)}")
+            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 100:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(f"H (%), selection: {mode}")
+        ax.set_title(f"{display_method(method)}: sensitivity to {key}")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        written += save(fig, out, f"sensitivity-{method}-{_safe(key)}")
+    return written
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_")
+
+
+def plot_bars(out_results: str | Path, out: Path, mode: str = "last", methods=(), datasets=()) -> list[Path]:
+    """H per method (bars, mean over seeds) per dataset (groups), error bars = std, dots = seeds."""
+    frame = load_frame(out_results, methods, datasets)
+    stats = aggregate(frame, mode)
+    stats = stats[stats["n"] > 0]
+    several = stats.groupby(["method", "dataset"])["config_hash"].transform("nunique") > 1
+    stats = stats.assign(
+        label=[_label(m, h, s) for m, h, s in zip(stats["method"], stats["config_hash"], several, strict=True)]
+    )
+    order = dataset_order(list(stats["dataset"]))
+    labels = sorted(stats["label"].unique())
+    width = 0.8 / max(len(labels), 1)
+    fig = Figure(figsize=(max(5.0, 1.6 * len(order) * max(1, len(labels) / 3)), 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for j, label in enumerate(labels):
+        rows = stats[stats["label"] == label].set_index("dataset")
+        xs, ys, errs = [], [], []
+        for i, d in enumerate(order):
+            if d in rows.index:
+                row = rows.loc[d]
+                row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+                x = i - 0.4 + width * (j + 0.5)
+                xs.append(x)
+                ys.append(row["H_mean"])
+                errs.append(row["H_std"] if row["n"] > 1 else 0.0)
+                ax.scatter([x] * len(row["H_values"]), row["H_values"], s=8, color="black", zorder=3)
+        ax.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=3, label=label)
+    ax.set_xticks(range(len(order)), [display_dataset(d) for d in order])
+    ax.set_ylabel(f"H (%), selection: {mode}")
+    ax.set_title("H per method and dataset (mean ± std over seeds; dots: seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", ncols=min(len(labels), 3))
+    return save(fig, out, "bars")
+
+
+def plot_tsne(
+    records: Sequence[dict[str, Any]],
+    results: str | Path,
+    out: Path,
+    *,
+    data_dir: str | None = None,
+    n_classes: int = 10,
+    seed: int | None = None,
+) -> list[Path]:
+    """t-SNE of visual test latents and class-attribute latents, seen and unseen classes side by side.
+
+    One figure per selected (method, dataset, config) with a saved model, from its lowest seed or from
+    seed ``seed``.
+    ``n_classes`` seen and ``n_classes`` unseen classes are drawn (the first ones by class id).
+    """
+    saved = [r for r in records if r.get("model_file") and (seed is None or r["seed"] == seed)]
+    if seed is None:
+        first: dict[tuple, dict] = {}
+        for r in sorted(saved, key=lambda r: r["seed"]):
+            first.setdefault((r["method"], r["dataset"], r["config_hash"]), r)
+        saved = list(first.values())
+    if not saved:
+        raise GZSLBenchError("no selected record has a saved model (run with `gzslbench run --save-model`)")
+    written = []
+    for record in saved:
+        path = record_path(results, record["dataset"], record["method"], record["config_hash"], record["seed"])
+        model_file = path.with_name(record["model_file"])
+        if not model_file.exists():
+            raise GZSLBenchError(f"saved model '{model_file}' is missing")
+        points = latent_points(record, model_file, data_dir=data_dir, n_classes=n_classes)
+        fig = _tsne_figure(points, record)
+        name = f"tsne-{record['dataset']}-{record['method']}-{record['config_hash']}-seed{record['seed']}"
+        written += save(fig, out, name)
+    return written
+
+
+def latent_points(
+    record: dict[str, Any], model_file: Path, *, data_dir: str | None = None, n_classes: int = 10
+) -> dict[str, np.ndarray]:
+    """Latent means of test images and class attributes of ``n_classes`` seen and unseen classes.
+
+    Rebuilds the backbone from the record's config and the dataset from its name and options,
+    loads the state dict with ``weights_only=True`` and encodes without noise (``z = mu``).
+    """
+    import torch
+
+    from gzslbench.methods.vae.method import EvalPermutations
+    from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec
+    from gzslbench.protocol import make_split
+    from gzslbench.runner import load_dataset
+
+    data = load_dataset(record["dataset"], data_dir, record.get("dataset_options") or {})
+    split = make_split(data, "test")
+    config = record["config"]
+    device = torch.device("cpu")
+    spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
+    model = CrossModalVAE(spec, device, torch.Generator().manual_seed(0))
+    try:
+        state = torch.load(model_file, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise GZSLBenchError(f"cannot load saved model '{model_file}': {exc}") from exc
+    model.eval()
+    settings = VAESettings.from_config(config)
+    generator = torch.Generator().manual_seed(int(record["seed"]))
+    perm = EvalPermutations(spec.use_iem and settings.iem_shuffle, settings, spec.latent, generator, device)
+    seen = np.sort(split.seen)[:n_classes]
+    unseen = np.sort(split.unseen)[:n_classes]
+    rows_seen = np.isin(split.test_seen_y, seen)
+    rows_unseen = np.isin(split.test_unseen_y, unseen)
+    classes = np.concatenate([seen, unseen])
+    with torch.no_grad():
+        x = torch.as_tensor(np.concatenate([split.test_seen_x[rows_seen], split.test_unseen_x[rows_unseen]]))
+        visual = model.encode("visual", x, perm("visual"))[0].numpy()
+        attribute = model.encode("attribute", torch.as_tensor(split.attributes[classes]), perm("attribute"))[0].numpy()
+    return {
+        "visual": visual,
+        "visual_y": np.concatenate([split.test_seen_y[rows_seen], split.test_unseen_y[rows_unseen]]),
+        "attribute": attribute,
+        "attribute_y": classes,
+        "seen": seen,
+        "unseen": unseen,
+    }
+
+
+def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figure:
+    from sklearn.manifold import TSNE
+
+    stacked = np.concatenate([points["visual"], points["attribute"]])
+    perplexity = float(min(30.0, max(2.0, (len(stacked) - 1) / 3)))
+    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(record["seed"])).fit_transform(
+        stacked
+    )
+    n_visual = len(points["visual"])
+    vis, att = embedded[:n_visual], embedded[n_visual:]
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    for ax, name, classes in ((axes[0], "seen", points["seen"]), (axes[1], "unseen", points["unseen"])):
+        for k, c in enumerate(classes):
+            color = PALETTE(k % PALETTE.N)
+            mask = points["visual_y"] == c
+            ax.scatter(vis[mask, 0], vis[mask, 1], s=10, color=color, alpha=0.7)
+            at = att[points["attribute_y"] == c]
+            ax.scatter(at[:, 0], at[:, 1], s=160, marker="*", color=color, edgecolors="black", linewidths=0.8)
+        ax.set_title(f"{name} classes ({len(classes)})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="gray", label="visual features (test images, z = mu)"),
+        Line2D(
+            [],
+            [],
+            marker="*",
+            linestyle="",
+            color="gray",
+            markeredgecolor="black",
+            markersize=12,
+            label="semantic features (class attributes)",
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
+    fig.suptitle(
+        f"t-SNE of aligned latent features: {display_method(record['method'])} on "
+        f"{display_dataset(record['dataset'])}, seed {record['seed']} (colour = class)"
+    )
+    return fig

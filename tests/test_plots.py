@@ -1,0 +1,141 @@
+"""Figures from run records: valid PNG and PDF files whose pixels follow the records' numbers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import write_record
+from matplotlib.image import imread
+
+import gzslbench
+from gzslbench.cli import cli
+from gzslbench.cli.report import write_report
+from gzslbench.plots import latent_points, plot_bars, plot_curves, plot_sensitivity, select_records, sweeps
+from gzslbench.runner import model_path
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_figures(paths, names):
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{ext}" for n in names for ext in ("png", "pdf"))
+    for path in paths:
+        head = path.read_bytes()[:8]
+        assert head == PNG_MAGIC if path.suffix == ".png" else head.startswith(b"%PDF-")
+    for png in (p for p in paths if p.suffix == ".png"):
+        assert imread(png).shape[0] > 200  # decodes, and is a real figure
+
+
+def history(scale: float, epochs: int = 4) -> dict:
+    train = [
+        {"stage": "vae", "epoch": e, "reconstruction": scale * 100 / e, "kl": scale * e, "distance": 0.0, "total": 1.0}
+        for e in range(1, epochs + 1)
+    ]
+    train += [{"stage": "classifier", "epoch": e, "loss": scale / e} for e in range(1, 3)]
+    test = [{"epoch": e, "U": 10.0 * e * scale, "S": 50.0, "H": 15.0 * e * scale} for e in range(1, 3)]
+    return {"train": train, "test": test}
+
+
+def test_bars_follow_the_records(paper_results, tmp_path):
+    first = plot_bars(paper_results, tmp_path / "a")
+    assert_figures(first, ["bars"])
+    write_record(paper_results, "acmr", "synth-cub", 0, 10.0, 30.0, 60.0)  # was 40
+    second = plot_bars(paper_results, tmp_path / "b")
+    assert not np.array_equal(imread(first[0]), imread(second[0]))
+    again = plot_bars(paper_results, tmp_path / "c")
+    assert np.array_equal(imread(second[0]), imread(again[0]))  # same records, same pixels
+
+
+def test_curves_one_figure_per_dataset_from_history(tmp_path):
+    out = tmp_path / "results"
+    for seed in range(2):
+        write_record(out, "acmr", "synth-cub", seed, 40.0, 30.0, 60.0, history=history(1.0 + seed))
+        write_record(out, "cada-vae", "synth-cub", seed, 38.0, 30.0, 60.0, history=history(2.0))
+    write_record(out, "acmr", "synth-sun", 0, 40.0, 30.0, 60.0, history=history(1.0))
+    first = plot_curves(select_records(out), tmp_path / "f1")
+    assert_figures(first, ["curves-synth-cub", "curves-synth-sun"])
+    write_record(out, "acmr", "synth-cub", 1, 40.0, 30.0, 60.0, history=history(5.0))
+    second = plot_curves(select_records(out, datasets=["synth-cub"]), tmp_path / "f2")
+    assert not np.array_equal(imread(first[0]), imread(second[0]))
+
+
+def test_sensitivity_finds_one_key_sweeps(tmp_path):
+    out = tmp_path / "results"
+    base = {"lam": 1.0, "gamma": 10.0, "schedule": [2.0, 0.0, 9.0]}
+    variants = {
+        "h1": base,
+        "h2": {**base, "lam": 0.1},
+        "h3": {**base, "lam": 10.0},
+        "h4": {**base, "schedule": [3.0, 0.0, 9.0]},
+        "h5": {**base, "lam": 5.0, "gamma": 1.0},  # differs in two keys: in no sweep
+    }
+    for h, config in variants.items():
+        for seed in range(2):
+            H = 30.0 + config["lam"] + seed
+            write_record(out, "eszsl", "synth-cub", seed, H, H, H, config_hash=h, config=config)
+    found = sweeps(select_records(out))
+    assert set(found) == {("eszsl", "lam"), ("eszsl", "schedule[0]")}
+    assert {r["config_hash"] for r in found[("eszsl", "lam")]} == {"h1", "h2", "h3"}
+    paths = plot_sensitivity(select_records(out), tmp_path / "figs")
+    assert_figures(paths, ["sensitivity-eszsl-lam", "sensitivity-eszsl-schedule_0"])
+    result = CliRunner().invoke(cli, ["plot", "sensitivity", "--results", str(out), "-m", "acmr"])
+    assert result.exit_code == 2 and result.output.startswith("error: no finished run records")
+
+
+def test_sensitivity_without_a_sweep_is_an_error(paper_results, tmp_path):
+    result = CliRunner().invoke(cli, ["plot", "sensitivity", "--results", str(paper_results), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "differ in exactly one config value" in result.output
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("saved") / "results"
+    overrides = {"epochs": 2, "cls_epochs": 1, "seen_samples": 20, "unseen_samples": 20}
+    records = gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=overrides, save_model=True)
+    return out, records[0]
+
+
+def test_save_model_writes_the_state_dict_beside_the_record(saved_run):
+    out, record = saved_run
+    path = next((out / "runs").rglob("seed-0.model.pt"))
+    assert record["model_file"] == path.name and path == model_path(path.with_name("seed-0.json"))
+    state = torch.load(path, weights_only=True)
+    assert any(k.startswith("visual_encoder.") for k in state) and all(v.device.type == "cpu" for v in state.values())
+    assert any(k.startswith("visual_iem") for k in state)  # ACMR's IEM is part of the saved model
+    assert "--save-model" in record["command"]
+
+
+def test_tsne_reencodes_test_features_with_the_saved_model(saved_run, tmp_path):
+    out, record = saved_run
+    model_file = next((out / "runs").rglob("seed-0.model.pt"))
+    points = latent_points(record, model_file, n_classes=3)
+    assert points["attribute"].shape == (6, 64) and len(points["visual"]) == len(points["visual_y"]) > 20
+    assert set(points["visual_y"]) == set(points["seen"]) | set(points["unseen"])
+    result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(out), "--out", str(tmp_path), "--classes", "3"])
+    assert result.exit_code == 0, result.output
+    assert_figures(sorted(tmp_path.glob("tsne-*")), [f"tsne-synth-tiny-acmr-{record['config_hash']}-seed0"])
+    state = torch.load(model_file, weights_only=True)
+    torch.save({k: torch.zeros_like(v) for k, v in state.items()}, model_file)
+    zeroed = latent_points(record, model_file, n_classes=3)
+    assert not np.allclose(points["visual"], zeroed["visual"])  # the figure's points come from the saved weights
+    torch.save(state, model_file)
+
+
+def test_tsne_needs_a_saved_model(paper_results):
+    result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(paper_results)])
+    assert result.exit_code == 2 and "run --save-model" in result.output
+
+
+def test_report_writes_tables_figures_and_an_index_that_links_them(paper_results, tmp_path):
+    index = write_report(str(paper_results), tmp_path / "report")
+    text = index.read_text()
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert {"tables/table2.md", "tables/table2.tex", "tables/table3.tex", "figures/bars.png"} <= set(links)
+    assert all((index.parent / link).is_file() for link in links)
+    assert "tables/table2-reported.md" in links  # a real dataset (cub) is present
+    assert "tsne: not drawn" in text and "sensitivity: not drawn" in text
+    assert "**42.0 ± 2.0**" in (index.parent / "tables" / "table2.md").read_text()
+    assert "\\toprule" in (index.parent / "tables" / "table3.tex").read_text()

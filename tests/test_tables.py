@@ -1,0 +1,183 @@
+"""Table 2 / Table 3 from a hand-written results folder: every number checked against the records."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from gzslbench.cli import cli
+from gzslbench.reported import counterpart, display_dataset, reported_table
+
+
+@pytest.fixture
+def table(paper_results):
+    def call(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["table", "--results", str(paper_results), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return call
+
+
+def row(markdown: str, label: str) -> list[str]:
+    """The cells of the Markdown row whose first cell is ``label``."""
+    for line in (ln for ln in markdown.splitlines() if ln.startswith("|")):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[0] == label:
+            return cells
+    raise AssertionError(f"no row {label!r} in\n{markdown}")
+
+
+def test_reported_numbers_are_package_data_with_names_mapped():
+    frame = reported_table()
+    assert set(frame["table"]) == {"table2", "table3", "xian2018"} and frame["source"].notna().all()
+    assert counterpart("acmr", "cub", ("table2",))["H"] == 55.3
+    assert counterpart("acmr", "cub", ("table3",))["H"] == 55.2
+    assert counterpart("eszsl", "awa2", ("table2", "xian2018"))["H"] == 11.0
+    assert counterpart("acmr", "synth-cub", ("table2",)) is None
+    assert display_dataset("cub") == "CUB" and display_dataset("synth-cub") == "CUB (synthetic)"
+
+
+def test_table2_markdown_means_stds_groups_and_best(table):
+    out = table()  # table2 is the default style
+    header = out.splitlines()[2]
+    assert header.index("CUB") < header.index("CUB (synthetic)") < header.index("SUN (synthetic)")
+    assert out.index("*Generative (VAE)*") < out.index("*ACMR ablations*") < out.index("*ACMR*")
+    acmr = row(out, "ACMR")
+    # Method, n, CUB U S H, CUB (synthetic) U S H, SUN (synthetic) U S H
+    assert acmr[2:5] == ["50.0", "58.0", "**54.0**<sup>c</sup>"]  # one seed: no spread; n varies -> footnote
+    assert acmr[5:8] == ["31.0 ± 1.0", "60.0 ± 0.0", "**42.0 ± 2.0**<sup>a</sup>"]
+    assert acmr[10] == "<u>21.0 ± 1.4</u><sup>d</sup>" and acmr[1] == "1–3"
+    cada = row(out, "CADA-VAE")  # read first: its notes get the first letters
+    assert cada[2:5] == ["–", "–", "–"] and cada[7] == "<u>39.0 ± 1.0</u><sup>a</sup>"
+    assert cada[10] == "**25.0**<sup>b</sup>"  # one finished seed beside one failed
+    assert row(out, "Dual-VAE")[1] == "2" and row(out, "Dual-VAE")[7] == "30.5 ± 0.7"
+    assert "- <sup>b</sup> n=1, 1 failed" in out and "- <sup>c</sup> n=1" in out and "- <sup>a</sup> n=3" in out
+    assert "fixed epoch count" in out and "†" not in out and "reported" not in out
+
+
+def test_failed_note_only_when_a_run_failed(table, paper_results):
+    shutil.rmtree(paper_results / "runs" / "synth-sun" / "cada-vae")
+    assert "failed" not in table()
+
+
+def test_table2_reported_rows_and_deltas_only_on_real_datasets(table):
+    out = table("--reported", "--compare", "reported")
+    header = out.splitlines()[2]
+    assert " SUN " in header  # the twin of synth-sun joins to carry the published numbers
+    sub = row(out, "")  # U / S / H / ΔH sub-header
+    assert sub[2:6] == ["U", "S", "H", "ΔH"] and sub.count("ΔH") == 1  # Δ only under CUB
+    rep = row(out, "ACMR (reported)")
+    assert rep[2:5] == ["53.1", "57.7", "**55.3**"] and rep[6:9] == ["–", "–", "–"]  # nothing under CUB (synthetic)
+    assert row(out, "ACMR")[5] == "-1.3"  # 54.0 - 55.3
+    assert row(out, "ESZSL (reported)")[4] == "21.0"
+    assert row(out, "CVAE (reported)")[2:5] == ["–", "–", "34.5"]
+    assert "(reported): numbers copied from the papers (ACMR AAAI 2022 Table 2" in out
+    assert out.index("ESZSL (reported)") < out.index("*Generative (GAN)*")
+
+    data = json.loads(table("--reported", "--compare", "reported", "--format", "json"))
+    rows = data["entries"]
+    assert {e["dataset"] for e in rows if e["kind"] == "reported"} == {"cub", "sun"}
+    deltas = [e for e in rows if e.get("delta_H") is not None]
+    assert [(e["method"], e["dataset"]) for e in deltas] == [("acmr", "cub")]
+    assert deltas[0]["delta_H"] == pytest.approx(-1.3) and deltas[0]["delta_U"] == pytest.approx(50.0 - 53.1)
+
+
+def test_compare_without_a_real_run_says_so(table, paper_results):
+    shutil.rmtree(paper_results / "runs" / "cub")
+    out = table("--compare", "reported")
+    assert "ΔH" not in out and "reported numbers exist only for real datasets" in out
+
+
+def test_oracle_marks_every_run_cell(table):
+    out = table("--mode", "oracle")
+    acmr = row(out, "ACMR")
+    assert all(c.endswith(("†", "</sup>")) and "†" in c for c in acmr[2:])
+    assert acmr[7] == "**43.0 ± 2.0**†<sup>a</sup>"  # the oracle numbers of the records
+    assert "- † oracle: every run number here selects its epoch on the test set." in out
+    latex = table("--mode", "oracle", "--format", "latex")
+    assert latex.count("$^{\\dagger}$") == 6 + 3 + 9 + 1  # CADA-VAE, Dual-VAE and ACMR run cells, the footnote
+    assert "ORACLE" in latex
+
+
+def test_ci_replaces_std(table):
+    acmr = row(table("--ci"), "ACMR")
+    assert acmr[7] == "**42.0 ± 5.0**<sup>a</sup>"  # t(0.975, 2) * 2 / sqrt(3) = 4.97
+    assert acmr[4] == "**54.0**<sup>c</sup>"  # one seed: still no spread
+
+
+def test_significance_marks_runs_tied_with_the_best(table):
+    out = table("--significance")
+    assert row(out, "ACMR")[7].startswith("**42.0 ± 2.0**‡")  # the best
+    assert "‡" in row(out, "CADA-VAE")[7]  # 39 ± 1 vs 42 ± 2 over 3 seeds: p > 0.05
+    assert "‡" not in row(out, "Dual-VAE")[7]  # 30.5 ± 0.7: significantly below
+    assert "Welch t-test" in out
+
+
+def test_table3_marks_components_and_sets_reported_beside_ours(table):
+    out = table("--style", "table3", "--reported", "--compare", "reported")
+    sub = row(out, "")
+    assert sub[4:] == ["ours", "reported", "Δ", "ours", "reported", "ours"]  # CUB, CUB (synthetic), SUN, SUN (synth.)
+    acmr = row(out, "ACMR")
+    assert acmr[1:4] == ["✓", "✓", "1–3"] and acmr[4:7] == ["**54.0**<sup>a</sup>", "55.2", "-1.2"]
+    assert acmr[7] == "**42.0 ± 2.0**<sup>b</sup>"
+    dual = row(out, "Dual-VAE")
+    assert dual[1:4] == ["", "", "2"] and dual[5] == "32.7" and dual[7] == "<u>30.5 ± 0.7</u>"
+    assert row(out, "IE-VAE")[1:3] == ["✓", ""] and row(out, "VSA-VAE")[1:3] == ["", "✓"]
+    assert "CADA-VAE" not in out
+    plain = table("--style", "table3")
+    assert "reported" not in plain and "IE-VAE" not in plain  # not run, not reported
+
+
+def test_table3_without_ablation_runs_is_an_error(paper_results):
+    result = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--style", "table3", "-m", "cada-vae"])
+    assert result.exit_code == 2 and result.output.startswith("error: Table 3 needs runs of the ablation methods")
+
+
+def test_csv_and_json_carry_the_record_numbers(table):
+    frame = pd.read_csv(io.StringIO(table("--format", "csv")))
+    assert list(frame.columns[:4]) == ["method", "dataset", "config_hash", "U_mean"]
+    acmr = frame[(frame["method"] == "acmr") & (frame["dataset"] == "synth-cub")].iloc[0]
+    assert (acmr["H_mean"], acmr["H_std"], acmr["n"], acmr["best_H"]) == (42.0, 2.0, 3, True)
+    assert acmr["H_ci"] == pytest.approx(4.968, abs=1e-3)
+    cada = frame[(frame["method"] == "cada-vae") & (frame["dataset"] == "synth-sun")].iloc[0]
+    assert (cada["n"], cada["failed"], cada["H_mean"]) == (1, 1, 25.0) and pd.isna(cada["H_std"])
+    data = json.loads(table("--style", "table3", "--format", "json", "--mode", "oracle"))
+    assert data["style"] == "table3" and data["mode"] == "oracle"
+    dual = next(e for e in data["entries"] if e["method"] == "dual-vae")
+    assert dual["H_mean"] == pytest.approx(31.5) and dual["IEM"] is False and dual["second_H"] is True
+    assert any("test set" in note for note in data["notes"])
+
+
+def test_latex_is_booktabs_ascii_and_compiles(table, tmp_path):
+    latex = table("--reported", "--compare", "reported", "--format", "latex")
+    assert latex.isascii() and "siunitx" not in latex and "\\hline" not in latex
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
+        assert rule in latex
+    assert "\\multicolumn{4}{c}{CUB} & \\multicolumn{3}{c}{CUB (synthetic)}" in latex
+    assert "\\cmidrule(lr){3-6} \\cmidrule(lr){7-9}" in latex
+    assert "\\textbf{42.0 $\\pm$ 2.0}" in latex and "\\underline{39.0 $\\pm$ 1.0}" in latex
+    assert "ACMR (reported) &  & 53.1 & 57.7 & \\textbf{55.3} & -- & -- & -- & --" in latex
+    columns = re.search(r"\\begin\{tabular\}\{(\w+)\}", latex).group(1)
+    body = [ln for ln in latex.splitlines() if ln.endswith("\\\\") and not ln.startswith("\\multicolumn{")]
+    assert all(ln.count(" & ") == len(columns) - 1 for ln in body[2:])  # every row fills every column
+    assert latex.count("{") == latex.count("}")
+    table3 = table("--style", "table3", "--reported", "--format", "latex")
+    assert "$\\surd$" in table3 and table3.isascii()
+    engine = shutil.which("pdflatex")
+    if engine is None:
+        return
+    for name, text in (("t2", latex), ("t3", table3)):
+        doc = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + text + "\\end{document}\n"
+        (tmp_path / f"{name}.tex").write_text(doc)
+        done = subprocess.run(
+            [engine, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path, capture_output=True
+        )
+        assert done.returncode == 0, done.stdout.decode(errors="replace")[-2000:]
