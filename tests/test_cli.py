@@ -101,10 +101,10 @@ def test_failed_run_is_recorded_and_other_seeds_survive(invoke, tmp_path, monkey
     """A method that blows up on one seed leaves a 'failed' record; the others finish; exit code 1."""
     original = runner.execute
 
-    def flaky(spec, progress=False, data=None):
+    def flaky(spec, *args, **kwargs):
         if spec.seed == 1:
             spec = runner.RunSpec(**{**spec.__dict__, "config": {**spec.config, "gamma": float("nan")}})
-        return original(spec, progress, data)
+        return original(spec, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", flaky)
     result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
@@ -117,10 +117,10 @@ def test_interrupt_keeps_finished_runs_and_resumes(invoke, tmp_path, monkeypatch
     """Ctrl-C during the second seed: the first record stays, no partial file, the rerun finishes the rest."""
     original = runner.execute
 
-    def interrupted(spec, progress=False, data=None):
+    def interrupted(spec, *args, **kwargs):
         if spec.seed == 1:
             raise KeyboardInterrupt
-        return original(spec, progress, data)
+        return original(spec, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", interrupted)
     result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
