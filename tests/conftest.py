@@ -60,7 +60,10 @@ def write_record(out: Path, method: str, dataset: str, seed: int, H: float, U: f
     """Write one run record JSON the way the runner lays it out; ``extra`` overrides record keys."""
     import json
 
+    from gzslbench.record import SCHEMA_VERSION
+
     record = {
+        "schema_version": SCHEMA_VERSION,
         "method": method,
         "dataset": dataset,
         "seed": seed,

@@ -93,7 +93,7 @@ def test_sensitivity_without_a_sweep_is_an_error(paper_results, tmp_path):
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved") / "results"
-    overrides = {"epochs": 2, "cls_epochs": 1, "seen_samples": 20, "unseen_samples": 20}
+    overrides = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}
     records = gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=overrides, save_model=True)
     return out, records[0]
 
