@@ -177,8 +177,8 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     record = read_record(spec.path(out))
     if record is None or record["status"] != "ok":
         return False
-    if spec.save_model and not spec.model_path(out).exists():
-        return False
+    if spec.save_model and not (record.get("spec") or {}).get("save_model"):
+        return False  # finished without saving its model: run again to save it
     return not spec.validate or "val" in record["metrics"]
 
 
@@ -248,7 +248,8 @@ def _execute_and_save(
 ) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
-    record = execute(spec, progress, data, spec.model_path(out) if spec.save_model else None)
+    saving = {"save_to": spec.model_path(out)} if spec.save_model else {}
+    record = execute(spec, progress, data, **saving)
     write_json_atomic(spec.path(out), record)
     return record
 
