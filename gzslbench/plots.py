@@ -271,7 +271,7 @@ def plot_bars(out_results: str | Path, out: Path, mode: str = "last", methods=()
     ax.set_ylabel(f"H (%), selection: {mode}")
     ax.set_title("H per method and dataset (mean ± std over seeds; dots: seeds)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", ncols=min(len(labels), 3))
+    fig.legend(loc="outside lower center", fontsize="small", ncols=min(len(labels), 5))
     return save(fig, out, "bars")
 
 

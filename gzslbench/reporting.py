@@ -98,10 +98,10 @@ def not_below_best(values: Mapping[Hashable, Sequence[float]], alpha: float = SI
     for key, sample in tested.items():
         if key == best:
             continue
-        result = sps.ttest_ind(tested[best], sample, equal_var=False, alternative="greater")
-        p = float(result.pvalue)
-        if math.isnan(p):
-            p = 1.0 if sample.mean() >= tested[best].mean() else 0.0
+        if np.ptp(sample) == 0 and np.ptp(tested[best]) == 0:
+            p = 1.0 if sample[0] >= tested[best][0] else 0.0
+        else:
+            p = float(sps.ttest_ind(tested[best], sample, equal_var=False, alternative="greater").pvalue)
         if p >= alpha:
             keep.add(key)
     return keep

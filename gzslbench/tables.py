@@ -171,9 +171,9 @@ def _run_cell(stat: pd.Series, metric: str, spread: str, mode: str) -> Cell:
     return Cell(value, width, markers=[ORACLE] if mode == "oracle" else [])
 
 
-def _common_notes(mode: str, spread: str, n_varies: bool) -> list[tuple[str | None, str]]:
+def _common_notes(mode: str, spread: str, n_varies: bool, shown: str = "U / S / H") -> list[tuple[str | None, str]]:
     notes: list[tuple[str | None, str]] = [
-        (None, f"U / S / H in %: mean {_fmt_spread(spread)}; n = seeds; {MODE_NOTES[mode]}.")
+        (None, f"{shown} in %: mean {_fmt_spread(spread)}; n = seeds; {MODE_NOTES[mode]}.")
     ]
     if mode == "oracle":
         notes.append((ORACLE, "oracle: every run number here selects its epoch on the test set."))
@@ -381,7 +381,7 @@ def build_table3(
     sig_keys = _mark_best_and_significance(stats, shown, h_values, by_cell, significance, "row")
     _flag_entries(entries, h_values, sig_keys, significance)
     cell_notes_items = notes.items([(None, rows)])
-    table_notes = _common_notes(mode, spread, n_varies)
+    table_notes = _common_notes(mode, spread, n_varies, shown="H")
     if published is not None and not published.empty:
         table_notes.append((None, f"reported: H copied from {'; '.join(dict.fromkeys(published['source']))}."))
     if compare:

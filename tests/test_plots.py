@@ -18,6 +18,7 @@ from gzslbench.plots import latent_points, plot_bars, plot_curves, plot_sensitiv
 from gzslbench.runner import model_path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+OVERRIDES = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}
 
 
 def assert_figures(paths, names):
@@ -93,8 +94,7 @@ def test_sensitivity_without_a_sweep_is_an_error(paper_results, tmp_path):
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("saved") / "results"
-    overrides = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}
-    records = gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=overrides, save_model=True)
+    records = gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=OVERRIDES, save_model=True)
     return out, records[0]
 
 
@@ -106,6 +106,17 @@ def test_save_model_writes_the_state_dict_beside_the_record(saved_run):
     assert any(k.startswith("visual_encoder.") for k in state) and all(v.device.type == "cpu" for v in state.values())
     assert any(k.startswith("visual_iem") for k in state)  # ACMR's IEM is part of the saved model
     assert "--save-model" in record["command"]
+    before = path.stat().st_mtime_ns
+    gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=OVERRIDES, save_model=True)
+    assert path.stat().st_mtime_ns == before  # finished with its model: skipped
+
+
+def test_a_run_finished_without_its_model_reruns_to_save_it(tmp_path):
+    out = tmp_path / "results"
+    gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=OVERRIDES)
+    assert not list(out.rglob("*.model.pt"))
+    record = gzslbench.run("acmr", "synth-tiny", seeds=1, out=out, overrides=OVERRIDES, save_model=True)[0]
+    assert record["model_file"] == "seed-0.model.pt" and len(list(out.rglob("*.model.pt"))) == 1
 
 
 def test_tsne_reencodes_test_features_with_the_saved_model(saved_run, tmp_path):
