@@ -5,7 +5,7 @@ To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)
 
 from __future__ import annotations
 
-from gzslbench.cli import listing, run, table  # noqa: F401  (registers the sub-commands)
+from gzslbench.cli import check, listing, run, table  # noqa: F401  (registers the sub-commands)
 from gzslbench.cli._group import cli
 
 
