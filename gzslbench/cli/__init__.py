@@ -5,7 +5,17 @@ To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)
 
 from __future__ import annotations
 
-from gzslbench.cli import bench, data, listing, plot, report, run, sweep, table  # noqa: F401  (registers the sub-commands)
+from gzslbench.cli import (  # noqa: F401  (registers the sub-commands)
+    bench,
+    check,
+    data,
+    listing,
+    plot,
+    report,
+    run,
+    sweep,
+    table,
+)
 from gzslbench.cli._group import cli
 
 
