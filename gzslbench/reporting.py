@@ -22,6 +22,8 @@ from gzslbench.errors import GZSLBenchError
 from gzslbench.results import iter_records, load_results
 
 SHOWN = ("U", "S", "H")
+# Every metric a table may show (`table --metrics`): U/S/H, AUSUC and calibrated stacking (see record.METRICS).
+TABLE_METRICS = ("U", "S", "H", "U_restricted", "AUSUC", "U_cs", "S_cs", "H_cs")
 CONFIDENCE = 0.95
 SIGNIFICANCE_LEVEL = 0.05
 MODE_NOTES = {
@@ -32,9 +34,14 @@ MODE_NOTES = {
 KEYS = ["method", "dataset", "config_hash"]
 
 
-def load_frame(out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = ()) -> pd.DataFrame:
-    """Finished and failed runs under ``out`` (failed ones have ``mode`` None), optionally filtered."""
-    frame = load_results(out, include_failed=True)
+def load_frame(
+    out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = (), problems: list[str] | None = None
+) -> pd.DataFrame:
+    """Finished and failed runs under ``out`` (failed ones have ``mode`` None), optionally filtered.
+
+    Unusable record files are skipped and named in ``problems`` when given.
+    """
+    frame = load_results(out, include_failed=True, problems=problems)
     if frame.empty:
         raise GZSLBenchError(f"no run records under '{out}' (run `gzslbench run` first)")
     if methods:
@@ -70,7 +77,8 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
         modes = sorted(m for m in frame.loc[status == "ok", "mode"].dropna().unique())
         raise GZSLBenchError(f"no finished runs with selection mode '{mode}' (modes present: {modes or 'none'})")
     grouped = ok.groupby(KEYS, sort=True)
-    out = grouped[list(SHOWN)].agg(["mean", "std"])
+    metrics = [m for m in TABLE_METRICS if m in ok.columns]
+    out = grouped[metrics].agg(["mean", "std"])
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out["n"] = grouped.size()
     out["H_values"] = grouped["H"].agg(tuple)
@@ -79,7 +87,7 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     out["n"] = out["n"].fillna(0).astype(int)
     out["failed"] = out["failed"].fillna(0).astype(int)
     out["H_values"] = out["H_values"].map(lambda v: v if isinstance(v, tuple) else ())
-    for metric in SHOWN:
+    for metric in metrics:
         out[f"{metric}_ci"] = [ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out["n"], strict=True)]
     return out.reset_index()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from gzslbench.reported import (
     real_twin,
     reported,
 )
-from gzslbench.reporting import MODE_NOTES, SHOWN, not_below_best
+from gzslbench.reporting import MODE_NOTES, SHOWN, TABLE_METRICS, not_below_best
 
 TABLE_FORMATS = ("markdown", "latex", "csv", "json")
 TABLE_STYLES = ("table2", "table3")
@@ -148,7 +148,9 @@ def _rank(values: Mapping[Any, float]) -> dict[Any, int]:
 
 def _entry(stat: pd.Series | None, *, mode: str, style: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"method": None, "dataset": None, "config_hash": None}
-    for metric in SHOWN:
+    for metric in TABLE_METRICS:
+        if metric not in SHOWN and (stat is None or f"{metric}_mean" not in stat):
+            continue
         for part in ("mean", "std", "ci"):
             entry[f"{metric}_{part}"] = None if stat is None else _num(stat.get(f"{metric}_{part}"))
     entry.update(n=None if stat is None else int(stat["n"]), failed=None if stat is None else int(stat["failed"]))
@@ -166,6 +168,8 @@ def _num(value: Any) -> float | None:
 def _run_cell(stat: pd.Series, metric: str, spread: str, mode: str) -> Cell:
     if int(stat["n"]) == 0:
         return Cell(text="failed")
+    if f"{metric}_mean" not in stat or _num(stat[f"{metric}_mean"]) is None:
+        return Cell(text="–")
     value = _num(stat[f"{metric}_mean"])
     width = _num(stat[f"{metric}_{'ci' if spread == 'ci' else 'std'}"])
     return Cell(value, width, markers=[ORACLE] if mode == "oracle" else [])
@@ -195,8 +199,9 @@ def build_table2(
     compare: bool = False,
     spread: str = "std",
     significance: bool = False,
+    metrics: Sequence[str] = SHOWN,
 ) -> Table:
-    """Table 2: rows are methods grouped by family, columns datasets x (U, S, H[, ΔH])."""
+    """Table 2: rows are methods grouped by family, columns datasets x (``metrics``, by default U, S, H[, ΔH])."""
     stats = stats.assign(row=_row_ids(stats))
     run_datasets = dataset_order(list(stats["dataset"]))
     twins = {real_twin(d) for d in run_datasets} - {None}
@@ -217,8 +222,9 @@ def build_table2(
             by_dataset = group.set_index("dataset")
             cells: list[Cell | None] = []
             for d in shown_datasets:
-                for metric in SHOWN:
-                    value = _num(by_dataset[metric].get(d)) if d in by_dataset.index else None
+                for metric in metrics:
+                    known = d in by_dataset.index and metric in by_dataset.columns
+                    value = _num(by_dataset[metric].get(d)) if known else None
                     cell = Cell(value) if value is not None else None
                     cells.append(cell)
                     if metric == "H" and cell is not None:
@@ -245,7 +251,7 @@ def build_table2(
         cells = []
         for d in shown_datasets:
             stat = by_dataset.get(d)
-            for metric in SHOWN:
+            for metric in metrics:
                 cell = _run_cell(stat, metric, spread, mode) if stat is not None else None
                 if cell is not None and d in cell_notes and metric == "H":
                     cell.markers.append(notes.mark(cell_notes[d]))
@@ -280,7 +286,7 @@ def build_table2(
         table_notes.append((SIGNIFICANT, _significance_text()))
     table_notes += cell_notes_items
     table_notes.append((None, "Best H per dataset in bold, second best underlined."))
-    subs = [(display_dataset(d), ["U", "S", "H"] + (["ΔH"] if d in delta_datasets else [])) for d in shown_datasets]
+    subs = [(display_dataset(d), [*metrics] + (["ΔH"] if d in delta_datasets else [])) for d in shown_datasets]
     return Table(
         title=f"GZSL results (U, S, H in %), selection mode: {mode}",
         lead=["Method", "n"],

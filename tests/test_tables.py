@@ -181,3 +181,35 @@ def test_latex_is_booktabs_ascii_and_compiles(table, tmp_path):
             [engine, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path, capture_output=True
         )
         assert done.returncode == 0, done.stdout.decode(errors="replace")[-2000:]
+
+
+def test_metrics_option_adds_ausuc_and_h_cs_columns(paper_results):
+    from conftest import write_record
+
+    out = paper_results.parent / "cs"
+    for seed, (ausuc, h_cs) in enumerate([(60.0, 50.0), (62.0, 54.0)]):
+        record = write_record(out, "acmr", "synth-cub", seed, 40.0, 30.0, 60.0)
+        record["metrics"]["last"].update(AUSUC=ausuc, H_cs=h_cs)
+        path = out / "runs" / "synth-cub" / "acmr" / "cfg0" / f"seed-{seed}.json"
+        path.write_text(json.dumps(record))
+    result = CliRunner().invoke(cli, ["table", "--results", str(out), "--metrics", "h,ausuc,h_cs"])
+    assert result.exit_code == 0, result.output
+    assert row(result.output, "ACMR")[2:] == ["**40.0 ± 0.0**", "61.0 ± 1.4", "52.0 ± 2.8"]
+    bad = CliRunner().invoke(cli, ["table", "--results", str(out), "--metrics", "h,zsl"])
+    assert bad.exit_code == 2 and "unknown metric 'zsl'" in bad.output
+
+
+def test_unusable_and_mixed_records_are_named_and_strict_refuses_them(paper_results):
+    acmr = paper_results / "runs" / "synth-cub" / "acmr" / "cfg0"
+    (acmr / "seed-7.json").write_text('{"schema_version": 2, "status": "ok", "metr')  # truncated
+    record = json.loads((acmr / "seed-1.json").read_text())
+    record["code"] = {"version": "0.0.9", "git_commit": "abc"}
+    (acmr / "seed-1.json").write_text(json.dumps(record))
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["table", "--results", str(paper_results)])
+    assert shown.exit_code == 0
+    assert f"warning: skipped {acmr / 'seed-7.json'}: not valid JSON" in shown.output
+    assert "acmr on synth-cub [cfg0]: seeds from 2 code versions" in shown.output
+    assert "1 unusable record file(s) skipped" in shown.output
+    strict = runner.invoke(cli, ["table", "--results", str(paper_results), "--strict"])
+    assert strict.exit_code == 2 and "--strict: 1 unusable record(s) and 1 cell(s) mixing" in strict.output

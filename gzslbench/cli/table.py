@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from gzslbench.cli._group import cli, names
 from gzslbench.cli.run import SELECTION_CHOICES
+from gzslbench.errors import GZSLBenchError
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.reporting import aggregate, load_configs, load_frame
+from gzslbench.reporting import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
+from gzslbench.results import mixed_provenance
 from gzslbench.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
 
 
@@ -39,15 +43,57 @@ def make_table(
     compare: bool = False,
     ci: bool = False,
     significance: bool = False,
+    metrics: Sequence[str] = SHOWN,
+    strict: bool = False,
 ) -> Table:
-    """The Table 2 / Table 3 of the records under ``out`` (shared by ``table`` and ``report``)."""
-    stats = aggregate(load_frame(out, methods or [], datasets or []), mode)
+    """The Table 2 / Table 3 of the records under ``out`` (shared by ``table`` and ``report``).
+
+    Skipped record files, cells whose seeds mix data, code versions or devices, and rows tuned on
+    validation are reported as warnings and table notes; ``strict`` makes the first two errors.
+    """
+    problems: list[str] = []
+    frame = load_frame(out, methods or [], datasets or [], problems)
+    mixed = mixed_provenance(frame)
+    for line in problems:
+        click.echo(f"warning: skipped {line}", err=True)
+    for line in mixed:
+        click.echo(f"warning: {line}", err=True)
+    if strict and (problems or mixed):
+        raise GZSLBenchError(
+            f"--strict: {len(problems)} unusable record(s) and {len(mixed)} cell(s) mixing data, code or devices "
+            "(see the warnings above)"
+        )
+    stats = aggregate(frame, mode)
     options = dict(
         with_reported=with_reported, compare=compare, spread="ci" if ci else "std", significance=significance
     )
     if style == "table3":
-        return build_table3(stats, mode, configs=load_configs(out), **options)
-    return build_table2(stats, mode, **options)
+        table = build_table3(stats, mode, configs=load_configs(out), **options)
+    else:
+        table = build_table2(stats, mode, metrics=metrics, **options)
+    if problems:
+        table.notes.append((None, f"{len(problems)} unusable record file(s) skipped (named on stderr)."))
+    if mixed:
+        table.notes.append((None, f"{len(mixed)} cell(s) mix seeds from different data, code or devices."))
+    tuned = sorted(set(frame.loc[frame.get("tuned", False) == True, "method"]))  # noqa: E712
+    if tuned:
+        table.notes.append(
+            (None, f"Hyper-parameters chosen on the validation split (`gzslbench tune`): {', '.join(tuned)}.")
+        )
+    return table
+
+
+def parse_metrics(text: str | None) -> tuple[str, ...]:
+    """``u,s,h,ausuc,h_cs`` -> the canonical metric names; one-line error for an unknown one."""
+    if not text:
+        return SHOWN
+    canonical = {m.lower(): m for m in TABLE_METRICS}
+    chosen = []
+    for name in (part.strip().lower() for part in text.split(",") if part.strip()):
+        if name not in canonical:
+            raise GZSLBenchError(f"unknown metric '{name}' (choose from {', '.join(m.lower() for m in TABLE_METRICS)})")
+        chosen.append(canonical[name])
+    return tuple(chosen)
 
 
 @cli.command(
@@ -65,6 +111,8 @@ def make_table(
 @click.option("--compare", type=click.Choice(["reported"]), help="Add Δ = ours − reported columns (real datasets).")
 @click.option("--ci", is_flag=True, help="95% t-intervals over seeds instead of the std.")
 @click.option("--significance", is_flag=True, help="Mark runs not significantly below the best H (Welch t-test).")
+@click.option("--metrics", help="Table 2 columns per dataset, e.g. u,s,h,ausuc,h_cs [default: u,s,h].")
+@click.option("--strict", is_flag=True, help="Refuse unusable records and cells mixing data, code or devices.")
 def table_command(
     out: str,
     mode: str,
@@ -76,6 +124,8 @@ def table_command(
     compare: str | None,
     ci: bool,
     significance: bool,
+    metrics: str | None,
+    strict: bool,
 ) -> None:
     """Paper tables from run records: U / S / H mean ± std over seeds per method and dataset.
 
@@ -93,5 +143,7 @@ def table_command(
         compare=compare == "reported",
         ci=ci,
         significance=significance,
+        metrics=parse_metrics(metrics),
+        strict=strict,
     )
     click.echo(render(table, fmt).rstrip("\n"))
