@@ -29,9 +29,9 @@ from matplotlib.ticker import MaxNLocator
 from gzslbench.errors import GZSLBenchError
 from gzslbench.reported import dataset_order, display_dataset, display_method
 from gzslbench.reporting import aggregate, load_frame
-from gzslbench.results import iter_records, record_path
+from gzslbench.results import SCORES_SUFFIX, iter_records, read_record, record_path
 
-PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars")
+PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars", "seen-unseen")
 FORMATS = ("png", "pdf")
 PALETTE = matplotlib.colormaps["tab10"]
 VAE_TERMS = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction", "total")
@@ -401,3 +401,52 @@ def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figur
         f"{display_dataset(record['dataset'])}, seed {record['seed']} (colour = class)"
     )
     return fig
+
+
+def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] = (), datasets: Sequence[str] = ()):
+    """Seen-unseen accuracy curves of calibrated stacking (Chao et al. 2016), one figure per dataset.
+
+    One curve per method and config, from the first seed's saved test scores (``run --save-scores``);
+    the legend gives AUSUC (mean over the seeds with scores) and the plain (U, S) point is marked.
+    """
+    from gzslbench.calibration import ausuc, seen_unseen_curve
+
+    found: dict[str, dict[str, list[Any]]] = {}
+    for path in sorted(Path(out_results).rglob(f"seed-*{SCORES_SUFFIX}")):
+        record = read_record(path.with_name(path.name.replace(SCORES_SUFFIX, ".json")))
+        if record is None or record["status"] != "ok":
+            continue
+        if (methods and record["method"] not in methods) or (datasets and record["dataset"] not in datasets):
+            continue
+        with np.load(path) as saved:
+            curve = seen_unseen_curve(
+                saved["seen_scores"].astype(np.float64),
+                saved["seen_y"],
+                saved["unseen_scores"].astype(np.float64),
+                saved["unseen_y"],
+                saved["seen_classes"],
+                saved["unseen_classes"],
+            )
+        key = _label(record["method"], record["config_hash"], False) + f" [{record['config_hash']}]"
+        found.setdefault(record["dataset"], {}).setdefault(key, []).append((curve, record["metrics"]["last"]))
+    if not found:
+        raise GZSLBenchError(
+            f"no saved test scores under '{out_results}' for the selected runs (run with --save-scores)"
+        )
+    paths: list[Path] = []
+    for dataset in dataset_order(list(found)):
+        fig = Figure(figsize=(5.0, 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        for i, (label, runs) in enumerate(sorted(found[dataset].items())):
+            curve, last = runs[0]
+            area = np.mean([ausuc(c) for c, _ in runs]) * 100
+            color = PALETTE(i % 10)
+            ax.plot(curve.acc_unseen * 100, curve.acc_seen * 100, color=color, label=f"{label}: AUSUC {area:.1f}")
+            ax.scatter([last["U"]], [last["S"]], color=color, marker="o", zorder=3)
+        ax.set_xlabel("unseen accuracy U (%)")
+        ax.set_ylabel("seen accuracy S (%)")
+        ax.set_title(f"Seen-unseen curve, {display_dataset(dataset)} (dot: uncalibrated)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        paths += save(fig, out, f"seen-unseen-{_safe(dataset)}")
+    return paths

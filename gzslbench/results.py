@@ -22,6 +22,7 @@ import pandas as pd
 from gzslbench.errors import GZSLBenchError
 from gzslbench.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
 
+SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
 

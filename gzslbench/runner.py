@@ -48,7 +48,7 @@ from gzslbench.protocol import (
 )
 from gzslbench.record import SCHEMA_VERSION, RunRecord
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.results import read_record, record_path, remove_stale_temp_files, write_json_atomic
+from gzslbench.results import SCORES_SUFFIX, read_record, record_path, remove_stale_temp_files, write_json_atomic
 
 MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
 MAX_SEED = 2**31 - 1
@@ -426,7 +426,7 @@ def _execute_and_save(
         with claimed(path):
             if not force and is_finished(spec, out):
                 return read_record(path) or busy_record(spec, "finished by another process")
-            scores_path = path.with_name(f"{path.stem}.scores.npz") if spec.save_scores else None
+            scores_path = path.with_name(path.stem + SCORES_SUFFIX) if spec.save_scores else None
             model_path = spec.model_path(out) if spec.save_model else None
             record = execute(spec, progress, data, scores_path, model_path)
             write_json_atomic(path, record)

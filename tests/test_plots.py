@@ -150,3 +150,20 @@ def test_report_writes_tables_figures_and_an_index_that_links_them(paper_results
     assert "tsne: not drawn" in text and "sensitivity: not drawn" in text
     assert "**42.0 ± 2.0**" in (index.parent / "tables" / "table2.md").read_text()
     assert "\\toprule" in (index.parent / "tables" / "table3.tex").read_text()
+
+
+def test_seen_unseen_plot_reads_saved_scores_and_needs_them(tmp_path):
+    from click.testing import CliRunner
+
+    from gzslbench.cli import cli
+
+    out = tmp_path / "results"
+    gzslbench.run("sae", "synth-tiny", out=out, device="cpu")
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["plot", "seen-unseen", "--results", str(out), "--out", str(tmp_path / "f")])
+    assert missing.exit_code == 2 and "run with --save-scores" in missing.output
+    gzslbench.run("sae", "synth-tiny", out=out, device="cpu", save_scores=True, overrides={"lam": 1.0})
+    drawn = runner.invoke(cli, ["plot", "seen-unseen", "--results", str(out), "--out", str(tmp_path / "f")])
+    assert drawn.exit_code == 0, drawn.output
+    png = tmp_path / "f" / "seen-unseen-synth-tiny.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "f" / "seen-unseen-synth-tiny.pdf").exists()

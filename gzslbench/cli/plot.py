@@ -8,7 +8,15 @@ import click
 
 from gzslbench.cli._group import cli
 from gzslbench.cli.table import resolve_names, selection_options
-from gzslbench.plots import PLOT_KINDS, plot_bars, plot_curves, plot_sensitivity, plot_tsne, select_records
+from gzslbench.plots import (
+    PLOT_KINDS,
+    plot_bars,
+    plot_curves,
+    plot_seen_unseen,
+    plot_sensitivity,
+    plot_tsne,
+    select_records,
+)
 
 
 def draw(
@@ -27,6 +35,8 @@ def draw(
     methods, datasets = methods or [], datasets or []
     if kind == "bars":
         return plot_bars(out_results, out, mode, methods, datasets)
+    if kind == "seen-unseen":
+        return plot_seen_unseen(out_results, out, methods, datasets)
     records = select_records(out_results, methods, datasets)
     if kind == "curves":
         return plot_curves(records, out)
@@ -62,7 +72,8 @@ def plot_command(
     """Draw figures from run records (PNG and PDF).
 
     curves: per-epoch losses and U/S/H; sensitivity: H against one config value; tsne: latent
-    features of a saved model (run --save-model); bars: H per method and dataset.
+    features of a saved model (run --save-model); bars: H per method and dataset; seen-unseen: the
+    calibrated-stacking curves with their AUSUC, from saved test scores (run --save-scores).
     """
     method_names, dataset_names = resolve_names(methods, datasets)
     paths = draw(
