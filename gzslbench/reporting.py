@@ -41,8 +41,11 @@ def load_frame(
 
     Unusable record files are skipped and named in ``problems`` when given.
     """
+    problems = [] if problems is None else problems
     frame = load_results(out, include_failed=True, problems=problems)
     if frame.empty:
+        if problems:
+            raise GZSLBenchError(f"no usable run records under '{out}': {len(problems)} unusable, e.g. {problems[0]}")
         raise GZSLBenchError(f"no run records under '{out}' (run `gzslbench run` first)")
     if methods:
         frame = frame[frame["method"].isin(methods)]
