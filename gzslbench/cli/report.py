@@ -43,7 +43,7 @@ def write_report(
         (tables_dir / f"{name}.tex").write_text(render(table, "latex"))
         sections.append(f"## {title}\n\n[Markdown](tables/{name}.md) · [LaTeX](tables/{name}.tex)\n\n{markdown}")
     figures = ["## Figures\n"]
-    for kind in ("bars", "curves", "sensitivity", "tsne"):
+    for kind in ("bars", "curves", "sensitivity", "tsne", "seen-unseen"):
         try:
             paths = draw(kind, results, figures_dir, mode, methods, datasets, data_dir=data_dir)
         except GZSLBenchError as exc:
