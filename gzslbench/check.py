@@ -252,6 +252,7 @@ def run_suite(
                     overrides=case.overrides,
                     out=out,
                     device=device,
+                    threads=suite.threads,
                     force=True,
                     quiet=True,
                 )
