@@ -93,6 +93,15 @@ def test_update_records_values_code_and_environment(made: tuple[Path, Path]) -> 
     assert data["code"]["gzslbench"] and "torch" in data["environment"] and data["mode"] == "last"
 
 
+def test_runs_use_the_suite_thread_count(made: tuple[Path, Path]) -> None:
+    """The suite's ``threads = 1`` reaches every run, not the runner's default of one thread per core."""
+    from gzslbench.results import iter_records
+
+    _, baseline = made
+    records = list(iter_records(baseline.parent / "results"))
+    assert records and {(r["threads"], r["env"]["torch_threads"]) for r in records} == {(1, 1)}
+
+
 def test_unchanged_code_passes_twice(made: tuple[Path, Path]) -> None:
     suite, baseline = made
     for _ in range(2):
