@@ -43,7 +43,7 @@ import torch
 from tabulate import tabulate
 
 import gzslbench
-from gzslbench.environment import environment
+from gzslbench.environment import code_version, environment
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.registry import DATASETS, METHODS
 from gzslbench.results import iter_records, write_json_atomic
@@ -252,6 +252,7 @@ def run_suite(
                     overrides=case.overrides,
                     out=out,
                     device=device,
+                    threads=suite.threads,
                     force=True,
                     quiet=True,
                 )
@@ -443,12 +444,13 @@ def make_baseline(suite: Suite, current: Mapping[str, list[dict[str, Any]]], dev
         del cases[case.key]["failed"]
     with _torch_threads(suite.threads):
         env = environment(torch.device(device))
+    code = code_version()
     return {
         "format": BASELINE_FORMAT,
         "suite": suite.name,
         "mode": MODE,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code": {"gzslbench": env.get("gzslbench"), "git_commit": env.get("git_commit")},
+        "code": {"gzslbench": code["version"], "git_commit": code["git_commit"], "git_dirty": code["git_dirty"]},
         "environment": env,
         "cases": cases,
     }

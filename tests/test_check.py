@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 from conftest import make_tiny_data
 
+import gzslbench
 import gzslbench.methods.vae.method as vae_method
 import gzslbench.protocol
 import gzslbench.runner
@@ -90,7 +91,17 @@ def test_update_records_values_code_and_environment(made: tuple[Path, Path]) -> 
     assert entry["seeds"] == [0, 1, 2] and len(entry["H"]["values"]) == 3
     assert entry["U"]["mean"] > 10 and entry["S"]["mean"] > 40  # the tiny case learns: chance is 6.7%
     assert entry["suite_entry"]["overrides"]["unseen_samples"] == 50.0
-    assert data["code"]["gzslbench"] and "torch" in data["environment"] and data["mode"] == "last"
+    assert data["code"]["gzslbench"] == gzslbench.__version__ and "git_commit" in data["code"]
+    assert "torch" in data["environment"] and data["mode"] == "last"
+
+
+def test_runs_use_the_suite_thread_count(made: tuple[Path, Path]) -> None:
+    """The suite's ``threads = 1`` reaches every run, not the runner's default of one thread per core."""
+    from gzslbench.results import iter_records
+
+    _, baseline = made
+    records = list(iter_records(baseline.parent / "results"))
+    assert records and {(r["threads"], r["env"]["torch_threads"]) for r in records} == {(1, 1)}
 
 
 def test_unchanged_code_passes_twice(made: tuple[Path, Path]) -> None:
