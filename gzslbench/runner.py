@@ -650,7 +650,7 @@ def run_specs(
     (:func:`seed_batches`; joblib backend only), each still written as its own record. Progress
     bars appear only on a terminal; otherwise (a log file, CI) one line per finished run.
     """
-    check_batch_seeds(batch_seeds)
+    check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
     check_writable(out)
     remove_stale_temp_files(out, older_than_s=60.0)
@@ -665,7 +665,7 @@ def run_specs(
             )
     loaded = loaded or {}
     todo = [s for s in specs if force or not is_finished(s, out)]
-    units = seed_batches(todo, batch_seeds if backend == "joblib" else 1)
+    units = seed_batches(todo, batch_seeds)
     n_jobs = max(1, min(n_jobs, len(units)))
     log_lines = not quiet and not sys.stderr.isatty()
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=True if quiet or not todo else None)
@@ -710,10 +710,12 @@ def check_seeds(seeds: int, seed_start: int) -> None:
         raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
 
 
-def check_batch_seeds(batch_seeds: int) -> None:
-    """Refuse a batch size below one seed."""
+def check_batch_seeds(batch_seeds: int, backend: str = "joblib") -> None:
+    """Refuse a batch size below one seed, and batches on a backend that runs specs one by one."""
     if batch_seeds < 1:
         raise GZSLBenchError(f"--batch-seeds must be at least 1, got {batch_seeds}")
+    if batch_seeds > 1 and backend != "joblib":
+        raise GZSLBenchError("--batch-seeds runs on the joblib backend only; leave it out with --backend dask")
 
 
 def check_backend(backend: str, scheduler: str | None) -> None:
@@ -763,7 +765,7 @@ def run(
     ``scheduler`` and ``batch_seeds``: see :func:`run_specs`.
     """
     check_seeds(seeds, seed_start)
-    check_batch_seeds(batch_seeds)
+    check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
     n_jobs = check_n_jobs(n_jobs)
     if threads is not None and threads < 1:

@@ -12,10 +12,11 @@ from conftest import make_tiny_data
 from test_vae_methods import TINY, tiny_config
 
 from gzslbench.cli import cli
+from gzslbench.errors import GZSLBenchError
 from gzslbench.methods.base import RunContext, TrainingDiverged
 from gzslbench.protocol import make_split
 from gzslbench.registry import METHODS
-from gzslbench.results import iter_records
+from gzslbench.results import iter_records, record_path
 from gzslbench.runner import RunSpec, run, seed_batches
 
 SEEDS = (0, 1, 2)
@@ -59,7 +60,9 @@ def _records(out: Any) -> dict[tuple[str, int], dict[str, Any]]:
 
 
 def test_batched_records_match_single_records(tmp_path: Any) -> None:
-    args: dict[str, Any] = dict(seeds=3, overrides=TINY, device="cpu", threads=1, validate=True)
+    args: dict[str, Any] = dict(
+        seeds=3, overrides=TINY, device="cpu", threads=1, validate=True, save_model=True, save_scores=True
+    )
     run("acmr", "synth-tiny", out=tmp_path / "single", **args)
     run("acmr", "synth-tiny", out=tmp_path / "batched", batch_seeds=3, **args)
     single, batched = _records(tmp_path / "single"), _records(tmp_path / "batched")
@@ -78,6 +81,15 @@ def test_batched_records_match_single_records(tmp_path: Any) -> None:
         for mode, metrics in alone["metrics"].items():
             assert mine["metrics"][mode]["epoch"] == metrics["epoch"]
             assert mine["metrics"][mode]["H"] == pytest.approx(metrics["H"], abs=0.5)
+        models = [
+            torch.load(
+                record_path(out, r["dataset"], r["method"], r["config_hash"], r["seed"]).with_name(r["model_file"])
+            )
+            for out, r in ((tmp_path / "single", alone), (tmp_path / "batched", mine))
+        ]
+        assert models[0].keys() == models[1].keys()
+        for name, weight in models[0].items():
+            torch.testing.assert_close(models[1][name], weight, rtol=1e-4, atol=1e-5)
     h_single = sorted(r["metrics"]["last"]["H"] for r in single.values())
     h_batched = sorted(r["metrics"]["last"]["H"] for r in batched.values())
     assert np.allclose(h_batched, h_single, atol=0.5)
@@ -132,6 +144,11 @@ def test_a_method_without_the_hook_runs_one_by_one(tmp_path: Any) -> None:
     assert [r["status"] for r in records] == ["ok"] * 3 and [r["seed"] for r in records] == [0, 1, 2]
     assert all("batch_seeds" not in r["timings"] for r in records)
     assert [r["metrics"] for r in records] == [r["metrics"] for r in alone]
+
+
+def test_batch_seeds_is_refused_on_dask(tmp_path: Any) -> None:
+    with pytest.raises(GZSLBenchError, match="joblib backend only"):
+        run("acmr", "synth-tiny", seeds=2, out=tmp_path, batch_seeds=2, backend="dask")
 
 
 def test_cli_refuses_a_batch_below_one_seed(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
