@@ -12,7 +12,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os as _os
 from pathlib import Path as _Path
+
+# Large CPU tensors on transparent huge pages (PyTorch reads this once, at its first allocation):
+# batched seeds allocate gradients of tens of MB every step, and faulting them in 4 KiB pages
+# cost as much as the product that fills them.
+_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 from gzslbench._layout import mount_checkout_subpackages as _mount
 

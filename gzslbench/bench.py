@@ -9,7 +9,7 @@ Usage::
 It measures (a) fp32 GFLOP/s of a large square matmul and of the VAE's own GEMM shapes, (b)
 memory bandwidth (a large copy), (c) ACMR training throughput in GFLOP/s, from the analytic
 FLOP count of one iteration (:func:`iteration_flops`) and the real training loop, single seed
-and K seeds at once (today as K concurrent processes: the runner has no batched-seed path), (d)
+and K seeds trained as one batched computation (the runner's ``--batch-seeds`` path), (d)
 the final-classifier stage, (e) cold (first, converting) and cached load of an xlsa17-format
 dataset it writes, (f) peak RSS. Numbers on a CPU shared with other processes are noisy: compare
 the efficiency ratios of one run, not absolute numbers across runs.
@@ -18,10 +18,8 @@ the efficiency ratios of one run, not absolute numbers across runs.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import platform
-import queue
 import resource
 import tempfile
 import time
@@ -37,7 +35,14 @@ import torch
 from gzslbench.errors import GZSLBenchError
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.classifier import ClassifierSettings, train_final_classifier
-from gzslbench.methods.vae.model import BackboneSpec, CrossModalVAE, VAESettings, backbone_spec, train_vae
+from gzslbench.methods.vae.model import (
+    BackboneSpec,
+    CrossModalVAE,
+    VAESettings,
+    backbone_spec,
+    train_vae,
+    train_vae_seeds,
+)
 from gzslbench.protocol import Split
 from gzslbench.registry import DATASETS, METHODS
 
@@ -429,63 +434,32 @@ def peak_rss_mb() -> float:
 # ---- K seeds at once ----
 
 
-def _seed_process(
-    size_name: str, iterations: int, epochs: int, threads: int, device: str, seed: int, barrier: Any, results: Any
-) -> None:
-    """One seed's training in its own process, started with the others at the barrier."""
-    try:
-        torch.set_num_threads(threads)
-        bench = TrainingBench(SIZES[size_name], iterations, torch.device(device), seed=seed)
-        bench.train(1, min(3, iterations))
-        barrier.wait(timeout=600)
-        start = time.time()
-        bench.train(epochs)
-        end = time.time()
-        flop = bench.flop_per_iteration * iterations * epochs
-        results.put({"start": start, "end": end, "flop": flop, "peak_rss_mb": peak_rss_mb()})
-    except BaseException as exc:
-        barrier.abort()
-        results.put({"error": f"{type(exc).__name__}: {exc}"})
+def batched_seeds(size: BenchSize, k: int, iterations: int, epochs: int, device: torch.device) -> dict[str, Any]:
+    """Aggregate training GFLOP/s of ``k`` seeds trained as one batched computation (``--batch-seeds``).
 
-
-def concurrent_seeds(
-    size: BenchSize, k: int, iterations: int, epochs: int, threads: int, device: torch.device
-) -> dict[str, Any]:
-    """Aggregate training GFLOP/s of ``k`` seeds trained at once as ``k`` processes of ``threads`` threads each.
-
-    All start together (after building their model and a warm-up); the aggregate is their FLOP
-    over the time from the first start to the last finish.
+    The runner's own path (:func:`~gzslbench.methods.vae.model.train_vae_seeds`) in this process,
+    after a short warm-up; ``peak_rss_mb`` is this process's peak after the batch.
     """
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(k), context.Queue()
-    processes = [
-        context.Process(
-            target=_seed_process,
-            args=(size.name, iterations, epochs, threads, str(device), seed, barrier, results),
-            daemon=True,
+    bench = TrainingBench(size, iterations, device)
+    models = [bench.model, *(build_model(size, METHOD, device, seed)[0] for seed in range(1, k))]
+
+    def train(epochs: int, iterations: int) -> float:
+        rows = iterations * bench.batch
+        settings = VAESettings.from_config({**bench.config, "epochs": epochs})
+        ctxs = [RunContext(seed=seed, device=device) for seed in range(k)]
+        generators = [torch.Generator(device=device).manual_seed(seed + 1) for seed in range(k)]
+        synchronize(device)
+        start = time.perf_counter()
+        train_vae_seeds(
+            models, bench.train_x[:rows], bench.train_y[:rows], bench.attributes, settings, ctxs, generators
         )
-        for seed in range(k)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=1800) for _ in processes]
-    except queue.Empty:
-        raise GZSLBenchError("bench: the concurrent seed processes did not finish within 30 minutes") from None
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-    errors = [o["error"] for o in outcomes if "error" in o]
-    if errors:
-        raise GZSLBenchError(f"bench: a seed process failed: {errors[0]}")
-    wall = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
-    return {
-        "gflops": sum(o["flop"] for o in outcomes) / wall / 1e9,
-        "seconds": wall,
-        "peak_rss_mb": max(o["peak_rss_mb"] for o in outcomes),
-    }
+        synchronize(device)
+        return time.perf_counter() - start
+
+    train(1, min(3, iterations))
+    seconds = train(epochs, iterations)
+    flop = bench.flop_per_iteration * iterations * epochs * k
+    return {"gflops": flop / seconds / 1e9, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
 
 
 # ---- the whole bench ----
@@ -566,18 +540,17 @@ def run_bench(
     say(f"copy {mb} MiB")
     result.update(copy_gbps=copy_gbps(mb, device), copy_mb=mb)
 
-    per_process = max(1, threads // seeds) if device.type == "cpu" else 1
-    say(f"{seeds} seeds at once: {seeds} processes of {per_process} thread(s)")
-    many = concurrent_seeds(shape, seeds, iterations, epochs, per_process, device)
+    say(f"{seeds} seeds at once: one batched computation of {threads} thread(s)")
+    many = batched_seeds(shape, seeds, iterations, epochs, device)
     result.update(
         acmr_batched_gflops=many["gflops"],
-        batched_mode="processes",
+        batched_mode="batched",
         batched_k=seeds,
-        batched_threads_per_process=per_process,
+        batched_threads_per_process=threads,
         batched_peak_rss_mb=many["peak_rss_mb"],
         batched_note=(
-            f"{seeds} seeds as {seeds} concurrent processes of {per_process} thread(s) (aggregate GFLOP/s): "
-            "the runner has no batched-seed path yet"
+            f"{seeds} seeds as one batched computation (--batch-seeds {seeds}) in one process of {threads} "
+            "thread(s) (aggregate GFLOP/s)"
         ),
     )
     say("xlsa17-format load")
@@ -621,7 +594,7 @@ def format_report(r: dict[str, Any]) -> str:
             f"xlsa17 load, {r['load_size_mb']:.0f} MiB",
             f"first (converting) {r['load_cold_s']:.2f} s, cached {r['load_cached_s'] * 1e3:.1f} ms",
         ),
-        ("peak RSS", f"{r['peak_rss_mb']:.0f} MiB (1 seed), {r['batched_peak_rss_mb']:.0f} MiB (per seed process)"),
+        ("peak RSS", f"{r['peak_rss_mb']:.0f} MiB (1 seed), {r['batched_peak_rss_mb']:.0f} MiB (the batch's process)"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [head, f"{r['threads']} torch thread(s) of {r['cores']} core(s), torch {r['torch']}"]

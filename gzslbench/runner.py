@@ -14,12 +14,14 @@ refuses them. An unreadable or incomplete record is rerun.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -388,28 +390,136 @@ def execute(
             data = load_dataset(spec.dataset, spec.data_dir, spec.dataset_options)
         record["data"] = _data_block(data, spec.validate, record["warnings"])  # type: ignore[typeddict-item]
         method = get_method(spec.method)()
-        test_rows, test_last = _evaluate_all(method, data, "test", spec, ctx)
-        val_rows, val_last, val_ctx = None, None, RunContext(seed=spec.seed, device=device, progress=progress)
+        test = _evaluate_all(method, data, "test", spec, ctx)
+        val, val_ctx = None, RunContext(seed=spec.seed, device=device, progress=progress)
         if spec.validate:
-            val_rows, val_last = _evaluate_all(method, data, "val", spec, val_ctx)
-            ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
-        metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
-        metrics["last"].update(calibrated_metrics(test_last, val_last))
-        if scores_path is not None:
-            save_scores(scores_path, *test_last)
-        record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
-        record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
-        record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
-        if model_path is not None and model_path.exists():
-            record["model_file"] = model_path.name
+            val = _evaluate_all(method, data, "val", spec, val_ctx)
+        _complete(record, spec, ctx, val_ctx, test, val, scores_path, model_path)
     except (KeyboardInterrupt, GZSLBenchError):
         raise
     except Exception as exc:
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        record["history"] = {"train": ctx.history}
+        _fail(record, ctx, exc)
     record["timings"] = {"total_s": time.perf_counter() - tic, **ctx.timings}
     record["finished_at"] = datetime.now(UTC).isoformat()
     return record
+
+
+Evaluation = tuple[list[dict], tuple[Split, Scores]]
+
+
+def _complete(
+    record: RunRecord,
+    spec: RunSpec,
+    ctx: RunContext,
+    val_ctx: RunContext,
+    test: Evaluation,
+    val: Evaluation | None,
+    scores_path: Path | None,
+    model_path: Path | None,
+) -> None:
+    """Fill ``record`` of a finished run: selected metrics, history, saved scores and model."""
+    (test_rows, test_last), (val_rows, val_last) = test, val or (None, None)
+    if val is not None:
+        ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
+    metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
+    metrics["last"].update(calibrated_metrics(test_last, val_last))
+    if scores_path is not None:
+        save_scores(scores_path, *test_last)
+    record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
+    record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
+    record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
+    if model_path is not None and model_path.exists():
+        record["model_file"] = model_path.name
+
+
+def _fail(record: RunRecord, ctx: RunContext, exc: BaseException) -> None:
+    """Mark ``record`` failed with ``exc`` as its reason, keeping the history logged so far."""
+    trace = "".join(traceback.format_exception(exc))
+    record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=trace)  # type: ignore[typeddict-item]
+    record["history"] = {"train": ctx.history}
+
+
+def _evaluate_seeds(
+    method: Method, data: GZSLData, kind: str, specs: Sequence[RunSpec], ctxs: list[RunContext]
+) -> list[Evaluation | Exception]:
+    """:func:`_evaluate_all` for seeds trained as one batch: per seed its evaluation or what ended it."""
+    split = make_split(data, kind)
+    rows: list[list[dict]] = [[] for _ in specs]
+    last: list[Scores | None] = [None] * len(specs)
+    errors: list[Exception | None] = [None] * len(specs)
+    for entries in method.predict_batched(split, specs[0].config, ctxs):
+        for k, entry in enumerate(entries):
+            if errors[k] is not None:
+                continue
+            if isinstance(entry, Exception):
+                errors[k] = entry
+            elif not (torch.isfinite(entry.seen).all() and torch.isfinite(entry.unseen).all()):
+                errors[k] = TrainingDiverged(f"{kind} scores of epoch {entry.epoch} contain NaN or infinite values")
+            else:
+                rows[k].append({"epoch": entry.epoch, **evaluate(split, entry.seen, entry.unseen)})
+                last[k] = entry
+    results: list[Evaluation | Exception] = []
+    for k, spec in enumerate(specs):
+        scores = last[k]
+        if errors[k] is None and scores is None:
+            errors[k] = RuntimeError(f"method '{spec.method}' yielded no candidate model")
+        results.append(errors[k] or (rows[k], (split, scores)))  # type: ignore[arg-type]
+    return results
+
+
+def execute_batch(
+    specs: Sequence[RunSpec],
+    progress: bool = False,
+    data: GZSLData | None = None,
+    scores_paths: Sequence[Path | None] | None = None,
+    model_paths: Sequence[Path | None] | None = None,
+) -> list[RunRecord]:
+    """Run specs that differ only by seed as one batched computation; one record per seed, as :func:`execute`'s.
+
+    A seed that diverges fails alone; an error of the batch as a whole fails every seed with its
+    reason. Timings are the batch's (``batch_seeds`` says how many seeds shared them).
+    """
+    spec0 = specs[0]
+    torch.set_num_threads(spec0.threads)
+    device = torch.device(spec0.device)
+    scores_paths = scores_paths or [None] * len(specs)
+    model_paths = model_paths or [None] * len(specs)
+    records = [new_record(spec) for spec in specs]
+    ctxs = [
+        RunContext(seed=s.seed, device=device, progress=progress, model_path=p)
+        for s, p in zip(specs, model_paths, strict=True)
+    ]
+    val_ctxs = [RunContext(seed=s.seed, device=device, progress=progress) for s in specs]
+    tic = time.perf_counter()
+    try:
+        if data is None:
+            data = load_dataset(spec0.dataset, spec0.data_dir, spec0.dataset_options)
+        for record in records:
+            record["data"] = _data_block(data, spec0.validate, record["warnings"])  # type: ignore[typeddict-item]
+        method = get_method(spec0.method)()
+        tests = _evaluate_seeds(method, data, "test", specs, ctxs)
+        vals: list[Evaluation | Exception | None] = [None] * len(specs)
+        live = [k for k, t in enumerate(tests) if not isinstance(t, Exception)]
+        if spec0.validate and live:
+            val_specs, val_live_ctxs = [specs[k] for k in live], [val_ctxs[k] for k in live]
+            for k, v in zip(live, _evaluate_seeds(method, data, "val", val_specs, val_live_ctxs), strict=True):
+                vals[k] = v
+        for k, (test, val) in enumerate(zip(tests, vals, strict=True)):
+            failure = next((e for e in (test, val) if isinstance(e, Exception)), None)
+            if failure is not None:
+                _fail(records[k], ctxs[k], failure)
+            else:
+                _complete(records[k], specs[k], ctxs[k], val_ctxs[k], test, val, scores_paths[k], model_paths[k])  # type: ignore[arg-type]
+    except (KeyboardInterrupt, GZSLBenchError):
+        raise
+    except Exception as exc:
+        for record, ctx in zip(records, ctxs, strict=True):
+            _fail(record, ctx, exc)
+    total_s = time.perf_counter() - tic
+    for record, ctx in zip(records, ctxs, strict=True):
+        record["timings"] = {"total_s": total_s, **ctx.timings, "batch_seeds": float(len(specs))}
+        record["finished_at"] = datetime.now(UTC).isoformat()
+    return records
 
 
 def busy_record(spec: RunSpec, reason: str) -> dict[str, Any]:
@@ -433,6 +543,68 @@ def _execute_and_save(
             return record
     except ClaimHeld as exc:
         return busy_record(spec, str(exc))
+
+
+def _execute_and_save_batch(
+    specs: Sequence[RunSpec], out: str, progress: bool, force: bool, data: GZSLData | None = None
+) -> list[dict[str, Any]]:
+    """:func:`_execute_and_save` for seeds trained as one batch: every spec is claimed, each record written alone.
+
+    Specs another process holds or finished meanwhile are reported as such and left out of the batch.
+    """
+    if len(specs) == 1:
+        return [_execute_and_save(specs[0], out, progress, force, data)]
+    results: dict[int, dict[str, Any]] = {}
+    with ExitStack() as claims:
+        todo = []
+        for k, spec in enumerate(specs):
+            path = spec.path(out)
+            try:
+                claims.enter_context(claimed(path))
+            except ClaimHeld as exc:
+                results[k] = busy_record(spec, str(exc))
+                continue
+            if not force and is_finished(spec, out):
+                results[k] = read_record(path) or busy_record(spec, "finished by another process")
+            else:
+                todo.append(k)
+        if todo:
+            batch = [specs[k] for k in todo]
+            paths = [s.path(out) for s in batch]
+            records = execute_batch(
+                batch,
+                progress,
+                data,
+                [
+                    p.with_name(p.stem + SCORES_SUFFIX) if s.save_scores else None
+                    for s, p in zip(batch, paths, strict=True)
+                ],
+                [s.model_path(out) if s.save_model else None for s in batch],
+            )
+            for k, path, record in zip(todo, paths, records, strict=True):
+                write_json_atomic(path, record)
+                results[k] = record
+    return [results[k] for k in range(len(specs))]
+
+
+def seed_batches(specs: Sequence[RunSpec], batch_seeds: int) -> list[list[RunSpec]]:
+    """``specs`` cut into units of execution: up to ``batch_seeds`` specs that differ only by seed, for methods
+    that train seeds batched; every other spec alone. Order is kept within a unit."""
+    if batch_seeds <= 1:
+        return [[s] for s in specs]
+    units: list[list[RunSpec]] = []
+    open_units: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        if not get_method(spec.method).batched_seeds:
+            units.append([spec])
+            continue
+        key = json.dumps({**asdict(spec), "seed": None}, sort_keys=True, default=str)
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= batch_seeds:
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(spec)
+    return units
 
 
 def _report_line(record: dict[str, Any], done: int, total: int) -> str:
@@ -467,14 +639,18 @@ def run_specs(
     loaded: Mapping[tuple, GZSLData] | None = None,
     backend: str = "joblib",
     scheduler: str | None = None,
+    batch_seeds: int = 1,
 ) -> list[dict[str, Any]]:
     """Execute the specs that are not finished yet (all with ``force``); return every spec's record.
 
     In-process runs reuse datasets from ``loaded``; parallel workers load their own. ``backend``
     "dask" runs them on a Dask cluster (:mod:`gzslbench.backends`): a LocalCluster of ``n_jobs``
-    workers, or the one whose scheduler is at ``scheduler``. Progress bars appear only on a
-    terminal; otherwise (a log file, CI) one line per finished run.
+    workers, or the one whose scheduler is at ``scheduler``. ``batch_seeds`` K > 1 trains up to K
+    seeds of one (method, dataset, config) as one computation where the method can
+    (:func:`seed_batches`; joblib backend only), each still written as its own record. Progress
+    bars appear only on a terminal; otherwise (a log file, CI) one line per finished run.
     """
+    check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
     check_writable(out)
     remove_stale_temp_files(out, older_than_s=60.0)
@@ -489,7 +665,8 @@ def run_specs(
             )
     loaded = loaded or {}
     todo = [s for s in specs if force or not is_finished(s, out)]
-    n_jobs = max(1, min(n_jobs, len(todo)))
+    units = seed_batches(todo, batch_seeds)
+    n_jobs = max(1, min(n_jobs, len(units)))
     log_lines = not quiet and not sys.stderr.isatty()
     bar = tqdm(total=len(todo), desc="runs", unit="run", disable=True if quiet or not todo else None)
     done: dict[Path, dict[str, Any]] = {}
@@ -500,19 +677,20 @@ def run_specs(
             print(_report_line(record, len(done), len(todo)), file=sys.stderr, flush=True)
 
     if backend == "joblib" and n_jobs == 1:
-        for spec in todo:
-            done[spec.path(out)] = record = _execute_and_save(
-                spec, str(out), not quiet, force, loaded.get(spec.data_key)
-            )
-            finished(record)
+        for unit in units:
+            records = _execute_and_save_batch(unit, str(out), not quiet, force, loaded.get(unit[0].data_key))
+            for spec, record in zip(unit, records, strict=True):
+                done[spec.path(out)] = record
+                finished(record)
     elif todo:
         if backend == "dask":
             from gzslbench.backends import run_on_dask
 
             records = run_on_dask(todo, out, force, n_jobs, scheduler)
         else:
-            jobs = (delayed(_execute_and_save)(spec, str(out), False, force) for spec in todo)
-            records = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+            jobs = (delayed(_execute_and_save_batch)(unit, str(out), False, force) for unit in units)
+            batches = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+            records = (record for batch in batches for record in batch)
         by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
         for record in records:
             spec = by_key[(record["method"], record["dataset"], record["config_hash"], record["seed"])]
@@ -530,6 +708,14 @@ def check_seeds(seeds: int, seed_start: int) -> None:
         raise GZSLBenchError(f"--seeds {seeds} is more than {MAX_SEEDS}; run seeds in batches with --seed-start")
     if seed_start < 0 or seed_start + seeds - 1 > MAX_SEED:
         raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
+
+
+def check_batch_seeds(batch_seeds: int, backend: str = "joblib") -> None:
+    """Refuse a batch size below one seed, and batches on a backend that runs specs one by one."""
+    if batch_seeds < 1:
+        raise GZSLBenchError(f"--batch-seeds must be at least 1, got {batch_seeds}")
+    if batch_seeds > 1 and backend != "joblib":
+        raise GZSLBenchError("--batch-seeds runs on the joblib backend only; leave it out with --backend dask")
 
 
 def check_backend(backend: str, scheduler: str | None) -> None:
@@ -570,14 +756,16 @@ def run(
     backend: str = "joblib",
     scheduler: str | None = None,
     save_model: bool = False,
+    batch_seeds: int = 1,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
 
     ``threads`` is the torch thread count of each run (default: the cores divided by ``n_jobs``),
-    so a serial and a parallel command with equal ``threads`` give identical records. ``backend``
-    and ``scheduler``: see :func:`run_specs`.
+    so a serial and a parallel command with equal ``threads`` give identical records. ``backend``,
+    ``scheduler`` and ``batch_seeds``: see :func:`run_specs`.
     """
     check_seeds(seeds, seed_start)
+    check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
     n_jobs = check_n_jobs(n_jobs)
     if threads is not None and threads < 1:
@@ -604,5 +792,13 @@ def run(
         save_model=save_model,
     )
     return run_specs(
-        specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded, backend=backend, scheduler=scheduler
+        specs,
+        out,
+        n_jobs=n_jobs,
+        force=force,
+        quiet=quiet,
+        loaded=loaded,
+        backend=backend,
+        scheduler=scheduler,
+        batch_seeds=batch_seeds,
     )

@@ -177,6 +177,20 @@ class Method(ABC):
         """Raise ValueError for values that types and ``ranges`` allow but the method does not (before any run)."""
         return None
 
+    # Whether predict_batched trains several seeds of one config as one computation (--batch-seeds).
+    batched_seeds: ClassVar[bool] = False
+
     @abstractmethod
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         """Train on ``split`` and yield test scores once per candidate model, in order."""
+
+    def predict_batched(
+        self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
+    ) -> Iterator[list[Scores | TrainingDiverged]]:
+        """:meth:`predict` for several seeds at once (one context each); only where ``batched_seeds`` is set.
+
+        Yields, per candidate model, one entry per context: that seed's scores, or the
+        :class:`TrainingDiverged` that ended it. Each seed must draw from its own context's
+        generators so that its record is the run it would be alone.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not train seeds batched")

@@ -107,7 +107,7 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
     data = json.loads(result.stdout)
     for key in JSON_KEYS:
         assert isinstance(data[key], float) and data[key] > 0, key
-    assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "processes"
+    assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "batched"
     spec = bench.size_spec(bench.SIZES["tiny"])
     assert data["acmr_gflop_per_iteration"] == bench.iteration_flops(spec, 20) / 1e9
     assert {(g["layer"], g["kind"]) for g in data["gemm_shapes"]} == {

@@ -67,6 +67,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
     metavar="tcp://HOST:PORT",
     help="With --backend dask: an existing Dask scheduler [default: a local cluster of --n-jobs workers].",
 )
+@click.option(
+    "--batch-seeds",
+    default=1,
+    show_default=True,
+    type=int,
+    metavar="K",
+    help="Train up to K seeds of one method, dataset and config as one computation (VAE methods; one record each).",
+)
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
 @click.option("--save-scores", is_flag=True, help="Keep each run's final test scores (float16) beside its record.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
@@ -87,6 +95,7 @@ def run_command(
     threads: int | None,
     backend: str,
     scheduler: str | None,
+    batch_seeds: int,
     validate: bool,
     save_scores: bool,
     force: bool,
@@ -115,6 +124,7 @@ def run_command(
             backend=backend,
             scheduler=scheduler,
             save_model=save_model,
+            batch_seeds=batch_seeds,
         )
     _print_summary(records, out)
     for record in records:

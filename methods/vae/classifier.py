@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gzslbench.methods.base import RunContext, Scores
+from gzslbench.methods.base import RunContext, Scores, TrainingDiverged
 from gzslbench.methods.vae.parts import INIT_GAIN
 
 
@@ -66,6 +66,15 @@ def per_class_indices(labels: np.ndarray, classes: np.ndarray, count: int) -> np
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
+def initial_params(latent: int, n_classes: int, device: torch.device, generator: torch.Generator) -> torch.Tensor:
+    """(latent + 1, K): xavier_uniform (gain 0.5) weights drawn from ``generator``, transposed, and a zero bias row."""
+    weight = torch.empty(n_classes, latent, device=device)
+    nn.init.xavier_uniform_(weight, gain=INIT_GAIN, generator=generator)
+    params = torch.zeros(latent + 1, n_classes, device=device)
+    params[:latent] = weight.T
+    return params
+
+
 def with_ones(z: torch.Tensor) -> torch.Tensor:
     """``z`` with a column of ones appended, so one matrix product applies weights and bias."""
     return torch.cat((z, z.new_ones(z.shape[0], 1)), dim=1)
@@ -86,10 +95,11 @@ class SoftmaxClassifier:
         device: torch.device,
         generator: torch.Generator,
     ) -> None:
-        weight = torch.empty(n_classes, latent, device=device)
-        nn.init.xavier_uniform_(weight, gain=INIT_GAIN, generator=generator)
-        self.params = torch.zeros(latent + 1, n_classes, device=device)
-        self.params[:latent] = weight.T
+        self._adopt(initial_params(latent, n_classes, device, generator), settings, device)
+
+    def _adopt(self, params: torch.Tensor, settings: ClassifierSettings, device: torch.device) -> None:
+        """Take ``params`` as the trained matrix and set up fresh Adam state for it."""
+        self.params = params
         self.settings = settings
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
@@ -186,6 +196,63 @@ class SoftmaxClassifier:
         return (nll * scale).sum() / steps
 
 
+class SeedBatchClassifier(SoftmaxClassifier):
+    """One :class:`SoftmaxClassifier` per seed, held as one (seeds, latent + 1, K) matrix and stepped together.
+
+    Each seed's matrix is initialised from its own generator; the batched products (``bmm``)
+    and the elementwise Adam update keep the seeds independent, so seed ``k`` follows the
+    single classifier trained on ``z1[k]`` in ``orders[k]`` up to float rounding.
+    """
+
+    def __init__(
+        self,
+        latent: int,
+        n_classes: int,
+        settings: ClassifierSettings,
+        device: torch.device,
+        generators: list[torch.Generator],
+    ) -> None:
+        params = torch.stack([initial_params(latent, n_classes, device, g) for g in generators])
+        self._adopt(params, settings, device)
+
+    def log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """(seeds, n, K) log-probabilities of latent codes ``z`` (seeds, n, latent)."""
+        return torch.log_softmax(torch.baddbmm(self.params[:, -1:], z, self.params[:, :-1]), dim=2)
+
+    def train_epoch(self, z1: torch.Tensor, y: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """One epoch per seed over ``z1[k][order[k]]`` (``z1``: (seeds, n, latent + 1); ``y``: (n,) shared).
+
+        Returns each seed's mean NLL over the epoch, shape (seeds,), as the single classifier computes it.
+        """
+        b = self.settings.batch_size
+        n = order.shape[1]
+        steps = n // b if self.settings.drop_last else math.ceil(n / b)
+        if steps == 0:
+            return z1.new_zeros(z1.shape[0])
+        used = min(n, steps * b)
+        device = z1.device
+        order = order[:, :used]
+        xp = z1.gather(1, order.unsqueeze(2).expand(-1, -1, z1.shape[2]))
+        yp = y[order].unsqueeze(2)
+        scale = torch.full((used, 1), 1.0 / b, device=device)
+        if used % b:
+            scale[used - used % b :] = 1.0 / (used % b)
+        xs = xp * scale
+        neg_ones = torch.full((z1.shape[0], b, 1), -1.0, device=device)
+        picked = []
+        step_values = torch.arange(self.steps + 1, self.steps + steps + 1, dtype=torch.float32, device=device)
+        batches = zip(xp.split(b, 1), xs.split(b, 1), yp.split(b, 1), step_values.unbind(), strict=True)
+        with _single_thread(device):
+            for x_b, xs_b, y_b, step in batches:
+                p = torch.softmax(torch.bmm(x_b, self.params), dim=2)
+                picked.append(p.gather(2, y_b))
+                p.scatter_add_(2, y_b, neg_ones[:, : y_b.shape[1]])
+                torch.bmm(xs_b.transpose(1, 2), p, out=self._grad)
+                self.adam_step(self._grad, step)
+        nll = -torch.log(torch.cat(picked, dim=1).clamp_min_(torch.finfo(z1.dtype).tiny))
+        return (nll * scale).sum(dim=(1, 2)) / steps
+
+
 @contextmanager
 def _single_thread(device: torch.device) -> Iterator[None]:
     """Run tiny CPU operations on one thread: thread hand-offs cost more than the work itself."""
@@ -232,6 +299,47 @@ def train_final_classifier(
         elapsed = 0.0
         ctx.log("classifier", epoch, loss=float(loss))
         yield Scores(epoch=epoch, seen=seen, unseen=unseen)
+
+
+def train_final_classifier_seeds(
+    train_z: torch.Tensor,
+    train_y: torch.Tensor,
+    test_seen_z: torch.Tensor,
+    test_unseen_z: torch.Tensor,
+    n_classes: int,
+    settings: ClassifierSettings,
+    ctxs: list[RunContext],
+    generators: list[torch.Generator],
+) -> Iterator[list[Scores | TrainingDiverged]]:
+    """:func:`train_final_classifier` for K seeds at once (latents stacked on a leading seed axis).
+
+    Every seed draws its initialisation and epoch orders from its own generator in the single
+    stage's order. Yields, per epoch, each seed's :class:`Scores`, or the :class:`TrainingDiverged`
+    that ended it (its later entries repeat it). The stage's wall time goes to every seed's timings.
+    """
+    device = train_z.device
+    start = _now(device)
+    clf = SeedBatchClassifier(train_z.shape[2], n_classes, settings, device, generators)
+    z1 = torch.cat((train_z, train_z.new_ones(*train_z.shape[:2], 1)), dim=2)
+    elapsed = _now(device) - start
+    failures: list[TrainingDiverged | None] = [None] * len(ctxs)
+    for epoch in ctxs[0].progress_bar(range(1, settings.epochs + 1), "classifier epochs"):
+        start = _now(device)
+        orders = torch.stack([torch.randperm(z1.shape[1], generator=g, device=device) for g in generators])
+        losses = clf.train_epoch(z1, train_y, orders)
+        seen, unseen = clf.log_probs(test_seen_z), clf.log_probs(test_unseen_z)
+        elapsed += _now(device) - start
+        entries: list[Scores | TrainingDiverged] = []
+        for k, (ctx, loss) in enumerate(zip(ctxs, losses.tolist(), strict=True)):
+            ctx.timings["classifier_s"] = ctx.timings.get("classifier_s", 0.0) + elapsed
+            if failures[k] is None:
+                try:
+                    ctx.log("classifier", epoch, loss=loss)
+                except TrainingDiverged as exc:
+                    failures[k] = exc
+            entries.append(failures[k] or Scores(epoch=epoch, seen=seen[k], unseen=unseen[k]))
+        elapsed = 0.0
+        yield entries
 
 
 def _now(device: torch.device) -> float:

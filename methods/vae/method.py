@@ -9,14 +9,19 @@ Registered methods (:mod:`gzslbench.methods.vae.registry`) are subclasses that o
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.methods.vae.classifier import ClassifierSettings, per_class_indices, train_final_classifier
-from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, train_vae
+from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.methods.vae.classifier import (
+    ClassifierSettings,
+    per_class_indices,
+    train_final_classifier,
+    train_final_classifier_seeds,
+)
+from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, train_vae, train_vae_seeds
 from gzslbench.methods.vae.parts import draw_noise, random_permutations, reparameterize
 
 if TYPE_CHECKING:
@@ -69,6 +74,8 @@ class CrossModalVAEMethod(Method):
     mean NLL ``loss``. Timings: ``vae_s``, ``vae_epoch_s``, ``encode_s``, ``classifier_s``.
     """
 
+    batched_seeds: ClassVar[bool] = True
+
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         device = ctx.device
         vae_settings = VAESettings.from_config(config)
@@ -91,6 +98,69 @@ class CrossModalVAEMethod(Method):
         yield from train_final_classifier(
             *latents, split.n_classes, cls_settings, ctx, ctx.generator(STREAM_CLASSIFIER)
         )
+
+    def predict_batched(
+        self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
+    ) -> Iterator[list[Scores | TrainingDiverged]]:
+        """:meth:`predict` for several seeds as one computation (stacked VAEs, then stacked classifiers).
+
+        Every seed draws from its own context's streams in :meth:`predict`'s order. The encoding
+        step runs per seed (one pass, cheap). Stage timings are the batch's wall time, recorded in
+        every seed's context.
+        """
+        device = ctxs[0].device
+        vae_settings = VAESettings.from_config(config)
+        cls_settings = ClassifierSettings.from_config(config)
+        spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
+
+        def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        train_x, train_y = tensor(split.train_x), tensor(split.train_y, torch.long)
+        models = [CrossModalVAE(spec, device, ctx.generator(STREAM_INIT)) for ctx in ctxs]
+        first = ctxs[0]
+        with first.timer("vae_s"):
+            failures = train_vae_seeds(
+                models,
+                train_x,
+                train_y,
+                tensor(split.attributes),
+                vae_settings,
+                ctxs,
+                [ctx.generator(STREAM_VAE) for ctx in ctxs],
+            )
+        first.timings["vae_epoch_s"] = first.timings["vae_s"] / max(vae_settings.epochs, 1)
+        live = [k for k, failure in enumerate(failures) if failure is None]
+        if not live:
+            for ctx in ctxs[1:]:
+                ctx.timings.update(first.timings)
+            yield list(failures)  # type: ignore[arg-type]
+            return
+        latents = []
+        with first.timer("encode_s"), torch.no_grad():
+            for k in live:
+                ctxs[k].save_model(models[k])
+                latents.append(
+                    encode_for_classifier(models[k], split, config, vae_settings, ctxs[k].generator(STREAM_ENCODE))
+                )
+        train_z, test_seen_z, test_unseen_z = (torch.stack([z[i] for z in latents]) for i in (0, 2, 3))
+        for ctx in ctxs[1:]:
+            ctx.timings.update(first.timings)
+        stage = train_final_classifier_seeds(
+            train_z,
+            latents[0][1],
+            test_seen_z,
+            test_unseen_z,
+            split.n_classes,
+            cls_settings,
+            [ctxs[k] for k in live],
+            [ctxs[k].generator(STREAM_CLASSIFIER) for k in live],
+        )
+        for entries in stage:
+            merged: list[Scores | TrainingDiverged] = list(failures)  # type: ignore[arg-type]
+            for k, entry in zip(live, entries, strict=True):
+                merged[k] = entry
+            yield merged
 
 
 class EvalPermutations:

@@ -8,6 +8,7 @@ classifiers (ACMR), and cross-reconstruction (CADA-VAE). The distribution alignm
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gzslbench.methods.base import RunContext
+from gzslbench.methods.base import RunContext, TrainingDiverged
 from gzslbench.methods.vae.losses import kl_divergence, l1_sum, warmup_weight, wasserstein_distance
 from gzslbench.methods.vae.parts import (
     Decoder,
@@ -146,6 +147,18 @@ class CrossModalVAE(nn.Module):
         if iem is not None:
             mu, logvar = iem(mu, logvar, perm)
         return mu, logvar
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        perms: torch.Tensor | None,
+        reparam_scale: str,
+    ) -> torch.Tensor:
+        """The (5,) stacked :meth:`loss_terms`: the call ``torch.func.functional_call`` makes for stacked seeds."""
+        return torch.stack(self.loss_terms(x, a, y, eps, perms, reparam_scale))
 
     def parameter_groups(self, lr: float, iem_lr: float, vsa_lr: float) -> list[dict[str, Any]]:
         """The reference's Adam groups: VAEs at ``lr``, IEMs at ``iem_lr``, VSA classifiers at ``vsa_lr``."""
@@ -343,3 +356,97 @@ def train_vae(
         values = dict(zip((*LOSS_NAMES, "total"), means, strict=True))
         ctx.log("vae", epoch + 1, **values, **{f"{k}_weight": v for k, v in weights.items()})
     model.eval()
+
+
+def weighted_total(terms: torch.Tensor, weights: Mapping[str, float], cross: bool) -> torch.Tensor:
+    """The minimised loss from terms (..., 5) in :data:`LOSS_NAMES` order, summed as :func:`train_vae` sums it."""
+    reconstruction, kl, distance, classification, cross_rec = terms.unbind(-1)
+    total = reconstruction + weights["kl"] * kl + weights["classification"] * classification
+    if weights["distance"] > 0:
+        total = total + weights["distance"] * distance
+    if cross:
+        total = total + weights["cross_reconstruction"] * cross_rec
+    return total
+
+
+def train_vae_seeds(
+    models: Sequence[CrossModalVAE],
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    attributes: torch.Tensor,
+    settings: VAESettings,
+    ctxs: Sequence[RunContext],
+    generators: Sequence[torch.Generator],
+) -> list[TrainingDiverged | None]:
+    """:func:`train_vae` for K seeds as one computation; returns each seed's divergence (None: trained).
+
+    The K models' parameters are stacked (``torch.func.stack_module_state``), the loss of every
+    seed is evaluated by ``vmap`` over ``functional_call``, and one AMSGrad step updates all
+    stacked parameters (Adam is elementwise, so this is each seed's own update). Each seed draws
+    its batches, noise and IEM permutations from its own generator in :func:`train_vae`'s
+    order, so its history matches a single run up to float rounding. Seeds do not interact: a
+    seed whose loss turns non-finite is reported and its (meaningless) slice trains on while the
+    others finish. The trained weights are copied back into ``models``.
+    """
+    device = train_x.device
+    n = train_x.shape[0]
+    iterations = math.ceil(n / settings.batch_size)
+    batch = min(settings.batch_size, n)
+    spec = models[0].spec
+    latent = spec.latent
+    for model in models:
+        model.train()
+    params, _ = torch.func.stack_module_state(list(models))
+    names = {id(p): name for name, p in models[0].named_parameters()}
+    groups = [
+        {"params": [params[names[id(p)]] for p in group["params"]], "lr": group["lr"]}
+        for group in models[0].parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr)
+    ]
+    optimizer = make_optimizer(groups, device)
+    template = copy.deepcopy(models[0]).to("meta")
+    shuffle = spec.use_iem and settings.iem_shuffle
+
+    def seed_terms(
+        p: dict[str, torch.Tensor], x: torch.Tensor, a: torch.Tensor, y: torch.Tensor, e: torch.Tensor, perm: Any
+    ) -> torch.Tensor:
+        return torch.func.functional_call(template, p, (x, a, y, e, perm, settings.reparam_scale))
+
+    all_terms = torch.func.vmap(seed_terms, in_dims=(0, 0, 0, 0, 0, 0 if shuffle else None))
+    failures: list[TrainingDiverged | None] = [None] * len(models)
+    for epoch in ctxs[0].progress_bar(range(settings.epochs), "VAE epochs"):
+        weights = epoch_weights(settings, epoch)
+        draws = []
+        for generator in generators:
+            idx = batch_indices(n, batch, iterations, settings.batch_sampling, generator, device)
+            eps = draw_noise(batch, latent, settings.noise, generator, device, leading=(iterations, 2))
+            perms = random_permutations(2, 2 * latent, generator, device, leading=(iterations,)) if shuffle else None
+            draws.append((idx, eps, perms))
+        idx = torch.stack([d[0] for d in draws], dim=1)
+        eps = torch.stack([d[1] for d in draws], dim=1)
+        perms = torch.stack([d[2] for d in draws], dim=1) if shuffle else None
+        sums = torch.zeros(len(models), len(LOSS_NAMES) + 1, device=device)
+        for it in range(iterations):
+            y = train_y[idx[it]]
+            terms = all_terms(params, train_x[idx[it]], attributes[y], y, eps[it], None if perms is None else perms[it])
+            total = weighted_total(terms, weights, spec.use_cross_reconstruction)
+            optimizer.zero_grad(set_to_none=True)
+            total.sum().backward()
+            optimizer.step()
+            sums += torch.cat((terms, total.unsqueeze(1)), dim=1).detach()
+        means = (sums / iterations).tolist()
+        for k, ctx in enumerate(ctxs):
+            if failures[k] is not None:
+                continue
+            values = dict(zip((*LOSS_NAMES, "total"), means[k], strict=True))
+            try:
+                ctx.log("vae", epoch + 1, **values, **{f"{name}_weight": v for name, v in weights.items()})
+            except TrainingDiverged as exc:
+                failures[k] = exc
+        if all(f is not None for f in failures):
+            break
+    with torch.no_grad():
+        for k, model in enumerate(models):
+            for name, p in model.named_parameters():
+                p.copy_(params[name][k])
+            model.eval()
+    return failures
