@@ -274,7 +274,7 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     record = read_record(spec.path(out))
     if record is None or record["status"] != "ok":
         return False
-    if spec.save_model and not (record.get("spec") or {}).get("save_model"):
+    if spec.save_model and not (record.get("model_file") and spec.model_path(out).exists()):
         return False  # finished without saving its model: run again to save it
     return not spec.validate or "val" in record["metrics"]
 

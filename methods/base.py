@@ -73,7 +73,7 @@ class RunContext:
 
     def progress_bar(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         """``iterable`` with a tqdm bar when the run shows progress (a VAE run takes minutes)."""
-        return tqdm(iterable, desc=desc, total=total, leave=False, disable=not self.progress)
+        return tqdm(iterable, desc=desc, total=total, leave=False, disable=None if self.progress else True)
 
     def save_model(self, module: torch.nn.Module) -> None:
         """Write ``module``'s state dict to :attr:`model_path` atomically; no-op unless the run asked for it.
