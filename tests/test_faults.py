@@ -222,3 +222,19 @@ def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
 def test_record_path_and_claim_path_are_siblings(tmp_path):
     path = record_path(tmp_path, "d", "m", "h", 0)
     assert claim_path(path).parent == path.parent and claim_path(path).name == "seed-0.json.claim"
+
+
+def test_logs_get_one_line_per_run_and_no_progress_bars(tmp_path):
+    """stderr to a file (a CI log): no carriage-return progress bars, one line per finished run."""
+    small = ["--set", "epochs=2", "--set", "cls_epochs=2", "--set", "visual_encoder_hidden=24", "--threads", "1"]
+    command = [sys.executable, "-m", "gzslbench", "run", "-m", "cada-vae", "-d", "synth-tiny", "--seeds", "2", *small]
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, timeout=600, check=False)
+    assert done.returncode == 0
+    text = (tmp_path / "log").read_text()
+    assert "\r" not in text and "VAE epochs" not in text
+    lines = text.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "[1/2] cada-vae on synth-tiny seed 0",
+        "[2/2] cada-vae on synth-tiny seed 1",
+    ]
