@@ -85,11 +85,15 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out["n"] = grouped.size()
     out["H_values"] = grouped["H"].agg(tuple)
+    if "tuned" in ok:
+        out["tuned"] = grouped["tuned"].agg(lambda v: bool(v.astype(bool).any()))
     failed = frame[status != "ok"].drop_duplicates([*KEYS, "seed"]).groupby(KEYS).size()
     out = out.join(failed.rename("failed"), how="outer")
     out["n"] = out["n"].fillna(0).astype(int)
     out["failed"] = out["failed"].fillna(0).astype(int)
     out["H_values"] = out["H_values"].map(lambda v: v if isinstance(v, tuple) else ())
+    if "tuned" in out:
+        out["tuned"] = out["tuned"].fillna(False).astype(bool)
     for metric in metrics:
         out[f"{metric}_ci"] = [ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out["n"], strict=True)]
     return out.reset_index()

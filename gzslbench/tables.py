@@ -111,7 +111,10 @@ class _Notes:
 def _row_ids(stats: pd.DataFrame) -> pd.Series:
     """Row label per stats row: the method, with the config hash where a method has several configs."""
     several = stats.groupby(["method", "dataset"])["config_hash"].transform("nunique") > 1
-    return stats["method"].where(~several, stats["method"] + " [" + stats["config_hash"] + "]")
+    ids = stats["method"].where(~several, stats["method"] + " [" + stats["config_hash"] + "]")
+    if "tuned" in stats:
+        ids = ids.where(~stats["tuned"].astype(bool), ids + " (tuned)")
+    return ids
 
 
 def _row_label(row_id: str, method: str) -> str:

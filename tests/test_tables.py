@@ -213,3 +213,18 @@ def test_unusable_and_mixed_records_are_named_and_strict_refuses_them(paper_resu
     assert "1 unusable record file(s) skipped" in shown.output
     strict = runner.invoke(cli, ["table", "--results", str(paper_results), "--strict"])
     assert strict.exit_code == 2 and "--strict: 1 unusable record(s) and 1 cell(s) mixing" in strict.output
+
+
+def test_tuned_rows_are_labelled(tmp_path):
+    from conftest import write_record
+
+    out = tmp_path / "results"
+    write_record(out, "eszsl", "synth-cub", 0, 7.8, 4.7, 23.6, config_hash="plain")
+    write_record(out, "eszsl", "synth-cub", 0, 13.1, 7.1, 85.1, config_hash="tuned", tuning={"chosen": {"lam": 0.1}})
+    result = CliRunner().invoke(cli, ["table", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (
+        row(result.output, "ESZSL [tuned] (tuned)")[4] == "**13.1**"
+        and row(result.output, "ESZSL [plain]")[4] == "<u>7.8</u>"
+    )
+    assert "Hyper-parameters chosen on the validation split (`gzslbench tune`): eszsl." in result.output
