@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -623,9 +624,8 @@ def check_writable(out: str | Path) -> None:
     runs = Path(out) / "runs"
     try:
         runs.mkdir(parents=True, exist_ok=True)
-        probe = runs / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=runs):  # a unique name: concurrent commands probe at once
+            pass
     except OSError as exc:
         raise GZSLBenchError(f"cannot write run records under '{out}': {exc.strerror or exc}") from None
 

@@ -114,14 +114,20 @@ def test_concurrent_commands_never_run_one_spec_twice(tmp_path, monkeypatch):
     out = tmp_path / "results"
     first = runner.plan(["eszsl"], ["synth-tiny"], range(0, 8), device="cpu")
     second = runner.plan(["eszsl"], ["synth-tiny"], range(4, 12), device="cpu")
-    threads = [
-        threading.Thread(target=runner.run_specs, args=(specs, out), kwargs={"quiet": True})
-        for specs in (first, second)
-    ]
+    errors: list[BaseException] = []
+
+    def command(specs):
+        try:
+            runner.run_specs(specs, out, quiet=True)
+        except BaseException as exc:  # a thread's exception would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=command, args=(specs,)) for specs in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors, errors
     assert sorted(executed) == list(range(12))
     assert sorted(int(p.stem.split("-")[1]) for p in out.rglob("seed-*.json")) == list(range(12))
     assert not list(out.rglob("*.claim"))
