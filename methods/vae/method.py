@@ -21,7 +21,14 @@ from gzslbench.methods.vae.classifier import (
     train_final_classifier,
     train_final_classifier_seeds,
 )
-from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec, train_vae, train_vae_seeds
+from gzslbench.methods.vae.model import (
+    BackboneSpec,
+    CrossModalVAE,
+    VAESettings,
+    backbone_spec,
+    train_vae,
+    train_vae_seeds,
+)
 from gzslbench.methods.vae.parts import draw_noise, random_permutations, reparameterize
 
 if TYPE_CHECKING:
@@ -78,15 +85,7 @@ class CrossModalVAEMethod(Method):
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         device = ctx.device
-        vae_settings = VAESettings.from_config(config)
-        cls_settings = ClassifierSettings.from_config(config)
-        spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
-
-        def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
-
-        train_x, train_y = tensor(split.train_x), tensor(split.train_y, torch.long)
-        attributes = tensor(split.attributes)
+        vae_settings, cls_settings, spec, (train_x, train_y, attributes) = _prepare(split, config, device)
         model = CrossModalVAE(spec, device, ctx.generator(STREAM_INIT))
         with ctx.timer("vae_s"):
             train_vae(model, train_x, train_y, attributes, vae_settings, ctx, ctx.generator(STREAM_VAE))
@@ -109,14 +108,7 @@ class CrossModalVAEMethod(Method):
         every seed's context.
         """
         device = ctxs[0].device
-        vae_settings = VAESettings.from_config(config)
-        cls_settings = ClassifierSettings.from_config(config)
-        spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
-
-        def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
-
-        train_x, train_y = tensor(split.train_x), tensor(split.train_y, torch.long)
+        vae_settings, cls_settings, spec, (train_x, train_y, attributes) = _prepare(split, config, device)
         models = [CrossModalVAE(spec, device, ctx.generator(STREAM_INIT)) for ctx in ctxs]
         first = ctxs[0]
         with first.timer("vae_s"):
@@ -124,7 +116,7 @@ class CrossModalVAEMethod(Method):
                 models,
                 train_x,
                 train_y,
-                tensor(split.attributes),
+                attributes,
                 vae_settings,
                 ctxs,
                 [ctx.generator(STREAM_VAE) for ctx in ctxs],
@@ -161,6 +153,19 @@ class CrossModalVAEMethod(Method):
             for k, entry in zip(live, entries, strict=True):
                 merged[k] = entry
             yield merged
+
+
+def _prepare(
+    split: Split, config: Mapping[str, Any], device: torch.device
+) -> tuple[VAESettings, ClassifierSettings, BackboneSpec, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Checked settings, backbone shape and the training tensors (features, labels, class attributes) on ``device``."""
+
+    def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+    spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
+    tensors = (tensor(split.train_x), tensor(split.train_y, torch.long), tensor(split.attributes))
+    return VAESettings.from_config(config), ClassifierSettings.from_config(config), spec, tensors
 
 
 class EvalPermutations:
