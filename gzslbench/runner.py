@@ -111,6 +111,11 @@ class RunSpec:
         """Where ``--save-model`` puts the trained weights: beside the record."""
         return model_path(self.path(out))
 
+    def scores_path(self, out: str | Path) -> Path:
+        """Where ``--save-scores`` puts the last candidate's test scores: beside the record."""
+        path = self.path(out)
+        return path.with_name(path.stem + SCORES_SUFFIX)
+
     def command(self) -> str:
         """The CLI command that repeats exactly this run (shell-quoted)."""
         parts = ["gzslbench", "run", "--method", self.method, "--dataset", self.dataset]
@@ -537,7 +542,7 @@ def _execute_and_save(
         with claimed(path):
             if not force and is_finished(spec, out):
                 return read_record(path) or busy_record(spec, "finished by another process")
-            scores_path = path.with_name(path.stem + SCORES_SUFFIX) if spec.save_scores else None
+            scores_path = spec.scores_path(out) if spec.save_scores else None
             model_path = spec.model_path(out) if spec.save_model else None
             record = execute(spec, progress, data, scores_path, model_path)
             write_json_atomic(path, record)
@@ -576,10 +581,7 @@ def _execute_and_save_batch(
                 batch,
                 progress,
                 data,
-                [
-                    p.with_name(p.stem + SCORES_SUFFIX) if s.save_scores else None
-                    for s, p in zip(batch, paths, strict=True)
-                ],
+                [s.scores_path(out) if s.save_scores else None for s in batch],
                 [s.model_path(out) if s.save_model else None for s in batch],
             )
             for k, path, record in zip(todo, paths, records, strict=True):
