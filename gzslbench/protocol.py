@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PROTOCOL = {"name": "gzsl-proposed-split", "version": 2, "accuracy": "mean per-class top-1, percent"}
 # The model-selection modes, defined once: name -> what the reported number is.
 SELECTION_MODES: dict[str, str] = {
-    "last": "fixed number of epochs, last epoch reported",
+    "last": "fixed epoch count, last epoch",
     "val": "epoch selected on the validation split (carved from trainval), read on the test split",
     "oracle": "ORACLE: epoch selected on the TEST set (optimistic; the reference ACMR script's max over epochs)",
 }

@@ -26,11 +26,6 @@ SHOWN = ("U", "S", "H")
 TABLE_METRICS = ("U", "S", "H", "U_restricted", "AUSUC", "U_cs", "S_cs", "H_cs")
 CONFIDENCE = 0.95
 SIGNIFICANCE_LEVEL = 0.05
-MODE_NOTES = {
-    "last": "model selection: fixed epoch count, last epoch",
-    "val": "model selection: epoch chosen on the validation split",
-    "oracle": "model selection: ORACLE, best epoch chosen on the test set (optimistic, not a valid protocol)",
-}
 KEYS = ["method", "dataset", "config_hash"]
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from gzslbench.errors import GZSLBenchError
+from gzslbench.protocol import SELECTION_MODES
 from gzslbench.reported import (
     ABLATIONS,
     FAMILIES,
@@ -35,7 +36,7 @@ from gzslbench.reported import (
     real_twin,
     reported,
 )
-from gzslbench.reporting import MODE_NOTES, SHOWN, TABLE_METRICS, not_below_best
+from gzslbench.reporting import SHOWN, TABLE_METRICS, not_below_best
 
 TABLE_FORMATS = ("markdown", "latex", "csv", "json")
 TABLE_STYLES = ("table2", "table3")
@@ -180,7 +181,7 @@ def _run_cell(stat: pd.Series, metric: str, spread: str, mode: str) -> Cell:
 
 def _common_notes(mode: str, spread: str, n_varies: bool, shown: str = "U / S / H") -> list[tuple[str | None, str]]:
     notes: list[tuple[str | None, str]] = [
-        (None, f"{shown} in %: mean {_fmt_spread(spread)}; n = seeds; {MODE_NOTES[mode]}.")
+        (None, f"{shown} in %: mean {_fmt_spread(spread)}; n = seeds; model selection: {SELECTION_MODES[mode]}.")
     ]
     if mode == "oracle":
         notes.append((ORACLE, "oracle: every run number here selects its epoch on the test set."))
