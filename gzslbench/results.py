@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,6 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
     """Delete temp files that interrupted writes left under ``out/runs``; returns how many."""
-    import time
 
     root = Path(out) / "runs"
     if not root.is_dir():
