@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from gzslbench.claims import ClaimHeld, claimed
 from gzslbench.errors import GZSLBenchError
-from gzslbench.results import TEMP_PREFIX, TEMP_SUFFIX
+from gzslbench.results import remove_partial_writes
 from gzslbench.runner import RunSpec, _execute_and_save
 
 if TYPE_CHECKING:
@@ -87,18 +86,8 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
 
 
 def lost_record(spec: RunSpec, out: str, reason: str) -> dict[str, Any]:
-    """Report a run whose worker died: nothing is written, and the dead worker's claim and temp files go.
-
-    The claim is free once its holder has died (the lock dies with the process); if another live
-    process holds it, that process is running the spec and its files are left alone.
-    """
-    path = spec.path(out)
-    try:
-        with claimed(path):
-            for tmp in path.parent.glob(f"{TEMP_PREFIX}{path.name}.*{TEMP_SUFFIX}"):
-                tmp.unlink(missing_ok=True)
-    except (ClaimHeld, OSError):
-        pass
+    """Report a run whose worker died: nothing is written, and the dead worker's temp files go."""
+    remove_partial_writes(spec.path(out))
     return {"status": "failed", "error": reason, **asdict(spec), "config_hash": spec.config_hash}
 
 

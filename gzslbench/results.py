@@ -15,11 +15,13 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from gzslbench.claims import ClaimHeld, claim_path, claimed
 from gzslbench.errors import GZSLBenchError
 from gzslbench.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
 
@@ -33,23 +35,30 @@ def record_path(out: str | Path, dataset: str, method: str, config_hash: str, se
     return Path(out) / "runs" / dataset / method / config_hash / f"seed-{seed}.json"
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as strict JSON (NaN -> null) to a temp file beside ``path``, then rename it.
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` for the block to write; renamed onto ``path`` if the block succeeds.
 
-    Readers never see half a file; a crash leaves at most a hidden ``.*.tmp`` file, which
-    :func:`remove_stale_temp_files` clears on the next run.
+    Readers never see half a file. A failed block removes its temp file; a killed process leaves a
+    hidden ``.<name>.*.tmp``, which :func:`remove_partial_writes` or :func:`remove_stale_temp_files` clears.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(finite_or_none(payload), handle, indent=1, sort_keys=False, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as strict JSON (NaN -> null) to ``path`` atomically and durably."""
+    with atomic_path(path) as tmp, tmp.open("w") as handle:
+        json.dump(finite_or_none(payload), handle, indent=1, sort_keys=False, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
@@ -67,6 +76,22 @@ def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
         except OSError:
             continue
     return removed
+
+
+def remove_partial_writes(record: Path) -> None:
+    """Delete the claim file and the temp files (record, scores, model) a killed run left beside ``record``.
+
+    Only while no live process holds the run's claim: a holder may be writing them right now.
+    """
+    pattern = f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}"
+    if not claim_path(record).exists() and not any(record.parent.glob(pattern)):
+        return
+    try:
+        with claimed(record):
+            for tmp in record.parent.glob(pattern):
+                tmp.unlink(missing_ok=True)
+    except (ClaimHeld, OSError):
+        pass
 
 
 def load_record(path: Path) -> RunRecord:

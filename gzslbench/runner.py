@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -51,7 +51,15 @@ from gzslbench.protocol import (
 )
 from gzslbench.record import SCHEMA_VERSION, RunRecord
 from gzslbench.registry import DATASETS, METHODS
-from gzslbench.results import SCORES_SUFFIX, read_record, record_path, remove_stale_temp_files, write_json_atomic
+from gzslbench.results import (
+    SCORES_SUFFIX,
+    atomic_path,
+    read_record,
+    record_path,
+    remove_partial_writes,
+    remove_stale_temp_files,
+    write_json_atomic,
+)
 
 MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
 MAX_SEED = 2**31 - 1
@@ -322,18 +330,17 @@ def _evaluate_all(
 
 def save_scores(path: Path, split: Split, scores: Scores) -> None:
     """The last candidate's test scores as float16, with labels and class roles, written atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        seen_scores=scores.seen.detach().cpu().numpy().astype(np.float16),
-        unseen_scores=scores.unseen.detach().cpu().numpy().astype(np.float16),
-        seen_y=split.test_seen_y,
-        unseen_y=split.test_unseen_y,
-        seen_classes=split.seen,
-        unseen_classes=split.unseen,
-        epoch=np.asarray(scores.epoch),
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(
+            handle,
+            seen_scores=scores.seen.detach().cpu().numpy().astype(np.float16),
+            unseen_scores=scores.unseen.detach().cpu().numpy().astype(np.float16),
+            seen_y=split.test_seen_y,
+            unseen_y=split.test_unseen_y,
+            seen_classes=split.seen,
+            unseen_classes=split.unseen,
+            epoch=np.asarray(scores.epoch),
+        )
 
 
 def _data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str, Any]:
@@ -619,6 +626,20 @@ def _report_line(record: dict[str, Any], done: int, total: int) -> str:
     return f"{head}: {record.get('status')}: {record.get('error')}"
 
 
+def _run_in_processes(units: Sequence[list[RunSpec]], out: str, force: bool, n_jobs: int) -> Iterator[dict[str, Any]]:
+    """Records of ``units`` run on ``n_jobs`` joblib worker processes, as they finish.
+
+    Closing the stream early kills the workers before it returns, so no worker writes afterwards.
+    """
+    jobs = (delayed(_execute_and_save_batch)(unit, out, False, force) for unit in units)
+    batches = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        batches.close()
+
+
 def check_writable(out: str | Path) -> None:
     """Fail before any run if records cannot be written under ``out``."""
     if str(out).strip() == "":
@@ -690,14 +711,18 @@ def run_specs(
 
             records = run_on_dask(todo, out, force, n_jobs, scheduler)
         else:
-            jobs = (delayed(_execute_and_save_batch)(unit, str(out), False, force) for unit in units)
-            batches = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-            records = (record for batch in batches for record in batch)
+            records = _run_in_processes(units, str(out), force, n_jobs)
         by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
-        for record in records:
-            spec = by_key[(record["method"], record["dataset"], record["config_hash"], record["seed"])]
-            done[spec.path(out)] = record
-            finished(record)
+        try:
+            for record in records:
+                spec = by_key[(record["method"], record["dataset"], record["config_hash"], record["seed"])]
+                done[spec.path(out)] = record
+                finished(record)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the workers, then clear what they were writing
+            records.close()
+            for spec in todo:
+                remove_partial_writes(spec.path(out))
+            raise
     bar.close()
     return [done.get(s.path(out)) or read_record(s.path(out)) or {"status": "missing", **asdict(s)} for s in specs]
 

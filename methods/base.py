@@ -10,8 +10,6 @@ model-selection modes.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 from tqdm.auto import tqdm
+
+from gzslbench.results import atomic_path
 
 if TYPE_CHECKING:
     from gzslbench.config import Constraint
@@ -82,16 +82,9 @@ class RunContext:
         """
         if self.model_path is None:
             return
-        self.model_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.model_path.name}.", suffix=".tmp", dir=self.model_path.parent)
-        os.close(fd)
-        try:
-            state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        with atomic_path(self.model_path) as tmp:
             torch.save(state, tmp)
-            os.replace(tmp, self.model_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @contextmanager
     def timer(self, name: str) -> Iterator[None]:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from gzslbench import runner
 from gzslbench.claims import claim_path, claimed
 from gzslbench.cli import cli
-from gzslbench.results import load_record, record_path
+from gzslbench.results import load_record, record_path, remove_partial_writes
 
 # About a second a run on an idle CPU, so a signal lands mid-run; one torch thread per process, since
 # two threads per process on a loaded 2-core machine slow each other down by orders of magnitude.
@@ -223,6 +223,32 @@ def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
     count = len(_records_intact(tmp_path))
     time.sleep(3)
     assert len(_records_intact(tmp_path)) == count  # nothing written after the command exited
+
+
+KILLED_MID_WRITE = """
+import os, sys
+from pathlib import Path
+from gzslbench.results import atomic_path
+with atomic_path(Path(sys.argv[1])) as tmp:
+    tmp.write_text("half")
+    os.kill(os.getpid(), 9)
+"""
+
+
+def test_partial_writes_of_a_killed_run_are_removed_unless_a_live_process_holds_its_claim(tmp_path):
+    record = record_path(tmp_path, "d", "m", "h", 1)
+    for name in ("seed-1.json", "seed-1.scores.npz", "seed-1.model.pt", "seed-10.json"):
+        killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(record.with_name(name))])
+        assert killed.returncode == -signal.SIGKILL
+    assert len(list(record.parent.glob(".*.tmp"))) == 4
+    with claimed(record):  # a live holder may still be writing: its files stay
+        remove_partial_writes(record)
+        assert len(list(record.parent.glob(".*.tmp"))) == 4
+    claim_path(record).write_text("{}")  # a dead holder's claim file (its lock died with it)
+    remove_partial_writes(record)
+    assert [p.name.split(".")[1] for p in record.parent.glob(".*.tmp")] == ["seed-10"]
+    assert not claim_path(record).exists()
+    assert not list(record.parent.glob("seed-*"))  # nothing half-written became a record
 
 
 def test_record_path_and_claim_path_are_siblings(tmp_path):
