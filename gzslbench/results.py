@@ -78,18 +78,22 @@ def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
     return removed
 
 
+def remove_temp_files(record: Path) -> None:
+    """Delete the temp files (record, scores, model) of ``record``'s run; call it holding the run's claim."""
+    for tmp in record.parent.glob(f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+
+
 def remove_partial_writes(record: Path) -> None:
-    """Delete the claim file and the temp files (record, scores, model) a killed run left beside ``record``.
+    """Delete the claim file and the temp files a killed run left beside ``record``.
 
     Only while no live process holds the run's claim: a holder may be writing them right now.
     """
-    pattern = f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}"
-    if not claim_path(record).exists() and not any(record.parent.glob(pattern)):
+    if not claim_path(record).exists() and not any(record.parent.glob(f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}")):
         return
     try:
         with claimed(record):
-            for tmp in record.parent.glob(pattern):
-                tmp.unlink(missing_ok=True)
+            remove_temp_files(record)
     except (ClaimHeld, OSError):
         pass
 

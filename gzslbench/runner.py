@@ -23,7 +23,7 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from gzslbench.data import GZSLData
 from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.planning import parse_count, plan_execution
 from gzslbench.protocol import (
     PROTOCOL,
     SELECTION_MODES,
@@ -58,6 +59,7 @@ from gzslbench.results import (
     record_path,
     remove_partial_writes,
     remove_stale_temp_files,
+    remove_temp_files,
     write_json_atomic,
 )
 
@@ -547,6 +549,7 @@ def _execute_and_save(
     path = spec.path(out)
     try:
         with claimed(path):
+            remove_temp_files(path)  # a killed predecessor's, if any: the claim says none is alive
             if not force and is_finished(spec, out):
                 return read_record(path) or busy_record(spec, "finished by another process")
             scores_path = spec.scores_path(out) if spec.save_scores else None
@@ -577,6 +580,7 @@ def _execute_and_save_batch(
             except ClaimHeld as exc:
                 results[k] = busy_record(spec, str(exc))
                 continue
+            remove_temp_files(path)
             if not force and is_finished(spec, out):
                 results[k] = read_record(path) or busy_record(spec, "finished by another process")
             else:
@@ -711,7 +715,7 @@ def run_specs(
 
             records = run_on_dask(todo, out, force, n_jobs, scheduler)
         else:
-            records = _run_in_processes(units, str(out), force, n_jobs)
+            records = _run_in_processes(units, str(Path(out).resolve()), force, n_jobs)  # workers may sit elsewhere
         by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
         try:
             for record in records:
@@ -774,7 +778,7 @@ def run(
     config_file: str | Path | None = None,
     options: Mapping[str, Any] | Sequence[str] | None = None,
     data_dir: str | None = None,
-    n_jobs: int = 1,
+    n_jobs: int | str = 1,
     threads: int | None = None,
     force: bool = False,
     validate: bool = False,
@@ -783,18 +787,23 @@ def run(
     backend: str = "joblib",
     scheduler: str | None = None,
     save_model: bool = False,
-    batch_seeds: int = 1,
+    batch_seeds: int | str = 1,
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench run``: run methods x datasets x seeds and return the records.
 
     ``threads`` is the torch thread count of each run (default: the cores divided by ``n_jobs``),
-    so a serial and a parallel command with equal ``threads`` give identical records. ``backend``,
-    ``scheduler`` and ``batch_seeds``: see :func:`run_specs`.
+    so a serial and a parallel command with equal ``threads`` give identical records. ``n_jobs``
+    and ``batch_seeds`` may be ``"auto"`` (:mod:`gzslbench.planning` picks them, as the CLI does
+    by default). ``backend``, ``scheduler`` and ``batch_seeds``: see :func:`run_specs`.
     """
     check_seeds(seeds, seed_start)
-    check_batch_seeds(batch_seeds, backend)
+    n_jobs = parse_count(n_jobs, "--n-jobs")
+    batch_seeds = parse_count(batch_seeds, "--batch-seeds")
+    if isinstance(batch_seeds, int):
+        check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
-    n_jobs = check_n_jobs(n_jobs)
+    if isinstance(n_jobs, int):
+        n_jobs = check_n_jobs(n_jobs)
     if threads is not None and threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
     check_writable(out)
@@ -814,18 +823,32 @@ def run(
         device=device,
         validate=validate,
         save_scores=save_scores,
-        threads=threads or default_threads(n_jobs),
+        threads=threads or 1,
         loaded=loaded,
         save_model=save_model,
     )
+    execution = plan_execution(
+        specs,
+        [get_method(s.method).batched_seeds for s in specs],
+        cores=cpu_count(),
+        device_type=torch.device(specs[0].device).type,
+        backend=backend,
+        n_jobs=n_jobs,
+        threads=threads,
+        batch_seeds=batch_seeds,
+    )
+    if threads is None:
+        specs = [replace(s, threads=execution.threads) for s in specs]
+    if not quiet:
+        print(f"plan: {execution.describe()}", file=sys.stderr, flush=True)
     return run_specs(
         specs,
         out,
-        n_jobs=n_jobs,
+        n_jobs=execution.n_jobs,
         force=force,
         quiet=quiet,
         loaded=loaded,
         backend=backend,
         scheduler=scheduler,
-        batch_seeds=batch_seeds,
+        batch_seeds=execution.batch_seeds,
     )

@@ -39,6 +39,8 @@ JSON_KEYS = (
     "vae_gemm_gflops",
     "copy_gbps",
     "acmr_efficiency",
+    "acmr_planned_gflops",
+    "planned_efficiency",
 )
 
 
@@ -108,6 +110,7 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
     for key in JSON_KEYS:
         assert isinstance(data[key], float) and data[key] > 0, key
     assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "batched"
+    assert sum(data["planned_units"]) == 2 and "process" in data["planned_mix"]
     spec = bench.size_spec(bench.SIZES["tiny"])
     assert data["acmr_gflop_per_iteration"] == bench.iteration_flops(spec, 20) / 1e9
     assert {(g["layer"], g["kind"]) for g in data["gemm_shapes"]} == {

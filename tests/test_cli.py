@@ -107,7 +107,7 @@ def test_failed_run_is_recorded_and_other_seeds_survive(invoke, tmp_path, monkey
         return original(spec, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", flaky)
-    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
     assert result.exit_code == 1
     statuses = [json.loads(p.read_text())["status"] for p in _records(tmp_path)]
     assert statuses.count("ok") == 2
@@ -123,7 +123,7 @@ def test_interrupt_keeps_finished_runs_and_resumes(invoke, tmp_path, monkeypatch
         return original(spec, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", interrupted)
-    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q")
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
     assert result.exit_code == 130 and "interrupted" in result.output
     assert [p.name for p in _records(tmp_path)] == ["seed-0.json"]
     assert not list((tmp_path / "results").rglob("*.tmp"))

@@ -21,7 +21,10 @@ from gzslbench.results import load_record, record_path, remove_partial_writes
 
 # About a second a run on an idle CPU, so a signal lands mid-run; one torch thread per process, since
 # two threads per process on a loaded 2-core machine slow each other down by orders of magnitude.
-SLOW_RUN = ["--set", "epochs=30", "--set", "cls_epochs=2", "--set", "visual_encoder_hidden=64", "--threads", "1"]
+SLOW_RUN = [
+    *("--set", "epochs=30", "--set", "cls_epochs=2", "--set", "visual_encoder_hidden=64"),
+    *("--threads", "1", "--batch-seeds", "1"),  # one run per unit, so a signal lands between finished runs
+]
 
 
 @pytest.fixture
@@ -180,11 +183,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _records_intact(tmp_path: Path) -> list[Path]:
+def _records_intact(tmp_path: Path, killed: bool = False) -> list[Path]:
+    """Every record is whole; temp files only after a SIGKILL (nothing can clean up after one)."""
     paths = sorted(tmp_path.rglob("seed-*.json"))
     for path in paths:
         assert load_record(path)["status"] == "ok"
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert killed or not list(tmp_path.rglob("*.tmp"))
     return paths
 
 
@@ -195,7 +199,7 @@ def test_signals_keep_finished_records_serial(tmp_path, sig):
     _wait_for_records(tmp_path, 1, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    kept = _records_intact(tmp_path)
+    kept = _records_intact(tmp_path, killed=sig == signal.SIGKILL)
     assert 1 <= len(kept) < 6
     if sig != signal.SIGKILL:
         assert proc.returncode == 130 and "interrupted: finished runs are saved" in err
@@ -203,7 +207,7 @@ def test_signals_keep_finished_records_serial(tmp_path, sig):
     resumed = _start(tmp_path, "--n-jobs", "1", "-q")  # a rerun finishes the rest, over any leftovers
     resumed.communicate(timeout=600)
     assert resumed.returncode == 0
-    assert len(_records_intact(tmp_path)) == 6
+    assert len(_records_intact(tmp_path)) == 6  # the rerun cleared a killed run's temp files too
     assert not list(tmp_path.rglob("*.claim"))
 
 
@@ -265,8 +269,10 @@ def test_logs_get_one_line_per_run_and_no_progress_bars(tmp_path):
     assert done.returncode == 0
     text = (tmp_path / "log").read_text()
     assert "\r" not in text and "VAE epochs" not in text
-    lines = text.splitlines()
-    assert [line.split(":")[0] for line in lines] == [
-        "[1/2] cada-vae on synth-tiny seed 0",
-        "[2/2] cada-vae on synth-tiny seed 1",
+    plan, *runs = text.splitlines()
+    assert plan.startswith("plan: 2 processes x 1 thread (auto:")
+    assert sorted(line.split(":")[0].split("] ")[1] for line in runs) == [
+        "cada-vae on synth-tiny seed 0",
+        "cada-vae on synth-tiny seed 1",
     ]
+    assert sorted(line.split("]")[0] for line in runs) == ["[1/2", "[2/2"]

@@ -53,7 +53,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file of config values.")
 @click.option("--dataset-option", "-D", "options", multiple=True, metavar="KEY=VALUE", help="Dataset option.")
 @click.option("--data-dir", type=click.Path(), help="Root of the real data (else $GZSLBENCH_DATA).")
-@click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core).")
+@click.option(
+    "--n-jobs",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Runs in parallel (-1: one per core; auto: planned with --batch-seeds and --threads, see README).",
+)
 @click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs].")
 @click.option(
     "--backend",
@@ -69,10 +75,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 )
 @click.option(
     "--batch-seeds",
-    default=1,
+    default="auto",
     show_default=True,
-    type=int,
-    metavar="K",
+    metavar="K|auto",
     help="Train up to K seeds of one method, dataset and config as one computation (VAE methods; one record each).",
 )
 @click.option("--val", "validate", is_flag=True, help="Also train on the validation split for the `val` mode.")
@@ -91,11 +96,11 @@ def run_command(
     config_file: str | None,
     options: tuple[str, ...],
     data_dir: str | None,
-    n_jobs: int,
+    n_jobs: str,
     threads: int | None,
     backend: str,
     scheduler: str | None,
-    batch_seeds: int,
+    batch_seeds: str,
     validate: bool,
     save_scores: bool,
     force: bool,

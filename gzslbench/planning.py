@@ -1,0 +1,127 @@
+"""How a command spreads its runs over the machine: processes, torch threads and batched seeds.
+
+``--n-jobs auto`` and ``--batch-seeds auto`` pick the mix; explicit values are kept as given. The
+rule comes from measuring ACMR at CUB's shapes on a 2-core CPU (``gzslbench bench`` and the
+closing figures in README "Throughput"), in aggregate training GFLOP/s for 5 seeds:
+
+====================================================  ==========
+mix                                                   GFLOP/s
+====================================================  ==========
+1 process x 2 threads, seeds one after another         69
+1 process x 2 threads, 5 seeds batched                 77
+2 processes x 1 thread, seeds unbatched (3 rounds)     77
+2 processes x 1 thread, seeds batched 3 + 2            81
+====================================================  ==========
+
+Small products with 50 rows scale poorly across threads inside one process, while two
+single-thread processes each keep one core busy; batching adds a little per process and evens
+out the processes' shares. Hence the rule on a CPU:
+
+* processes: one per core, but no more than there are runs;
+* threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
+* batched seeds (methods that can): each (method, dataset, config) group is cut into as many
+  batches as it takes to give every process work, at most :data:`MAX_CPU_BATCH` seeds each.
+
+On a GPU, processes would only queue for the same device: one process, every seed of a group
+batched (at most :data:`MAX_GPU_BATCH`), so that each kernel does K seeds' work. The Dask
+backend sends runs out one by one: no batching there, one single-thread worker per core.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gzslbench.errors import GZSLBenchError
+
+if TYPE_CHECKING:
+    from gzslbench.runner import RunSpec
+
+AUTO = "auto"
+MAX_CPU_BATCH = 8  # 5 CUB-size ACMR seeds batched peak at 1.5 GB; 8 stays under 3 GB
+MAX_GPU_BATCH = 8
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Worker processes, torch threads per run and seeds per batched computation, with why."""
+
+    n_jobs: int
+    threads: int
+    batch_seeds: int
+    reason: str
+
+    def describe(self) -> str:
+        """One line for the log: ``2 processes x 1 thread, seeds batched by 3 (auto: ...)``."""
+        processes = f"{self.n_jobs} process{'es' if self.n_jobs != 1 else ''}"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        batch = f", seeds batched by up to {self.batch_seeds}" if self.batch_seeds > 1 else ""
+        return f"{processes} x {threads}{batch} ({self.reason})"
+
+
+def parse_count(value: int | str, option: str) -> int | str:
+    """An int option that also accepts ``auto``; a one-line error for anything else."""
+    if isinstance(value, int) or value == AUTO:
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'") from None
+
+
+def group_sizes(specs: Sequence[RunSpec], batchable: Sequence[bool]) -> tuple[list[int], int]:
+    """Seeds per (method, dataset, config) group of the batchable specs, and how many specs cannot batch."""
+    groups: Counter[tuple] = Counter()
+    single = 0
+    for spec, can_batch in zip(specs, batchable, strict=True):
+        if can_batch:
+            groups[(spec.method, spec.dataset, spec.config_hash)] += 1
+        else:
+            single += 1
+    return list(groups.values()), single
+
+
+def plan_execution(
+    specs: Sequence[RunSpec],
+    batchable: Sequence[bool],
+    *,
+    cores: int,
+    device_type: str,
+    backend: str = "joblib",
+    n_jobs: int | str = 1,
+    threads: int | None = None,
+    batch_seeds: int | str = 1,
+) -> ExecutionPlan:
+    """The plan for ``specs`` (``batchable[i]``: spec i's method can train seeds batched), after the rule above.
+
+    ``n_jobs`` and ``batch_seeds`` are numbers (kept) or ``auto``; ``threads`` None means the cores
+    divided among the processes.
+    """
+    groups, single = group_sizes(specs, batchable)
+    runs = max(1, len(specs))
+    reasons = []
+    if n_jobs == AUTO:
+        if device_type == "cuda" and backend == "joblib":
+            n_jobs = 1
+            reasons.append("one process per GPU")
+        else:
+            n_jobs = max(1, min(cores // (threads or 1), runs))
+            reasons.append("one process per core, at most one per run")
+    assert isinstance(n_jobs, int)
+    if batch_seeds == AUTO:
+        if backend != "joblib" or not groups:
+            batch_seeds = 1
+        elif device_type == "cuda":
+            batch_seeds = min(max(groups), MAX_GPU_BATCH)
+            reasons.append("all of a group's seeds batched on the GPU")
+        else:
+            shares = math.ceil(n_jobs / (len(groups) + single))  # batches per group that give every process work
+            batch_seeds = min(math.ceil(max(groups) / shares), MAX_CPU_BATCH)
+            if batch_seeds > 1:
+                reasons.append(f"each group in batches that fill {n_jobs} process(es)")
+    assert isinstance(batch_seeds, int)
+    threads = threads or max(1, cores // n_jobs)
+    return ExecutionPlan(n_jobs, threads, batch_seeds, "auto: " + "; ".join(reasons) if reasons else "as given")
