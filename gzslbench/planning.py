@@ -1,23 +1,28 @@
 """How a command spreads its runs over the machine: processes, torch threads and batched seeds.
 
 ``--n-jobs auto`` and ``--batch-seeds auto`` pick the mix; explicit values are kept as given. The
-rule comes from measuring ACMR at CUB's shapes on a 2-core CPU (``gzslbench bench`` and the
-closing figures in README "Throughput"), in aggregate training GFLOP/s for 5 seeds:
+rule comes from measuring 5 seeds of ACMR at CUB's shapes on a 2-core CPU two ways: aggregate
+training GFLOP/s in ``gzslbench bench`` (short epochs; all seeds' FLOP over the time until the
+last one finishes) and the wall time of ``gzslbench run -m acmr -d synth-cub --seeds 5`` (full
+size, 100 epochs, classifier and evaluation included):
 
-====================================================  ==========
-mix                                                   GFLOP/s
-====================================================  ==========
-1 process x 2 threads, seeds one after another         69
-1 process x 2 threads, 5 seeds batched                 77
-2 processes x 1 thread, seeds unbatched (3 rounds)     77
-2 processes x 1 thread, seeds batched 3 + 2            81
-====================================================  ==========
+=====================================================  ==========  ===========
+mix                                                    GFLOP/s     run, s
+=====================================================  ==========  ===========
+1 process x 2 threads, seeds one after another          57          2,230
+1 process x 2 threads, 5 seeds batched                  72          2,061
+2 processes x 1 thread, seeds unbatched (3 rounds)      77          not run
+2 processes x 1 thread, seeds batched 3 + 2             79          2,060
+=====================================================  ==========  ===========
 
-Small products with 50 rows scale poorly across threads inside one process, while two
-single-thread processes each keep one core busy; batching adds a little per process and evens
-out the processes' shares. Hence the rule on a CPU:
+(The third row's GFLOP/s comes from two single-thread processes timed side by side.) Products
+with 50 rows scale poorly across the threads of one process, which favours processes in the
+short bench; at full size two processes also compete for the shared cache and memory bandwidth,
+and the 2-seed batch leaves a core idle for the 3-seed batch's last third, so the two batched
+mixes tie end to end, both 1.08x faster than one seed after another. The rule on a CPU keeps the
+mix that wins the bench and ties the run:
 
-* processes: one per core, but no more than there are runs;
+* processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
 * batched seeds (methods that can): each (method, dataset, config) group is cut into as many
   batches as it takes to give every process work, at most :data:`MAX_CPU_BATCH` seeds each.
@@ -55,7 +60,7 @@ class ExecutionPlan:
     reason: str
 
     def describe(self) -> str:
-        """One line for the log: ``2 processes x 1 thread, seeds batched by 3 (auto: ...)``."""
+        """One line for the log: ``2 processes x 1 thread, seeds batched by up to 3 (auto: ...)``."""
         processes = f"{self.n_jobs} process{'es' if self.n_jobs != 1 else ''}"
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
         batch = f", seeds batched by up to {self.batch_seeds}" if self.batch_seeds > 1 else ""
