@@ -78,9 +78,14 @@ def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
     return removed
 
 
+def _temp_files(record: Path) -> Iterator[Path]:
+    """The temp files (record, scores, model) of ``record``'s run: ``.seed-<k>.*.tmp`` beside it."""
+    return record.parent.glob(f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}")
+
+
 def remove_temp_files(record: Path) -> None:
-    """Delete the temp files (record, scores, model) of ``record``'s run; call it holding the run's claim."""
-    for tmp in record.parent.glob(f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}"):
+    """Delete the temp files of ``record``'s run; call it holding the run's claim."""
+    for tmp in _temp_files(record):
         tmp.unlink(missing_ok=True)
 
 
@@ -89,7 +94,7 @@ def remove_partial_writes(record: Path) -> None:
 
     Only while no live process holds the run's claim: a holder may be writing them right now.
     """
-    if not claim_path(record).exists() and not any(record.parent.glob(f"{TEMP_PREFIX}{record.stem}.*{TEMP_SUFFIX}")):
+    if not claim_path(record).exists() and not any(_temp_files(record)):
         return
     try:
         with claimed(record):
