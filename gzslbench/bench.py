@@ -435,29 +435,41 @@ def peak_rss_mb() -> float:
 # ---- K seeds at once ----
 
 
-def batched_seeds(size: BenchSize, k: int, iterations: int, epochs: int, device: torch.device) -> dict[str, Any]:
+def batched_seeds(
+    size: BenchSize,
+    k: int,
+    iterations: int,
+    epochs: int,
+    device: torch.device,
+    wait: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
     """Aggregate training GFLOP/s of ``k`` seeds trained as one batched computation (``--batch-seeds``).
 
-    The runner's own path (:func:`~gzslbench.methods.vae.model.train_vae_seeds`) in this process,
-    after a short warm-up; ``peak_rss_mb`` is this process's peak after the batch.
+    The runner's own path (:func:`~gzslbench.methods.vae.model.train_vae_seeds`; a lone seed takes
+    :func:`~gzslbench.methods.vae.model.train_vae`, as the runner does) in this process, after a
+    short warm-up and then ``wait()`` where given; ``peak_rss_mb`` is this process's peak after the batch.
     """
     bench = TrainingBench(size, iterations, device)
     models = [bench.model, *(build_model(size, METHOD, device, seed)[0] for seed in range(1, k))]
 
     def train(epochs: int, iterations: int) -> float:
         rows = iterations * bench.batch
+        x, y = bench.train_x[:rows], bench.train_y[:rows]
         settings = VAESettings.from_config({**bench.config, "epochs": epochs})
         ctxs = [RunContext(seed=seed, device=device) for seed in range(k)]
         generators = [torch.Generator(device=device).manual_seed(seed + 1) for seed in range(k)]
         synchronize(device)
         start = time.perf_counter()
-        train_vae_seeds(
-            models, bench.train_x[:rows], bench.train_y[:rows], bench.attributes, settings, ctxs, generators
-        )
+        if k == 1:
+            train_vae(models[0], x, y, bench.attributes, settings, ctxs[0], generators[0])
+        else:
+            train_vae_seeds(models, x, y, bench.attributes, settings, ctxs, generators)
         synchronize(device)
         return time.perf_counter() - start
 
     train(1, min(3, iterations))
+    if wait is not None:
+        wait()
     seconds = train(epochs, iterations)
     flop = bench.flop_per_iteration * iterations * epochs * k
     return {"gflops": flop / seconds / 1e9, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
@@ -468,32 +480,13 @@ def _unit_seconds(
 ) -> tuple[float, float]:
     """One planned unit (k seeds, batched when k > 1) in a worker: (timed seconds, GFLOP done).
 
-    Every worker builds and warms up its models first, then waits at ``barrier`` (shared by the
-    processes), so that the processes' timed epochs overlap as they do in a real command.
+    Every worker warms up first, then waits at ``barrier`` (shared by the processes), so that the
+    processes' timed epochs overlap as they do in a real command.
     """
     torch.set_num_threads(threads)
-    size, dev = SIZES[size_name], torch.device(device)
-    bench = TrainingBench(size, iterations, dev)
-    models = [bench.model, *(build_model(size, METHOD, dev, seed)[0] for seed in range(1, k))]
-    ctxs = [RunContext(seed=seed, device=dev) for seed in range(k)]
-
-    def train(epochs: int, rows: int) -> None:
-        generators = [torch.Generator(device=dev).manual_seed(seed + 1) for seed in range(k)]
-        timed = VAESettings.from_config({**bench.config, "epochs": epochs})
-        x, y = bench.train_x[:rows], bench.train_y[:rows]
-        if k == 1:
-            train_vae(models[0], x, y, bench.attributes, timed, ctxs[0], generators[0])
-        else:
-            train_vae_seeds(models, x, y, bench.attributes, timed, ctxs, generators)
-
-    train(1, min(3, iterations) * bench.batch)
-    if barrier is not None:
-        barrier.wait()
-    synchronize(dev)
-    start = time.perf_counter()
-    train(epochs, iterations * bench.batch)
-    synchronize(dev)
-    return time.perf_counter() - start, bench.flop_per_iteration * iterations * epochs * k / 1e9
+    wait = barrier.wait if barrier is not None else None
+    result = batched_seeds(SIZES[size_name], k, iterations, epochs, torch.device(device), wait)
+    return result["seconds"], result["gflops"] * result["seconds"]
 
 
 def planned_seeds(
