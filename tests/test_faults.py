@@ -151,8 +151,19 @@ def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "gzslbench", "run", "-m", "cada-vae", "-d", "synth-tiny", "--seeds", "6"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [*command, *SLOW_RUN, *extra], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, *SLOW_RUN, *extra],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_in_a_terminal,
     )
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell's background job inherits SIGINT ignored, and Python keeps that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_records(tmp_path: Path, count: int, proc: subprocess.Popen, timeout: float = 240.0) -> None:
