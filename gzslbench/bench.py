@@ -44,6 +44,7 @@ from gzslbench.methods.vae.model import (
     train_vae,
     train_vae_seeds,
 )
+from gzslbench.process import set_up_process
 from gzslbench.protocol import Split
 from gzslbench.registry import DATASETS, METHODS
 
@@ -483,7 +484,7 @@ def _unit_seconds(
     Every worker warms up first, then waits at ``barrier`` (shared by the processes), so that the
     processes' timed epochs overlap as they do in a real command.
     """
-    torch.set_num_threads(threads)
+    set_up_process(threads)
     wait = barrier.wait if barrier is not None else None
     result = batched_seeds(SIZES[size_name], k, iterations, epochs, torch.device(device), wait)
     return result["seconds"], result["gflops"] * result["seconds"]
@@ -551,7 +552,7 @@ def run_bench(
     threads = threads or cores
     if threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
-    torch.set_num_threads(threads)
+    set_up_process(threads)
     say = log or (lambda message: None)
     config = method_config(METHOD, shape)
     batch = int(config["batch_size"])

@@ -40,6 +40,7 @@ from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
 from gzslbench.planning import parse_count, plan_execution
+from gzslbench.process import set_up_process
 from gzslbench.protocol import (
     PROTOCOL,
     SELECTION_MODES,
@@ -310,7 +311,7 @@ def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSp
 
 def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) -> list[dict]:
     """Train ``spec``'s method on the ``kind`` split of ``data`` and score every candidate (tuning uses ``val``)."""
-    torch.set_num_threads(spec.threads)
+    set_up_process(spec.threads)
     return _evaluate_all(get_method(spec.method)(), data, kind, spec, ctx)[0]
 
 
@@ -395,7 +396,7 @@ def execute(
     model_path: Path | None = None,
 ) -> RunRecord:
     """Run one spec and return its record; a failure inside the method becomes status 'failed'."""
-    torch.set_num_threads(spec.threads)
+    set_up_process(spec.threads)
     device = torch.device(spec.device)
     record = new_record(spec)
     ctx = RunContext(seed=spec.seed, device=device, progress=progress, model_path=model_path)
@@ -495,7 +496,7 @@ def execute_batch(
     reason. Timings are the batch's (``batch_seeds`` says how many seeds shared them).
     """
     spec0 = specs[0]
-    torch.set_num_threads(spec0.threads)
+    set_up_process(spec0.threads)
     device = torch.device(spec0.device)
     scores_paths = scores_paths or [None] * len(specs)
     model_paths = model_paths or [None] * len(specs)
