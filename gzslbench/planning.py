@@ -9,18 +9,18 @@ size, 100 epochs, classifier and evaluation included):
 =====================================================  ==========  ===========
 mix                                                    GFLOP/s     run, s
 =====================================================  ==========  ===========
-1 process x 2 threads, seeds one after another          57          2,230
-1 process x 2 threads, 5 seeds batched                  72          2,061
-2 processes x 1 thread, seeds unbatched (3 rounds)      77          not run
-2 processes x 1 thread, seeds batched 3 + 2             79          2,060
+1 process x 2 threads, seeds one after another          69-77       2,139
+1 process x 2 threads, 5 seeds batched                  83-86       2,061 (*)
+2 processes x 1 thread, seeds unbatched (3 rounds)      77 (*)      not run
+2 processes x 1 thread, seeds batched 3 + 2             87-89       1,754
 =====================================================  ==========  ===========
 
-(The third row's GFLOP/s comes from two single-thread processes timed side by side.) Products
-with 50 rows scale poorly across the threads of one process, which favours processes in the
-short bench; at full size two processes also compete for the shared cache and memory bandwidth,
-and the 2-seed batch leaves a core idle for the 3-seed batch's last third, so the two batched
-mixes tie end to end, both 1.08x faster than one seed after another. The rule on a CPU keeps the
-mix that wins the bench and ties the run:
+(*) Measured before processes kept the memory they free (:mod:`gzslbench.process`), which made
+the other rows 4-15% faster; the third row's GFLOP/s comes from two single-thread processes
+timed side by side. Products with 50 rows scale poorly across the threads of one process, which
+favours processes; at full size two processes also compete for the shared cache and memory
+bandwidth, and the 2-seed batch leaves a core idle for the 3-seed batch's last third. The plan
+still runs 1.22x faster than one seed after another end to end. The rule on a CPU:
 
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from gzslbench.runner import RunSpec
 
 AUTO = "auto"
-MAX_CPU_BATCH = 8  # 5 CUB-size ACMR seeds batched peak at 1.5 GB; 8 stays under 3 GB
+MAX_CPU_BATCH = 8  # 5 CUB-size ACMR seeds batched peak at 1.7 GB; 8 stay under 3 GB
 MAX_GPU_BATCH = 8
 
 
