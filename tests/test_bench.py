@@ -116,6 +116,18 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
     assert {(g["layer"], g["kind"]) for g in data["gemm_shapes"]} == {
         (g.layer, g.kind) for g in bench.iteration_gemms(spec, 20)
     }
+    floor_s = data["vae_gemm_ms"] / 1e3 + data["optimizer_step_ms"] / 1e3
+    assert data["acmr_ceiling_gflops"] == pytest.approx(data["acmr_gflop_per_iteration"] / floor_s)
+    assert data["acmr_ceiling_gflops"] < data["vae_gemm_gflops"]  # the step costs time and does no products
+    assert "ACMR ceiling (GEMM shapes + AMSGrad step)" in bench.format_report(data)
+
+
+def test_optimizer_step_time_follows_the_parameter_count() -> None:
+    """The timed step is the real AMSGrad step: CUB's 7 M parameters take far longer than tiny's few thousand."""
+    cpu = torch.device("cpu")
+    tiny = bench.optimizer_step_seconds(bench.SIZES["tiny"], cpu, min_time=0.05)
+    cub = bench.optimizer_step_seconds(bench.SIZES["cub"], cpu, min_time=0.05)
+    assert cub > 20 * tiny
 
 
 def test_bench_rejects_zero_seeds() -> None:
