@@ -28,7 +28,7 @@ def retain_freed_memory() -> bool:
     Every training step frees and allocates the same large gradient buffers again (13 MB for
     each wide layer, K times that with batched seeds). By default glibc serves such blocks with
     fresh ``mmap``s, or gives the top of its heap back to the system, so every step page-faults
-    them in anew: on a 2-core VM that cost 15-20% of ACMR's training throughput. Served from the
+    them in anew: on a 2-core VM that cost 10-15% of ACMR's training throughput. Served from the
     heap and never trimmed, the blocks are reused; the price is that the process's resident
     memory stays at its peak. ``GZSLBENCH_RETAIN_MEMORY=0`` keeps glibc's defaults.
     """
