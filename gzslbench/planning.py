@@ -67,6 +67,11 @@ class ExecutionPlan:
         return f"{processes} x {threads}{batch} ({self.reason})"
 
 
+def threads_per_process(cores: int, n_jobs: int) -> int:
+    """Torch threads per process so that ``n_jobs`` processes never exceed ``cores``."""
+    return max(1, cores // max(1, n_jobs))
+
+
 def parse_count(value: int | str, option: str) -> int | str:
     """An int option that also accepts ``auto``; a one-line error for anything else."""
     if isinstance(value, int) or value == AUTO:
@@ -128,5 +133,5 @@ def plan_execution(
             if batch_seeds > 1:
                 reasons.append(f"each group in batches that fill {n_jobs} process(es)")
     assert isinstance(batch_seeds, int)
-    threads = threads or max(1, cores // n_jobs)
+    threads = threads or threads_per_process(cores, n_jobs)
     return ExecutionPlan(n_jobs, threads, batch_seeds, "auto: " + "; ".join(reasons) if reasons else "as given")

@@ -39,7 +39,7 @@ from gzslbench.data import GZSLData
 from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
-from gzslbench.planning import parse_count, plan_execution
+from gzslbench.planning import parse_count, plan_execution, threads_per_process
 from gzslbench.process import set_up_process
 from gzslbench.protocol import (
     PROTOCOL,
@@ -78,8 +78,8 @@ def cpu_count() -> int:
 
 
 def default_threads(n_jobs: int) -> int:
-    """Torch threads per run so that ``n_jobs`` parallel runs never exceed the cores."""
-    return max(1, cpu_count() // max(1, n_jobs))
+    """Torch threads per run so that ``n_jobs`` parallel runs never exceed this machine's cores."""
+    return threads_per_process(cpu_count(), n_jobs)
 
 
 @dataclass(frozen=True)
