@@ -24,8 +24,8 @@ import platform
 import resource
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -505,40 +505,52 @@ def _unit_seconds(
     return result["seconds"], result["gflops"] * result["seconds"]
 
 
+def _round_seconds(args: Sequence[tuple], n_jobs: int) -> tuple[float, float]:
+    """One round of planned units on ``n_jobs`` processes: (seconds of its busiest process, GFLOP done).
+
+    The first unit of every process runs at once with the others (a barrier lines up their timed
+    epochs); further units are timed afterwards and added to the first free process.
+    """
+    from joblib import Parallel, delayed
+
+    if n_jobs == 1:
+        done = [_unit_seconds(*a) for a in args]
+        return sum(seconds for seconds, _ in done), sum(gflop for _, gflop in done)
+    with multiprocessing.Manager() as manager:
+        barrier = manager.Barrier(min(n_jobs, len(args)))
+        done = Parallel(n_jobs=n_jobs)(delayed(_unit_seconds)(*a, barrier) for a in args[:n_jobs])
+    per_process = [seconds for seconds, _ in done]
+    for a in args[n_jobs:]:
+        seconds, gflop = _unit_seconds(*a)
+        done.append((seconds, gflop))
+        per_process[per_process.index(min(per_process))] += seconds
+    return max(per_process), sum(gflop for _, gflop in done)
+
+
 def planned_seeds(
     size: BenchSize, seeds: int, iterations: int, epochs: int, device: torch.device, cores: int
 ) -> dict[str, Any]:
     """Aggregate GFLOP/s of ``seeds`` seeds run as ``--n-jobs auto --batch-seeds auto`` plans them.
 
-    The first unit of every process runs at once with the others (a barrier lines up their timed
-    epochs); further units are timed afterwards and added to the first free process. The
-    aggregate is all seeds' FLOP over the time the busiest process took.
+    Each round of the plan (:func:`~gzslbench.runner.execution_rounds`: the units on one thread,
+    then the tail's on more) is timed as :func:`_round_seconds` says; the aggregate is all seeds'
+    FLOP over the rounds' busiest processes' times added up.
     """
-    from joblib import Parallel, delayed
-
     from gzslbench.planning import plan_execution
-    from gzslbench.runner import RunSpec, seed_batches
+    from gzslbench.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
 
     specs = [RunSpec(METHOD, size.name, seed, {}) for seed in range(seeds)]
     plan = plan_execution(
         specs, [True] * seeds, cores=cores, device_type=device.type, n_jobs="auto", batch_seeds="auto"
     )
-    units = [len(unit) for unit in seed_batches(specs, plan.batch_seeds)]
-    args = [(size.name, k, iterations, epochs, str(device), plan.threads) for k in units]
-    if plan.n_jobs == 1:
-        done = [_unit_seconds(*a) for a in args]
-        busiest = sum(seconds for seconds, _ in done)
-    else:
-        with multiprocessing.Manager() as manager:
-            barrier = manager.Barrier(min(plan.n_jobs, len(units)))
-            done = Parallel(n_jobs=plan.n_jobs)(delayed(_unit_seconds)(*a, barrier) for a in args[: plan.n_jobs])
-        per_process = [seconds for seconds, _ in done]
-        for a in args[plan.n_jobs :]:  # units beyond one per process: each to the first free process
-            seconds, gflop = _unit_seconds(*a)
-            done.append((seconds, gflop))
-            per_process[per_process.index(min(per_process))] += seconds
-        busiest = max(per_process)
-    return {"gflops": sum(g for _, g in done) / busiest, "plan": plan.describe(), "units": units}
+    specs = with_tail_threads([replace(s, threads=plan.threads) for s in specs], plan)
+    units = seed_batches(specs, plan.batch_seeds)
+    seconds, gflop = 0.0, 0.0
+    for round_units, n_jobs in execution_rounds(units, min(plan.n_jobs, len(units))):
+        args = [(size.name, len(u), iterations, epochs, str(device), u[0].threads) for u in round_units]
+        round_s, round_gflop = _round_seconds(args, n_jobs)
+        seconds, gflop = seconds + round_s, gflop + round_gflop
+    return {"gflops": gflop / seconds, "plan": plan.describe(), "units": [len(u) for u in units]}
 
 
 # ---- the whole bench ----

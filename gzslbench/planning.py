@@ -25,7 +25,13 @@ still runs 1.22x faster than one seed after another end to end. The rule on a CP
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
 * batched seeds (methods that can): each (method, dataset, config) group is cut into as many
-  batches as it takes to give every process work, at most :data:`MAX_CPU_BATCH` seeds each.
+  batches as it takes to give every process work, at most :data:`MAX_CPU_BATCH` seeds each, the
+  seeds that do not fill a batch left over as one more;
+* the tail: when the units (batches and unbatched runs) do not fill the last round of processes,
+  the last units wait for the others and then share every core (threads x processes / tail
+  units each), instead of one process running its extra unit on one thread while the other
+  cores idle. Five seeds on two cores: batches 2 + 2 on one thread each, then the fifth seed on
+  two threads.
 
 On a GPU, processes would only queue for the same device: one process, every seed of a group
 batched (at most :data:`MAX_GPU_BATCH`), so that each kernel does K seeds' work. The Dask
@@ -58,13 +64,21 @@ class ExecutionPlan:
     threads: int
     batch_seeds: int
     reason: str
+    tail: int = 0  # the last units of execution, run after the others ...
+    tail_threads: int = 0  # ... with this many threads each
 
     def describe(self) -> str:
-        """One line for the log: ``2 processes x 1 thread, seeds batched by up to 3 (auto: ...)``."""
-        processes = f"{self.n_jobs} process{'es' if self.n_jobs != 1 else ''}"
-        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        """One line for the log: ``2 processes x 1 thread, seeds batched by up to 2, then ... (auto: ...)``."""
         batch = f", seeds batched by up to {self.batch_seeds}" if self.batch_seeds > 1 else ""
-        return f"{processes} x {threads}{batch} ({self.reason})"
+        tail = ""
+        if self.tail:
+            tail = f", then the last {_count(self.tail, 'unit')} on {_count(self.tail_threads, 'thread')} each"
+        return f"{_count(self.n_jobs, 'process')} x {_count(self.threads, 'thread')}{batch}{tail} ({self.reason})"
+
+
+def _count(n: int, noun: str) -> str:
+    plural = "es" if noun.endswith("s") else "s"
+    return f"{n} {noun}{plural if n != 1 else ''}"
 
 
 def threads_per_process(cores: int, n_jobs: int) -> int:
@@ -108,11 +122,13 @@ def plan_execution(
     """The plan for ``specs`` (``batchable[i]``: spec i's method can train seeds batched), after the rule above.
 
     ``n_jobs`` and ``batch_seeds`` are numbers (kept) or ``auto``; ``threads`` None means the cores
-    divided among the processes.
+    divided among the processes. Only a planned process count (``n_jobs`` auto, ``threads`` None,
+    on a CPU with joblib) gets a tail (:func:`tail_units`).
     """
     groups, single = group_sizes(specs, batchable)
     runs = max(1, len(specs))
     reasons = []
+    planned_processes = n_jobs == AUTO
     if n_jobs == AUTO:
         if device_type == "cuda" and backend == "joblib":
             n_jobs = 1
@@ -129,9 +145,28 @@ def plan_execution(
             reasons.append("all of a group's seeds batched on the GPU")
         else:
             shares = math.ceil(n_jobs / (len(groups) + single))  # batches per group that give every process work
-            batch_seeds = min(math.ceil(max(groups) / shares), MAX_CPU_BATCH)
+            batch_seeds = max(1, min(max(groups) // shares, MAX_CPU_BATCH))
             if batch_seeds > 1:
                 reasons.append(f"each group in batches that fill {n_jobs} process(es)")
     assert isinstance(batch_seeds, int)
+    tail, tail_threads = 0, 0
+    if planned_processes and threads is None and device_type != "cuda" and backend == "joblib":
+        units = single + sum(math.ceil(g / batch_seeds) for g in groups) if batch_seeds > 1 else runs
+        tail, tail_threads = tail_units(units, n_jobs, threads_per_process(cores, n_jobs))
+        if tail:
+            reasons.append("the last round's units share every core")
     threads = threads or threads_per_process(cores, n_jobs)
-    return ExecutionPlan(n_jobs, threads, batch_seeds, "auto: " + "; ".join(reasons) if reasons else "as given")
+    reason = "auto: " + "; ".join(reasons) if reasons else "as given"
+    return ExecutionPlan(n_jobs, threads, batch_seeds, reason, tail, tail_threads)
+
+
+def tail_units(units: int, n_jobs: int, threads: int) -> tuple[int, int]:
+    """(how many last units run after the others, their threads each): (0, 0) when rounds come out even.
+
+    A last round of ``r`` units on ``n_jobs`` processes would leave ``n_jobs - r`` processes idle;
+    run after the others instead, each of the ``r`` gets ``n_jobs // r`` processes' threads.
+    """
+    rest = units % n_jobs if units > n_jobs else 0
+    if not rest or n_jobs // rest < 2:
+        return 0, 0
+    return rest, threads * (n_jobs // rest)

@@ -39,7 +39,7 @@ from gzslbench.data import GZSLData
 from gzslbench.environment import code_version, environment, resolve_device
 from gzslbench.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
-from gzslbench.planning import parse_count, plan_execution, threads_per_process
+from gzslbench.planning import ExecutionPlan, parse_count, plan_execution, threads_per_process
 from gzslbench.process import set_up_process
 from gzslbench.protocol import (
     PROTOCOL,
@@ -631,6 +631,35 @@ def _report_line(record: dict[str, Any], done: int, total: int) -> str:
     return f"{head}: {record.get('status')}: {record.get('error')}"
 
 
+def with_tail_threads(specs: Sequence[RunSpec], execution: ExecutionPlan) -> list[RunSpec]:
+    """``specs`` with the plan's tail (its last units of execution) given the tail's threads."""
+    if not execution.tail:
+        return list(specs)
+    tail = {id(s) for unit in seed_batches(specs, execution.batch_seeds)[-execution.tail :] for s in unit}
+    return [replace(s, threads=execution.tail_threads) if id(s) in tail else s for s in specs]
+
+
+def execution_rounds(units: Sequence[list[RunSpec]], n_jobs: int) -> list[tuple[list[list[RunSpec]], int]]:
+    """``units`` grouped by thread count, fewest threads first, each with its number of processes.
+
+    The first group runs on ``n_jobs`` processes; a group of more threads per run (a plan's tail)
+    runs after it on as many processes as keep processes x threads within the first group's.
+    """
+    by_threads: dict[int, list[list[RunSpec]]] = {}
+    for unit in units:
+        by_threads.setdefault(unit[0].threads, []).append(unit)
+    least = min(by_threads, default=1)
+    return [
+        (group, max(1, min(len(group), n_jobs * least // threads))) for threads, group in sorted(by_threads.items())
+    ]
+
+
+def _run_rounds(rounds: Sequence[tuple[list[list[RunSpec]], int]], out: str, force: bool) -> Iterator[dict[str, Any]]:
+    """Records of :func:`execution_rounds`' rounds, one round after the other, as they finish."""
+    for units, n_jobs in rounds:
+        yield from _run_in_processes(units, out, force, n_jobs)
+
+
 def _run_in_processes(units: Sequence[list[RunSpec]], out: str, force: bool, n_jobs: int) -> Iterator[dict[str, Any]]:
     """Records of ``units`` run on ``n_jobs`` joblib worker processes, as they finish.
 
@@ -675,8 +704,10 @@ def run_specs(
     "dask" runs them on a Dask cluster (:mod:`gzslbench.backends`): a LocalCluster of ``n_jobs``
     workers, or the one whose scheduler is at ``scheduler``. ``batch_seeds`` K > 1 trains up to K
     seeds of one (method, dataset, config) as one computation where the method can
-    (:func:`seed_batches`; joblib backend only), each still written as its own record. Progress
-    bars appear only on a terminal; otherwise (a log file, CI) one line per finished run.
+    (:func:`seed_batches`; joblib backend only), each still written as its own record. Runs with
+    more threads than others (a plan's tail) start once the others are done
+    (:func:`execution_rounds`). Progress bars appear only on a terminal; otherwise (a log file,
+    CI) one line per finished run.
     """
     check_batch_seeds(batch_seeds, backend)
     check_backend(backend, scheduler)
@@ -704,8 +735,9 @@ def run_specs(
         if log_lines:
             print(_report_line(record, len(done), len(todo)), file=sys.stderr, flush=True)
 
+    rounds = execution_rounds(units, n_jobs)
     if backend == "joblib" and n_jobs == 1:
-        for unit in units:
+        for unit in (unit for round_units, _ in rounds for unit in round_units):
             records = _execute_and_save_batch(unit, str(out), not quiet, force, loaded.get(unit[0].data_key))
             for spec, record in zip(unit, records, strict=True):
                 done[spec.path(out)] = record
@@ -716,7 +748,7 @@ def run_specs(
 
             records = run_on_dask(todo, out, force, n_jobs, scheduler)
         else:
-            records = _run_in_processes(units, str(Path(out).resolve()), force, n_jobs)  # workers may sit elsewhere
+            records = _run_rounds(rounds, str(Path(out).resolve()), force)  # workers may sit elsewhere
         by_key = {(s.method, s.dataset, s.config_hash, s.seed): s for s in todo}
         try:
             for record in records:
@@ -839,7 +871,7 @@ def run(
         batch_seeds=batch_seeds,
     )
     if threads is None:
-        specs = [replace(s, threads=execution.threads) for s in specs]
+        specs = with_tail_threads([replace(s, threads=execution.threads) for s in specs], execution)
     if not quiet:
         print(f"plan: {execution.describe()}", file=sys.stderr, flush=True)
     return run_specs(

@@ -135,3 +135,18 @@ def test_bench_rejects_zero_seeds() -> None:
     result = CliRunner().invoke(cli, ["bench", "--quick", "--size", "tiny", "--seeds", "0"])
     assert result.exit_code == 2
     assert result.output.strip() == "error: --seeds must be at least 1, got 0"
+
+
+def test_the_planned_mix_times_the_plans_rounds_one_after_the_other(monkeypatch) -> None:
+    """3 seeds on 2 cores: two single-thread processes at once, then the third seed on both cores."""
+    rounds: list[tuple[list[int], list[int], int]] = []
+
+    def timed_round(args, n_jobs):
+        rounds.append(([a[1] for a in args], [a[5] for a in args], n_jobs))
+        return 2.0, 10.0 * len(args)
+
+    monkeypatch.setattr(bench, "_round_seconds", timed_round)
+    result = bench.planned_seeds(bench.SIZES["tiny"], 3, 2, 1, torch.device("cpu"), cores=2)
+    assert rounds == [([1, 1], [1, 1], 2), ([1], [2], 1)]  # seeds per unit, threads per unit, processes
+    assert result["units"] == [1, 1, 1] and result["gflops"] == 30.0 / 4.0
+    assert "then the last 1 unit on 2 threads each" in result["plan"]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from gzslbench import runner
 from gzslbench.errors import GZSLBenchError
-from gzslbench.planning import MAX_CPU_BATCH, parse_count, plan_execution
-from gzslbench.runner import RunSpec, seed_batches
+from gzslbench.planning import MAX_CPU_BATCH, ExecutionPlan, parse_count, plan_execution, tail_units
+from gzslbench.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
 
 
 def specs(method: str = "acmr", seeds: int = 5, configs: int = 1) -> list[RunSpec]:
@@ -19,12 +22,36 @@ def auto(runs: list[RunSpec], cores: int = 2, device_type: str = "cpu", backend:
     return plan_execution(runs, batchable, cores=cores, device_type=device_type, backend=backend, **options)
 
 
-def test_five_seeds_on_two_cores_run_as_two_single_thread_processes_with_batches_of_three_and_two():
+def test_five_seeds_on_two_cores_run_two_batches_of_two_on_one_thread_then_the_fifth_on_two():
     runs = specs(seeds=5)
     plan = auto(runs)
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds) == (2, 1, 3)
-    assert sorted(len(u) for u in seed_batches(runs, plan.batch_seeds)) == [2, 3]
-    assert "2 processes x 1 thread, seeds batched by up to 3" in plan.describe()
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 2, 1, 2)
+    assert [len(u) for u in seed_batches(runs, plan.batch_seeds)] == [2, 2, 1]
+    assert "2 processes x 1 thread, seeds batched by up to 2, then the last 1 unit on 2 threads each" in plan.describe()
+    assert [s.threads for s in with_tail_threads(runs, plan)] == [1, 1, 1, 1, 2]
+
+
+def test_rounds_that_come_out_even_have_no_tail():
+    plan = auto(specs(seeds=4))
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (2, 1, 2, 0)
+    assert "then" not in plan.describe()
+
+
+@pytest.mark.parametrize(
+    ("units", "n_jobs", "threads", "expected"),
+    [
+        (5, 2, 1, (1, 2)),  # the fifth seed on both cores
+        (4, 2, 1, (0, 0)),
+        (2, 2, 1, (0, 0)),
+        (1, 2, 2, (0, 0)),  # fewer units than processes: planned as fewer processes
+        (5, 4, 1, (1, 4)),
+        (6, 4, 1, (2, 2)),
+        (7, 4, 1, (0, 0)),  # 3 left on 4 processes: no 2 processes' threads for each
+        (9, 4, 2, (1, 8)),
+    ],
+)
+def test_the_tail_is_the_uneven_last_round_given_the_idle_processes_threads(units, n_jobs, threads, expected):
+    assert tail_units(units, n_jobs, threads) == expected
 
 
 def test_one_seed_gets_every_core_as_threads():
@@ -34,7 +61,7 @@ def test_one_seed_gets_every_core_as_threads():
 
 def test_methods_that_cannot_batch_get_processes_only():
     plan = auto(specs("eszsl", seeds=3))
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds) == (2, 1, 1)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 1, 1, 2)
 
 
 def test_many_groups_batch_each_group_whole_up_to_the_cap():
@@ -57,6 +84,12 @@ def test_explicit_values_are_kept():
     assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.reason) == (1, 1, 5, "as given")
 
 
+@pytest.mark.parametrize("given", [{"n_jobs": 2}, {"threads": 1}])
+def test_given_processes_or_threads_get_no_tail(given):
+    plan = auto(specs("eszsl", seeds=3), **given)
+    assert (plan.tail, plan.tail_threads) == (0, 0)
+
+
 @pytest.mark.parametrize("cores", [1, 2, 3, 8, 16])
 @pytest.mark.parametrize("seeds", [1, 2, 5, 7, 20])
 @pytest.mark.parametrize("method", ["acmr", "eszsl"])
@@ -67,6 +100,12 @@ def test_auto_never_asks_for_more_threads_than_cores_and_runs_every_seed(cores, 
     units = seed_batches(runs, plan.batch_seeds) if method == "acmr" else [[r] for r in runs]
     assert sum(len(u) for u in units) == seeds and max(len(u) for u in units) <= MAX_CPU_BATCH
     assert plan.n_jobs <= seeds
+    assert plan.tail < plan.n_jobs and plan.tail * plan.tail_threads <= cores
+    placed = [replace(r, threads=plan.threads) for r in runs]
+    rounds = execution_rounds(seed_batches(with_tail_threads(placed, plan), plan.batch_seeds), plan.n_jobs)
+    assert sum(len(u) for units_, _ in rounds for u in units_) == seeds
+    assert all(n * units_[0][0].threads <= cores for units_, n in rounds)
+    assert len(rounds) == (2 if plan.tail else 1) and (not plan.tail or len(rounds[-1][0]) == plan.tail)
 
 
 def test_counts_accept_numbers_and_auto_only():
@@ -78,3 +117,25 @@ def test_counts_accept_numbers_and_auto_only():
 def test_given_threads_leave_room_for_fewer_processes():
     plan = auto(specs(seeds=5), cores=4, threads=2)
     assert (plan.n_jobs, plan.threads) == (2, 2)
+
+
+def test_runs_of_more_threads_start_after_the_others_on_fewer_processes():
+    runs = [replace(r, threads=2 if r.seed == 4 else 1) for r in specs("eszsl", seeds=5)]
+    rounds = execution_rounds([[r] for r in runs], n_jobs=2)
+    assert [([u[0].seed for u in units], n) for units, n in rounds] == [([0, 1, 2, 3], 2), ([4], 1)]
+    only_tail = execution_rounds([[runs[4]]], n_jobs=1)
+    assert [(len(units), n) for units, n in only_tail] == [(1, 1)]
+
+
+def test_an_auto_run_gives_its_tail_every_core_after_the_others_and_the_same_records_as_alone(monkeypatch, tmp_path):
+    monkeypatch.setattr(runner, "cpu_count", lambda: 2)
+    records = runner.run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
+    assert [r["threads"] for r in records] == [1, 1, 2]
+    assert records[2]["started_at"] >= max(r["finished_at"] for r in records[:2])
+    alone = runner.run("eszsl", "synth-tiny", seeds=1, seed_start=2, out=tmp_path / "alone", threads=2)
+    assert alone[0]["metrics"] == records[2]["metrics"] and alone[0]["config_hash"] == records[2]["config_hash"]
+
+
+def test_a_plan_without_a_tail_leaves_the_specs_as_they_are():
+    runs = specs(seeds=4)
+    assert with_tail_threads(runs, ExecutionPlan(2, 1, 2, "as given")) == runs
