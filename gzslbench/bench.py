@@ -6,12 +6,12 @@ Usage::
     result = run_bench(quick=True)          # a dict; `gzslbench bench --json` prints it
     print(format_report(result))
 
-It measures (a) fp32 GFLOP/s of a large square matmul and of the VAE's own GEMM shapes, (b)
-memory bandwidth (a large copy), (c) ACMR training throughput in GFLOP/s, from the analytic
-FLOP count of one iteration (:func:`iteration_flops`) and the real training loop, single seed
-and K seeds trained as one batched computation (the runner's ``--batch-seeds`` path), (d)
-the final-classifier stage, (e) cold (first, converting) and cached load of an xlsa17-format
-dataset it writes, (f) peak RSS. Numbers on a CPU shared with other processes are noisy: compare
+It measures (a) fp32 GFLOP/s of a large square matmul (first and last, the faster kept) and
+of the VAE's own GEMM shapes, (b) memory bandwidth (a large copy), (c) ACMR training
+throughput in GFLOP/s, from the analytic FLOP count of one iteration (:func:`iteration_flops`)
+and the real training loop, single seed and K seeds trained as one batched computation (the
+runner's ``--batch-seeds`` path), (d) the final-classifier stage, (e) cold (first, converting)
+and cached load of an xlsa17-format dataset it writes, (f) peak RSS. Numbers on a CPU shared with other processes are noisy: compare
 the efficiency ratios of one run, not absolute numbers across runs.
 """
 
@@ -616,7 +616,7 @@ def run_bench(
 
     n = shape.matmul_n_quick if quick else shape.matmul_n
     say(f"matmul {n} x {n}")
-    result.update(matmul_gflops=matmul_gflops(n, device), matmul_n=n)
+    result.update(matmul_gflops_measured=[matmul_gflops(n, device)], matmul_n=n)
     say("the VAE's GEMM shapes")
     gemms = iteration_gemms(size_spec(shape), batch)
     timed = {g: gemm_seconds(g, device, min_time=0.02 if quick else 0.1) for g in set(gemms)}
@@ -653,6 +653,10 @@ def run_bench(
     result.update(acmr_planned_gflops=mix["gflops"], planned_mix=mix["plan"], planned_units=mix["units"])
     say("xlsa17-format load")
     result.update(load_seconds(shape))
+    say(f"matmul {n} x {n} again")
+    result["matmul_gflops_measured"].append(matmul_gflops(n, device))
+    # the yardstick is the machine's limit: a measurement slowed by a busy host would flatter every ratio
+    result["matmul_gflops"] = max(result["matmul_gflops_measured"])
 
     result["acmr_efficiency"] = result["acmr_gflops"] / result["matmul_gflops"]
     result["acmr_gemm_efficiency"] = result["acmr_gflops"] / result["vae_gemm_gflops"]
@@ -667,7 +671,12 @@ def format_report(r: dict[str, Any]) -> str:
     """The human-readable report of a :func:`run_bench` result."""
     head = f"gzslbench bench{' --quick' if r['quick'] else ''}: size {r['size']}, {r['device']} ({r['device_name']})"
     rows = [
-        (f"matmul {r['matmul_n']}x{r['matmul_n']} fp32", f"{r['matmul_gflops']:.1f} GFLOP/s"),
+        (
+            f"matmul {r['matmul_n']}x{r['matmul_n']} fp32",
+            f"{r['matmul_gflops']:.1f} GFLOP/s (the faster of "
+            + " and ".join(f"{g:.1f}" for g in r["matmul_gflops_measured"])
+            + ", first and last)",
+        ),
         (
             "VAE GEMM shapes, one iteration",
             f"{r['vae_gemm_gflops']:.1f} GFLOP/s "

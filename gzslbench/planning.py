@@ -6,21 +6,29 @@ training GFLOP/s in ``gzslbench bench`` (short epochs; all seeds' FLOP over the 
 last one finishes) and the wall time of ``gzslbench run -m acmr -d synth-cub --seeds 5`` (full
 size, 100 epochs, classifier and evaluation included):
 
-=====================================================  ==========  ===========
-mix                                                    GFLOP/s     run, s
-=====================================================  ==========  ===========
-1 process x 2 threads, seeds one after another          69-77       2,139
-1 process x 2 threads, 5 seeds batched                  83-86       2,061 (*)
-2 processes x 1 thread, seeds unbatched (3 rounds)      77 (*)      not run
-2 processes x 1 thread, seeds batched 3 + 2             87-89       1,754
-=====================================================  ==========  ===========
+=========================================================  ==========  ===========
+mix                                                        GFLOP/s     run, s
+=========================================================  ==========  ===========
+1 process x 2 threads, seeds one after another              69-77       2,139
+1 process x 2 threads, 5 seeds batched                      83-86       2,061 (*)
+2 processes x 1 thread, seeds unbatched (3 rounds)          77 (*)      not run
+2 processes x 1 thread, seeds batched 3 + 2                 78-83 (+)   1,754
+2 processes x 1 thread, batches 2 + 2, then the fifth       83-86 (+)   1,633
+seed on 2 threads (the plan)
+=========================================================  ==========  ===========
 
 (*) Measured before processes kept the memory they free (:mod:`gzslbench.process`), which made
 the other rows 4-15% faster; the third row's GFLOP/s comes from two single-thread processes
-timed side by side. Products with 50 rows scale poorly across the threads of one process, which
-favours processes; at full size two processes also compete for the shared cache and memory
-bandwidth, and the 2-seed batch leaves a core idle for the 3-seed batch's last third. The plan
-still runs 1.22x faster than one seed after another end to end. The rule on a CPU:
+timed side by side. (+) The last two rows timed in alternation, three times each (60
+iterations x 2 epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day).
+Products with 50 rows scale poorly across the threads of one process, which favours processes;
+at full size two processes also compete for the shared cache and memory bandwidth. Batching
+seeds gains nothing on one thread (51.3 GFLOP/s for 3 seeds batched, 51.9 for one): there a
+batch is only a unit of work; it pays where a unit has more threads (the table's second row, a
+tail). Batches of 3 + 2 left a core idle while
+the third seed of the first batch ran on one thread (about 550 s of the 1,754); the plan runs
+that seed afterwards on both threads instead (419 s). End to end the plan is 1.31x faster than
+one seed after another. The rule on a CPU:
 
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
@@ -129,7 +137,7 @@ def plan_execution(
     runs = max(1, len(specs))
     reasons = []
     planned_processes = n_jobs == AUTO
-    if n_jobs == AUTO:
+    if planned_processes:
         if device_type == "cuda" and backend == "joblib":
             n_jobs = 1
             reasons.append("one process per GPU")

@@ -111,6 +111,8 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
         assert isinstance(data[key], float) and data[key] > 0, key
     assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "batched"
     assert sum(data["planned_units"]) == 2 and "process" in data["planned_mix"]
+    assert len(data["matmul_gflops_measured"]) == 2 and data["matmul_gflops"] == max(data["matmul_gflops_measured"])
+    assert data["acmr_efficiency"] == data["acmr_gflops"] / data["matmul_gflops"]
     spec = bench.size_spec(bench.SIZES["tiny"])
     assert data["acmr_gflop_per_iteration"] == bench.iteration_flops(spec, 20) / 1e9
     assert {(g["layer"], g["kind"]) for g in data["gemm_shapes"]} == {
