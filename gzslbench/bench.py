@@ -11,8 +11,9 @@ of the VAE's own GEMM shapes, (b) memory bandwidth (a large copy), (c) ACMR trai
 throughput in GFLOP/s, from the analytic FLOP count of one iteration (:func:`iteration_flops`)
 and the real training loop, single seed and K seeds trained as one batched computation (the
 runner's ``--batch-seeds`` path), (d) the final-classifier stage, (e) cold (first, converting)
-and cached load of an xlsa17-format dataset it writes, (f) peak RSS. Numbers on a CPU shared with other processes are noisy: compare
-the efficiency ratios of one run, not absolute numbers across runs.
+and cached load of an xlsa17-format dataset it writes, (f) peak RSS. Numbers on a CPU shared
+with other processes are noisy: compare the efficiency ratios of one run, not absolute numbers
+across runs.
 """
 
 from __future__ import annotations
