@@ -152,3 +152,15 @@ def test_the_planned_mix_times_the_plans_rounds_one_after_the_other(monkeypatch)
     assert rounds == [([1, 1], [1, 1], 2), ([1], [2], 1)]  # seeds per unit, threads per unit, processes
     assert result["units"] == [1, 1, 1] and result["gflops"] == 30.0 / 4.0
     assert "then the last 1 unit on 2 threads each" in result["plan"]
+
+
+def test_the_awa2_size_takes_awa2s_settings_shapes_and_adapter() -> None:
+    """`bench --size awa2`: ACMR's AWA2 settings (not CUB's) at AWA2's shapes, loaded through the AWA2 adapter."""
+    size = bench.SIZES["awa2"]
+    config = bench.method_config("acmr", size)
+    cub = bench.method_config("acmr", bench.SIZES["cub"])
+    assert (config["cls_epochs"], config["unseen_samples"], config["visual_decoder_hidden"]) == (300, 480, 1680)
+    assert (cub["cls_epochs"], cub["unseen_samples"], cub["visual_decoder_hidden"]) == (50, 390, 1665)
+    assert bench.size_spec(size).attribute_dim == 85 and bench.random_split(size).defaults_from == "awa2"
+    small = replace(size, n_train=80, n_test_seen=20, n_test_unseen=30)
+    assert bench.load_seconds(small)["load_size_mb"] > 0  # the AWA2 adapter found and read its folder twice

@@ -15,7 +15,7 @@ from gzslbench.environment import DEVICE_CHOICES, resolve_device
     "bench",
     epilog=(
         "Examples:\n\n  gzslbench bench --quick\n\n  gzslbench bench --json > bench.json\n\n"
-        "  gzslbench bench --device cuda --seeds 5"
+        "  gzslbench bench --device cuda --seeds 5\n\n  gzslbench bench --size awa2"
     ),
 )
 @click.option("--quick", is_flag=True, help="Time fewer iterations and epochs of the same shapes (minutes).")
@@ -23,7 +23,13 @@ from gzslbench.environment import DEVICE_CHOICES, resolve_device
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
 @click.option("--threads", type=int, help="Torch threads [default: all cores].")
 @click.option("--seeds", default=5, show_default=True, type=int, help="Seeds trained at once for the batched figure.")
-@click.option("--size", default="cub", type=click.Choice(tuple(SIZES)), hidden=True, help="Shapes (tiny: for tests).")
+@click.option(
+    "--size",
+    default="cub",
+    show_default=True,
+    type=click.Choice(tuple(SIZES)),
+    help="Shapes and settings: cub; awa2 (the most instances: peak memory); tiny (for tests).",
+)
 def bench_command(quick: bool, as_json: bool, device: str, threads: int | None, seeds: int, size: str) -> None:
     """Measure matmul GFLOP/s, memory bandwidth, ACMR training throughput (1 and K seeds), the
     final-classifier stage, xlsa17 load times and peak RSS; print the efficiency ratios."""
