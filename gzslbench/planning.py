@@ -11,35 +11,37 @@ mix                                                        GFLOP/s     run, s
 =========================================================  ==========  ===========
 1 process x 2 threads, seeds one after another              69-77       2,139
 1 process x 2 threads, 5 seeds batched                      83-86       2,061 (*)
-2 processes x 1 thread, seeds unbatched (3 rounds)          77 (*)      not run
 2 processes x 1 thread, seeds batched 3 + 2                 78-83 (+)   1,754
 2 processes x 1 thread, batches 2 + 2, then the fifth       83-86 (+)   1,633
-seed on 2 threads (the plan)
+seed on 2 threads
+2 processes x 1 thread, unbatched, then the fifth seed      92 (#)      1,624
+on 2 threads (the plan)
 =========================================================  ==========  ===========
 
 (*) Measured before processes kept the memory they free (:mod:`gzslbench.process`), which made
-the other rows 4-15% faster; the third row's GFLOP/s comes from two single-thread processes
-timed side by side. (+) The last two rows timed in alternation, three times each (60
-iterations x 2 epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day).
-Products with 50 rows scale poorly across the threads of one process, which favours processes;
-at full size two processes also compete for the shared cache and memory bandwidth. Batching
-seeds gains nothing on one thread (51.3 GFLOP/s for 3 seeds batched, 51.9 for one): there a
-batch is only a unit of work; it pays where a unit has more threads (the table's second row, a
-tail). Batches of 3 + 2 left a core idle while
-the third seed of the first batch ran on one thread (about 550 s of the 1,754); the plan runs
-that seed afterwards on both threads instead (419 s). End to end the plan is 1.31x faster than
-one seed after another. The rule on a CPU:
+the other rows 4-15% faster. (+) Timed in alternation, three times each (60 iterations x 2
+epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day). (#) One full
+bench, in which one seed ran at 70.5 (another full bench: the 2 + 2 batches' plan 95.9, one
+seed 72.7). Products with 50 rows scale poorly across the threads of one process, which
+favours processes. Batching seeds
+gains nothing on one thread (51.3 GFLOP/s for 3 seeds batched, 51.9 for one; end to end 1,203 s
+for two batches of 2 against 1,205 s for two seeds each), so a single-thread process runs its
+seeds one by one: it schedules finer, holds less memory (1.07 against 1.12 GB peak), and every
+record is identical to the one-after-another run's (metrics and history; the thread count did
+not change them). Batches of 3 + 2 left a core idle while the first batch's third seed ran on
+one thread (about 550 s); the plan runs the fifth seed after the others on both threads instead
+(415 s). End to end the plan is 1.32x faster than one seed after another. The rule on a CPU:
 
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
-* batched seeds (methods that can): each (method, dataset, config) group is cut into as many
-  batches as it takes to give every process work, at most :data:`MAX_CPU_BATCH` seeds each, the
-  seeds that do not fill a batch left over as one more;
+* batched seeds (methods that can), only for processes of several threads: each (method,
+  dataset, config) group is cut into as many batches as it takes to give every process work, at
+  most :data:`MAX_CPU_BATCH` seeds each, the seeds that do not fill a batch left over as one more;
 * the tail: when the units (batches and unbatched runs) do not fill the last round of processes,
   the last units wait for the others and then share every core (threads x processes / tail
   units each), instead of one process running its extra unit on one thread while the other
-  cores idle. Five seeds on two cores: batches 2 + 2 on one thread each, then the fifth seed on
-  two threads.
+  cores idle. Five seeds on two cores: four on one thread each, two at a time, then the fifth
+  on two threads.
 
 On a GPU, processes would only queue for the same device: one process, every seed of a group
 batched (at most :data:`MAX_GPU_BATCH`), so that each kernel does K seeds' work. The Dask
@@ -151,6 +153,9 @@ def plan_execution(
         elif device_type == "cuda":
             batch_seeds = min(max(groups), MAX_GPU_BATCH)
             reasons.append("all of a group's seeds batched on the GPU")
+        elif (threads or threads_per_process(cores, n_jobs)) == 1:
+            batch_seeds = 1
+            reasons.append("no batches on one thread (they gain nothing there)")
         else:
             shares = math.ceil(n_jobs / (len(groups) + single))  # batches per group that give every process work
             batch_seeds = max(1, min(max(groups) // shares, MAX_CPU_BATCH))

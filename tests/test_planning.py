@@ -22,19 +22,31 @@ def auto(runs: list[RunSpec], cores: int = 2, device_type: str = "cpu", backend:
     return plan_execution(runs, batchable, cores=cores, device_type=device_type, backend=backend, **options)
 
 
-def test_five_seeds_on_two_cores_run_two_batches_of_two_on_one_thread_then_the_fifth_on_two():
+def test_five_seeds_on_two_cores_run_two_rounds_on_one_thread_each_then_the_fifth_on_two():
     runs = specs(seeds=5)
     plan = auto(runs)
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 2, 1, 2)
-    assert [len(u) for u in seed_batches(runs, plan.batch_seeds)] == [2, 2, 1]
-    assert "2 processes x 1 thread, seeds batched by up to 2, then the last 1 unit on 2 threads each" in plan.describe()
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 1, 1, 2)
+    assert plan.describe().startswith("2 processes x 1 thread, then the last 1 unit on 2 threads each (auto:")
+    assert "no batches on one thread" in plan.reason
     assert [s.threads for s in with_tail_threads(runs, plan)] == [1, 1, 1, 1, 2]
+
+
+def test_one_process_of_several_threads_batches_its_seeds():
+    plan = auto(specs(seeds=5), threads=2)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (1, 2, 5, 0)
 
 
 def test_rounds_that_come_out_even_have_no_tail():
     plan = auto(specs(seeds=4))
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (2, 1, 2, 0)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (2, 1, 1, 0)
     assert "then" not in plan.describe()
+
+
+def test_processes_of_several_threads_get_a_group_cut_in_batches():
+    runs = specs(seeds=5)
+    plan = auto(runs, cores=4, threads=2)  # 2 processes x 2 threads; given threads: no tail
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (2, 2, 2, 0)
+    assert [len(u) for u in seed_batches(runs, plan.batch_seeds)] == [2, 2, 1]
 
 
 @pytest.mark.parametrize(
@@ -65,8 +77,8 @@ def test_methods_that_cannot_batch_get_processes_only():
 
 
 def test_many_groups_batch_each_group_whole_up_to_the_cap():
-    plan = auto(specs(seeds=12, configs=4), cores=4)
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds) == (4, 1, MAX_CPU_BATCH)
+    plan = auto(specs(seeds=12, configs=4), cores=8, threads=2)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds) == (4, 2, MAX_CPU_BATCH)
 
 
 def test_a_gpu_gets_one_process_and_every_seed_of_a_group_batched():
