@@ -23,14 +23,14 @@ the other rows 4-15% faster. (+) Timed in alternation, three times each (60 iter
 epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day). (#) One full
 bench, in which one seed ran at 70.5 (another full bench: the 2 + 2 batches' plan 95.9, one
 seed 72.7). Products with 50 rows scale poorly across the threads of one process, which
-favours processes. Batching seeds
-gains nothing on one thread (51.3 GFLOP/s for 3 seeds batched, 51.9 for one; end to end 1,203 s
-for two batches of 2 against 1,205 s for two seeds each), so a single-thread process runs its
-seeds one by one: it schedules finer, holds less memory (1.07 against 1.12 GB peak), and every
-record is identical to the one-after-another run's (metrics and history; the thread count did
-not change them). Batches of 3 + 2 left a core idle while the first batch's third seed ran on
-one thread (about 550 s); the plan runs the fifth seed after the others on both threads instead
-(415 s). End to end the plan is 1.32x faster than one seed after another. The rule on a CPU:
+favours processes. Batching seeds gains nothing on one thread (51.3 GFLOP/s for 3 seeds
+batched, 51.9 for one; end to end 1,203 s for two batches of 2 against 1,205 s for two seeds
+each), so a single-thread process runs its seeds one by one: it schedules finer, holds less
+memory (1.07 against 1.12 GB peak), and every record is identical to the one-after-another
+run's (metrics and history; the thread count did not change them). Batches of 3 + 2 left a core
+idle while the first batch's third seed ran on one thread (about 550 s); the plan runs the
+fifth seed after the others on both threads instead (415 s). End to end the plan is 1.32x
+faster than one seed after another. The rule on a CPU:
 
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
@@ -138,8 +138,8 @@ def plan_execution(
     groups, single = group_sizes(specs, batchable)
     runs = max(1, len(specs))
     reasons = []
-    planned_processes = n_jobs == AUTO
-    if planned_processes:
+    planned = n_jobs == AUTO and threads is None  # only a mix planned whole gets a tail
+    if n_jobs == AUTO:
         if device_type == "cuda" and backend == "joblib":
             n_jobs = 1
             reasons.append("one process per GPU")
@@ -147,13 +147,14 @@ def plan_execution(
             n_jobs = max(1, min(cores // (threads or 1), runs))
             reasons.append("one process per core, at most one per run")
     assert isinstance(n_jobs, int)
+    per_process = threads or threads_per_process(cores, n_jobs)
     if batch_seeds == AUTO:
         if backend != "joblib" or not groups:
             batch_seeds = 1
         elif device_type == "cuda":
             batch_seeds = min(max(groups), MAX_GPU_BATCH)
             reasons.append("all of a group's seeds batched on the GPU")
-        elif (threads or threads_per_process(cores, n_jobs)) == 1:
+        elif per_process == 1:
             batch_seeds = 1
             reasons.append("no batches on one thread (they gain nothing there)")
         else:
@@ -163,14 +164,13 @@ def plan_execution(
                 reasons.append(f"each group in batches that fill {n_jobs} process(es)")
     assert isinstance(batch_seeds, int)
     tail, tail_threads = 0, 0
-    if planned_processes and threads is None and device_type != "cuda" and backend == "joblib":
+    if planned and device_type != "cuda" and backend == "joblib":
         units = single + sum(math.ceil(g / batch_seeds) for g in groups) if batch_seeds > 1 else runs
-        tail, tail_threads = tail_units(units, n_jobs, threads_per_process(cores, n_jobs))
+        tail, tail_threads = tail_units(units, n_jobs, per_process)
         if tail:
             reasons.append("the last round's units share every core")
-    threads = threads or threads_per_process(cores, n_jobs)
     reason = "auto: " + "; ".join(reasons) if reasons else "as given"
-    return ExecutionPlan(n_jobs, threads, batch_seeds, reason, tail, tail_threads)
+    return ExecutionPlan(n_jobs, per_process, batch_seeds, reason, tail, tail_threads)
 
 
 def tail_units(units: int, n_jobs: int, threads: int) -> tuple[int, int]:
