@@ -41,7 +41,11 @@ def _reallocation(retain: str) -> tuple[bool, int]:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
 def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
-    retained, faults = _reallocation("1")
+    # The fewest of three processes: in about 1 process in 40 (with or without address-space
+    # randomisation) glibc did not hand the freed block back, and each round's 64 MB came from new
+    # heap pages further up. With glibc's defaults every process faults them in.
+    attempts = [_reallocation("1") for _ in range(3)]
+    retained, faults = min(attempts, key=lambda attempt: attempt[1])
     assert retained and faults < 16  # the freed 64 MB block came back as it was
     default, default_faults = _reallocation("0")
     assert not default and default_faults >= 4 * 32  # glibc's default: fresh mappings, a fault per page (<= 2 MB)
