@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from gzslbench.bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
+from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
-from gzslbench.registry import METHODS
 
 REFERENCE_VAE_EPOCH_S = 9.0
 REFERENCE_CLASSIFIER_S = 90.0

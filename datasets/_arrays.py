@@ -1,6 +1,6 @@
 """Checked conversion of arrays read from a user's file into the dtypes GZSLData holds.
 
-Each helper raises one :class:`~gzslbench.errors.DataError` line of the form
+Each helper raises one :class:`~gzslbench.core.errors.DataError` line of the form
 ``<file>: '<key>' <problem>``, so the user knows which file and which variable to fix.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gzslbench.errors import DataError
+from gzslbench.core.errors import DataError
 
 
 def fail(path: Path | str, key: str, problem: str) -> DataError:

@@ -5,7 +5,7 @@ Usage::
     variables = read_mat(Path("CUB/att_splits.mat"))
     att = variables["att"]  # MATLAB orientation (attr_dim x C) whatever the file version
 
-Every failure to read becomes one :class:`~gzslbench.errors.DataError` line naming the file, so a
+Every failure to read becomes one :class:`~gzslbench.core.errors.DataError` line naming the file, so a
 truncated download never surfaces as a scipy or h5py traceback.
 """
 
@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import scipy.io
 
-from gzslbench.errors import DataError
+from gzslbench.core.errors import DataError
 
 
 def _first_line(exc: BaseException) -> str:

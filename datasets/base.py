@@ -6,11 +6,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gzslbench.data import GZSLData
+from gzslbench.data.dataset import GZSLData
 
 
 class DatasetAdapter(ABC):
-    """Loads one dataset into a validated :class:`~gzslbench.data.GZSLData`.
+    """Loads one dataset into a validated :class:`~gzslbench.data.dataset.GZSLData`.
 
     ``options`` lists the keyword options ``load`` accepts, with defaults (e.g. ``scale`` for
     synthetic data); the CLI passes them as ``--dataset-option key=value`` and the run record

@@ -35,11 +35,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gzslbench.data import GZSLData, validate
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import register_dataset
+from gzslbench.data.dataset import GZSLData, validate
 from gzslbench.datasets._arrays import as_integers, as_matrix, fail
 from gzslbench.datasets.base import DatasetAdapter
-from gzslbench.errors import DataError
-from gzslbench.registry import register_dataset
 
 REQUIRED = ("features", "labels", "attributes", "trainval", "test_seen", "test_unseen")
 OPTIONAL = ("train", "val", "class_names")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from gzslbench.registry import DATASETS
+    from gzslbench.core.registry import DATASETS
 
     data = DATASETS.get("synth-cub")().load(scale=0.25, seed=0)
 
@@ -50,10 +50,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gzslbench.data import GZSLData, validate
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import register_dataset
+from gzslbench.data.dataset import GZSLData, validate
 from gzslbench.datasets.base import DatasetAdapter
-from gzslbench.errors import DataError
-from gzslbench.registry import register_dataset
 
 MIN_PER_SPLIT = 3  # instances per class in each of trainval / test_seen / test_unseen, at any scale
 HIDDEN = 256  # hidden width of the random attribute -> feature network

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from gzslbench.registry import DATASETS
+    from gzslbench.core.registry import DATASETS
 
     data = DATASETS.get("cub")().load()           # $GZSLBENCH_DATA, else default_data_dir()
     data = DATASETS.get("cub")().load(Path("~/xlsa17"))
@@ -29,13 +29,13 @@ from typing import Any, ClassVar
 import numpy as np
 import platformdirs
 
-from gzslbench.data import GZSLData, validate
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import register_dataset
+from gzslbench.data.dataset import GZSLData, validate
 from gzslbench.datasets._arrays import as_integers, as_matrix, fail
 from gzslbench.datasets._cache import cache_key, load_arrays, save_arrays
 from gzslbench.datasets._matfile import read_mat
 from gzslbench.datasets.base import DatasetAdapter
-from gzslbench.errors import DataError
-from gzslbench.registry import register_dataset
 
 DATA_ENV = "GZSLBENCH_DATA"
 FEATURES_FILE = "res101.mat"

@@ -24,11 +24,11 @@ from gzslbench._layout import mount_checkout_subpackages as _mount
 
 _mount(_Path(__file__).resolve().parent)
 
-from gzslbench.registry import DATASETS, METHODS, register_dataset, register_method  # noqa: E402
-from gzslbench.results import load_results  # noqa: E402
-from gzslbench.runner import get_method, load_dataset, run  # noqa: E402
-from gzslbench.sweep import sweep  # noqa: E402
-from gzslbench.tuning import tune  # noqa: E402
+from gzslbench.core.registry import DATASETS, METHODS, register_dataset, register_method  # noqa: E402
+from gzslbench.execution.runner import get_method, load_dataset, run  # noqa: E402
+from gzslbench.results.store import load_results  # noqa: E402
+from gzslbench.studies.sweep import sweep  # noqa: E402
+from gzslbench.studies.tuning import tune  # noqa: E402
 
 
 def list_methods(pattern: str = "*") -> list[str]:

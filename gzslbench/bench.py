@@ -34,7 +34,9 @@ import numpy as np
 import scipy.io
 import torch
 
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.execution.process import set_up_process
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.classifier import ClassifierSettings, train_final_classifier
 from gzslbench.methods.vae.model import (
@@ -46,9 +48,7 @@ from gzslbench.methods.vae.model import (
     train_vae,
     train_vae_seeds,
 )
-from gzslbench.process import set_up_process
-from gzslbench.protocol import Split
-from gzslbench.registry import DATASETS, METHODS
+from gzslbench.protocol.selection import Split
 
 METHOD = "acmr"
 
@@ -536,12 +536,12 @@ def planned_seeds(
 ) -> dict[str, Any]:
     """Aggregate GFLOP/s of ``seeds`` seeds run as ``--n-jobs auto --batch-seeds auto`` plans them.
 
-    Each round of the plan (:func:`~gzslbench.runner.execution_rounds`: the units on one thread,
+    Each round of the plan (:func:`~gzslbench.execution.runner.execution_rounds`: the units on one thread,
     then the tail's on more) is timed as :func:`_round_seconds` says; the aggregate is all seeds'
     FLOP over the rounds' busiest processes' times added up.
     """
-    from gzslbench.planning import plan_execution
-    from gzslbench.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
+    from gzslbench.execution.planning import plan_execution
+    from gzslbench.execution.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
 
     specs = [RunSpec(METHOD, size.name, seed, {}) for seed in range(seeds)]
     plan = plan_execution(

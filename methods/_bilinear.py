@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gzslbench.config import Constraint, Range
+from gzslbench.core.config import Constraint, Range
 from gzslbench.methods.base import RunContext, Scores
-from gzslbench.protocol import Split
+from gzslbench.protocol.selection import Split
 
 # (scores over the seen classes (B, z), true column (B,)) -> per-sample loss (B,)
 RankingLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from gzslbench.config import Constraint, OneOf
+from gzslbench.core.config import Constraint, OneOf
+from gzslbench.core.registry import register_method
 from gzslbench.methods._bilinear import SGD_RANGES, RankingLoss, train_bilinear
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.protocol import Split
-from gzslbench.registry import register_method
+from gzslbench.protocol.selection import Split
 
 LOSSES = ("warp", "sje")
 

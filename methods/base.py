@@ -1,6 +1,6 @@
 """The contract between the protocol and a method.
 
-A method gets a prepared :class:`~gzslbench.protocol.Split`, a resolved config, and a
+A method gets a prepared :class:`~gzslbench.protocol.selection.Split`, a resolved config, and a
 :class:`RunContext` (seed, device, history log). It trains, then yields :class:`Scores`
 for the test instances once per candidate model (e.g. after every final-classifier
 epoch). The protocol, never the method, turns scores into U / S / H and applies the
@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from gzslbench.results import atomic_path
+from gzslbench.results.store import atomic_path
 
 if TYPE_CHECKING:
-    from gzslbench.config import Constraint
-    from gzslbench.protocol import Split
+    from gzslbench.core.config import Constraint
+    from gzslbench.protocol.selection import Split
 
 
 T = TypeVar("T")
@@ -108,9 +108,9 @@ class Method(ABC):
     values of every key) and optionally ``dataset_defaults`` (per real dataset, e.g.
     ``{"cub": {...}}``; synthetic datasets use the entry of the real dataset they imitate).
 
-    ``ranges`` maps each key to a :class:`~gzslbench.config.Range` (numbers, e.g.
-    ``Range(gt=0)`` or ``Range(ge=1, le="cls_epochs")``), :class:`~gzslbench.config.OneOf`
-    (switches) or :class:`~gzslbench.config.Schedule` (``[factor, start, end]``); true/false
+    ``ranges`` maps each key to a :class:`~gzslbench.core.config.Range` (numbers, e.g.
+    ``Range(gt=0)`` or ``Range(ge=1, le="cls_epochs")``), :class:`~gzslbench.core.config.OneOf`
+    (switches) or :class:`~gzslbench.core.config.Schedule` (``[factor, start, end]``); true/false
     keys need none. The core checks them before any run and refuses a value outside them with
     one line naming key, value and range. A key without a range (a third-party method that
     declares none) is only type-checked, NaN and infinity refused; ``gzslbench config`` shows

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from gzslbench.config import Constraint, OneOf, Range
+from gzslbench.core.config import Constraint, OneOf, Range
+from gzslbench.core.registry import register_method
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.protocol import Split
-from gzslbench.registry import register_method
+from gzslbench.protocol.selection import Split
 
 DIRECTIONS = ("f2s", "s2f")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gzslbench.data import GZSLData, validate
+from gzslbench.data.dataset import GZSLData, validate
 
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17-att"
 
@@ -60,7 +60,7 @@ def write_record(out: Path, method: str, dataset: str, seed: int, H: float, U: f
     """Write one run record JSON the way the runner lays it out; ``extra`` overrides record keys."""
     import json
 
-    from gzslbench.record import SCHEMA_VERSION
+    from gzslbench.results.record import SCHEMA_VERSION
 
     record = {
         "schema_version": SCHEMA_VERSION,

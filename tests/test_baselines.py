@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
-from gzslbench.errors import ConfigError
+from gzslbench.core.errors import ConfigError
 from gzslbench.methods.ale import structured_hinge_loss, weighted_ranking_loss
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.devise import hinge_rank_loss
 from gzslbench.methods.sae import solve_symmetric_sylvester
-from gzslbench.protocol import evaluate, make_split
+from gzslbench.protocol.selection import evaluate, make_split
 
 NEW = ("sae", "ale", "devise")
 

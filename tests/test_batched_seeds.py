@@ -12,12 +12,12 @@ from conftest import make_tiny_data
 from test_vae_methods import TINY, tiny_config
 
 from gzslbench.cli import cli
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.registry import METHODS
+from gzslbench.execution.runner import RunSpec, run, seed_batches
 from gzslbench.methods.base import RunContext, TrainingDiverged
-from gzslbench.protocol import make_split
-from gzslbench.registry import METHODS
-from gzslbench.results import iter_records, record_path
-from gzslbench.runner import RunSpec, run, seed_batches
+from gzslbench.protocol.selection import make_split
+from gzslbench.results.store import iter_records, record_path
 
 SEEDS = (0, 1, 2)
 CPU = torch.device("cpu")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gzslbench
-from gzslbench.calibration import ausuc, seen_unseen_curve
+from gzslbench.protocol.calibration import ausuc, seen_unseen_curve
 
 
 def test_records_carry_ausuc_and_h_cs_and_the_scores_reproduce_them(tmp_path):

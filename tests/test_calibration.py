@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gzslbench.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
-from gzslbench.metrics import gzsl_metrics
+from gzslbench.protocol.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
+from gzslbench.protocol.metrics import gzsl_metrics
 
 SEEN, UNSEEN = np.array([0, 1]), np.array([2, 3])
 

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from conftest import make_tiny_data
 
 import gzslbench
+import gzslbench.execution.runner
 import gzslbench.methods.vae.method as vae_method
-import gzslbench.protocol
-import gzslbench.runner
-from gzslbench import check
+import gzslbench.protocol.selection
 from gzslbench.cli import cli
-from gzslbench.errors import ConfigError
+from gzslbench.core.errors import ConfigError
+from gzslbench.studies import check
 
 # CADA-VAE on an easy 15-class dataset, 300 small VAE iterations: U, S and H all far above chance.
 TINY_CASE = """
@@ -97,7 +97,7 @@ def test_update_records_values_code_and_environment(made: tuple[Path, Path]) -> 
 
 def test_runs_use_the_suite_thread_count(made: tuple[Path, Path]) -> None:
     """The suite's ``threads = 1`` reaches every run, not the runner's default of one thread per core."""
-    from gzslbench.results import iter_records
+    from gzslbench.results.store import iter_records
 
     _, baseline = made
     records = list(iter_records(baseline.parent / "results"))
@@ -128,21 +128,21 @@ def test_classifier_without_unseen_classes_fails(made: tuple[Path, Path], monkey
 
 
 def _records_as_unchanged(results: Path) -> dict[str, list[dict]]:
-    from gzslbench.results import iter_records
+    from gzslbench.results.store import iter_records
 
     return {"cada-vae@custom": [r for r in iter_records(results) if r["method"] == "cada-vae"]}
 
 
 def test_shuffled_training_labels_fail(made: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     suite, baseline = made
-    original = gzslbench.protocol.make_split
+    original = gzslbench.protocol.selection.make_split
 
     def shuffled(data, kind="test"):  # type: ignore[no-untyped-def]
         split = original(data, kind)
         return dataclasses.replace(split, train_y=np.random.default_rng(0).permutation(split.train_y))
 
-    monkeypatch.setattr(gzslbench.protocol, "make_split", shuffled)
-    monkeypatch.setattr(gzslbench.runner, "make_split", shuffled)
+    monkeypatch.setattr(gzslbench.protocol.selection, "make_split", shuffled)
+    monkeypatch.setattr(gzslbench.execution.runner, "make_split", shuffled)
     code, output = run_check(suite, baseline)
     assert code == check.EXIT_REGRESSION, output
     assert "REGRESSION" in output

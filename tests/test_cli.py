@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 import gzslbench
-from gzslbench import runner
 from gzslbench.cli import cli
+from gzslbench.execution import runner
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gzslbench.config import config_hash, load_config_file, parse_assignment, resolve_config
-from gzslbench.errors import ConfigError, UnknownNameError
+from gzslbench.core.config import config_hash, load_config_file, parse_assignment, resolve_config
+from gzslbench.core.errors import ConfigError, UnknownNameError
 
 DEFAULTS = {"epochs": 100, "lr": 1.5e-4, "amsgrad": True, "kl_schedule": [0.25, 0, 93], "mode": "a"}
 

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from gzslbench.cli import cli
-from gzslbench.config import Constraint, Range, check_ranges, load_config_file, undeclared_keys
-from gzslbench.errors import ConfigError
+from gzslbench.core.config import Constraint, Range, check_ranges, load_config_file, undeclared_keys
+from gzslbench.core.errors import ConfigError
+from gzslbench.core.registry import METHODS
+from gzslbench.execution.runner import method_config
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.registry import METHODS
-from gzslbench.runner import method_config
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import make_tiny_data
 
-from gzslbench.errors import DataError
-from gzslbench.registry import DATASETS
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import DATASETS
 
 
 def arrays() -> dict[str, np.ndarray]:

@@ -20,14 +20,14 @@ import dask  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from distributed.diagnostics.plugin import WorkerPlugin  # noqa: E402
 
-from gzslbench import backends  # noqa: E402
 from gzslbench.cli import cli  # noqa: E402
-from gzslbench.errors import GZSLBenchError  # noqa: E402
+from gzslbench.core.errors import GZSLBenchError  # noqa: E402
+from gzslbench.core.registry import register_method  # noqa: E402
+from gzslbench.execution import dask as backends  # noqa: E402
+from gzslbench.execution.runner import RunSpec, plan, run, run_specs  # noqa: E402
 from gzslbench.methods.base import Method, RunContext, Scores  # noqa: E402
-from gzslbench.protocol import Split  # noqa: E402
-from gzslbench.registry import register_method  # noqa: E402
-from gzslbench.results import iter_records  # noqa: E402
-from gzslbench.runner import RunSpec, plan, run, run_specs  # noqa: E402
+from gzslbench.protocol.selection import Split  # noqa: E402
+from gzslbench.results.store import iter_records  # noqa: E402
 
 TINY_ACMR = {
     "epochs": 2,

@@ -20,11 +20,11 @@ import pytest
 import scipy.io
 from click.testing import CliRunner
 
-from gzslbench import download as dl
 from gzslbench.cli import cli
-from gzslbench.download import unpack
-from gzslbench.errors import DataError
-from gzslbench.runner import load_dataset
+from gzslbench.core.errors import DataError
+from gzslbench.data import download as dl
+from gzslbench.data.download import unpack
+from gzslbench.execution.runner import load_dataset
 
 
 @dataclass

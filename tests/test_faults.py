@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gzslbench import runner
-from gzslbench.claims import claim_path, claimed
 from gzslbench.cli import cli
-from gzslbench.results import load_record, record_path, remove_partial_writes
+from gzslbench.execution import runner
+from gzslbench.results.claims import claim_path, claimed
+from gzslbench.results.store import load_record, record_path, remove_partial_writes
 
 # About a second a run on an idle CPU, so a signal lands mid-run; one torch thread per process, since
 # two threads per process on a loaded 2-core machine slow each other down by orders of magnitude.
@@ -243,7 +243,7 @@ def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
 KILLED_MID_WRITE = """
 import os, sys
 from pathlib import Path
-from gzslbench.results import atomic_path
+from gzslbench.results.store import atomic_path
 with atomic_path(Path(sys.argv[1])) as tmp:
     tmp.write_text("half")
     os.kill(os.getpid(), 9)

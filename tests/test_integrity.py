@@ -16,10 +16,10 @@ from conftest import make_tiny_data
 
 import gzslbench
 from gzslbench.cli import cli
-from gzslbench.errors import ConfigError
+from gzslbench.core.errors import ConfigError
+from gzslbench.execution.runner import defaults_source, method_config, plan
 from gzslbench.methods.base import Method
 from gzslbench.methods.vae.registry import ACMR_DATASETS
-from gzslbench.runner import defaults_source, method_config, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_VAE = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gzslbench.metrics import gzsl_metrics, harmonic_mean, mean_class_accuracy, per_class_accuracy
+from gzslbench.protocol.metrics import gzsl_metrics, harmonic_mean, mean_class_accuracy, per_class_accuracy
 
 
 def test_per_class_accuracy_by_hand():

@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from gzslbench import runner
-from gzslbench.errors import GZSLBenchError
-from gzslbench.planning import MAX_CPU_BATCH, ExecutionPlan, parse_count, plan_execution, tail_units
-from gzslbench.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution import runner
+from gzslbench.execution.planning import MAX_CPU_BATCH, ExecutionPlan, parse_count, plan_execution, tail_units
+from gzslbench.execution.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
 
 
 def specs(method: str = "acmr", seeds: int = 5, configs: int = 1) -> list[RunSpec]:

@@ -14,8 +14,8 @@ from matplotlib.image import imread
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.cli.report import write_report
-from gzslbench.plots import latent_points, plot_bars, plot_curves, plot_sensitivity, select_records, sweeps
-from gzslbench.runner import model_path
+from gzslbench.execution.runner import model_path
+from gzslbench.reports.plots import latent_points, plot_bars, plot_curves, plot_sensitivity, select_records, sweeps
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OVERRIDES = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}

@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from gzslbench import runner
-from gzslbench.process import RETAIN_MEMORY_ENV
+from gzslbench.execution import runner
+from gzslbench.execution.process import RETAIN_MEMORY_ENV
 
 FAULTS_OF_A_REALLOCATED_BLOCK = """
 import json, resource, torch
-from gzslbench.process import set_up_process, retain_freed_memory
+from gzslbench.execution.process import set_up_process, retain_freed_memory
 set_up_process(1)
 
 def faults_of_a_fresh_64mb_tensor():

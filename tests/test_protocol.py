@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gzslbench.errors import DataError
-from gzslbench.protocol import make_split, minmax_scale, select, validation_split
+from gzslbench.core.errors import DataError
+from gzslbench.protocol.selection import make_split, minmax_scale, select, validation_split
 
 
 def test_minmax_scale_fits_on_train_only():

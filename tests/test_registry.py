@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 import gzslbench
-from gzslbench.errors import UnknownNameError
-from gzslbench.registry import Registry
+from gzslbench.core.errors import UnknownNameError
+from gzslbench.core.registry import Registry
 
 EXPECTED_METHODS = {"eszsl", "acmr", "dual-vae", "ie-vae", "vsa-vae", "cada-vae"}
 EXPECTED_DATASETS = {"cub", "sun", "awa1", "awa2", "apy", "flo", "synth-cub", "synth-sun", "synth-awa1", "synth-awa2"}

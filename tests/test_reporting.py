@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gzslbench.errors import GZSLBenchError
-from gzslbench.reporting import aggregate, ci_halfwidth, not_below_best
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.results.frame import aggregate, ci_halfwidth, not_below_best
 
 
 def _frame(rows):

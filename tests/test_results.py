@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from gzslbench import results
-from gzslbench.errors import GZSLBenchError
-from gzslbench.record import SCHEMA_VERSION, RecordError
-from gzslbench.results import (
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.results import store as results
+from gzslbench.results.record import SCHEMA_VERSION, RecordError
+from gzslbench.results.store import (
     load_record,
     load_results,
     mixed_provenance,

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 import gzslbench
-from gzslbench import runner
 from gzslbench.cli import cli
-from gzslbench.errors import ConfigError, UnknownNameError
-from gzslbench.sweep import grid_points, parse_grid, point_overrides, values_of
+from gzslbench.core.errors import ConfigError, UnknownNameError
+from gzslbench.execution import runner
+from gzslbench.studies.sweep import grid_points, parse_grid, point_overrides, values_of
 
 
 def test_axes_lists_logspace_linspace_and_files(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import DATASETS
 from gzslbench.datasets import synthetic
-from gzslbench.errors import DataError
-from gzslbench.protocol import make_split
-from gzslbench.registry import DATASETS
+from gzslbench.protocol.selection import make_split
 
 SHAPES = {  # attribute dim, seen, unseen, train classes, val classes
     "synth-cub": (312, 150, 50, 100, 50),

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from gzslbench.cli import cli
-from gzslbench.reported import counterpart, display_dataset, reported_table
+from gzslbench.reports.reported import counterpart, display_dataset, reported_table
 
 
 @pytest.fixture

@@ -10,13 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 import gzslbench
-from gzslbench import protocol, runner, tuning
 from gzslbench.cli import cli
-from gzslbench.errors import ConfigError
+from gzslbench.core.errors import ConfigError
+from gzslbench.execution import runner
 from gzslbench.methods.base import RunContext, TrainingDiverged
 from gzslbench.methods.eszsl import ESZSL
-from gzslbench.protocol import evaluate, make_split
-from gzslbench.sweep import expand, parse_grid
+from gzslbench.protocol import selection as protocol
+from gzslbench.protocol.selection import evaluate, make_split
+from gzslbench.studies import tuning
+from gzslbench.studies.sweep import expand, parse_grid
 
 GRID = ["gamma=[0.01,1,100]", "lam=[0.1,1,10]"]
 

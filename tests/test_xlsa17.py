@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import scipy.io
 
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import DATASETS
 from gzslbench.datasets import xlsa17
 from gzslbench.datasets._matfile import read_mat
-from gzslbench.errors import DataError
-from gzslbench.protocol import validation_split
-from gzslbench.registry import DATASETS
+from gzslbench.protocol.selection import validation_split
 
 # seen classes, of which train classes (the rest are validation classes), per dataset
 REAL = {
@@ -271,7 +271,7 @@ def test_leaky_validation_split_is_rejected_by_data_validation(tiny_data) -> Non
     """A dataset whose train/val reach outside trainval (e.g. a custom file) is refused, naming the split."""
     from dataclasses import replace
 
-    from gzslbench.data import validate
+    from gzslbench.data.dataset import validate
 
     val_class_test_seen = tiny_data.test_seen[np.isin(tiny_data.labels[tiny_data.test_seen], [4, 5])]
     leaky = replace(tiny_data, val=np.union1d(tiny_data.val, val_class_test_seen[:2]))

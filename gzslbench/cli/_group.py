@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
 
 
 class _FriendlyGroup(click.Group):

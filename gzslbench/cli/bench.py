@@ -8,7 +8,7 @@ import click
 
 from gzslbench.bench import SIZES, format_report, run_bench
 from gzslbench.cli._group import cli
-from gzslbench.environment import DEVICE_CHOICES, resolve_device
+from gzslbench.core.environment import DEVICE_CHOICES, resolve_device
 
 
 @cli.command(

@@ -7,10 +7,10 @@ import time
 
 import click
 
-from gzslbench import check
 from gzslbench.cli._group import cli
-from gzslbench.environment import DEVICE_CHOICES
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.environment import DEVICE_CHOICES
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.studies import check
 
 
 @cli.command(

@@ -8,6 +8,9 @@ import click
 from tabulate import tabulate
 
 from gzslbench.cli._group import cli
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import DATASETS
+from gzslbench.data.download import ARCHIVES, download
 from gzslbench.datasets.xlsa17 import (
     FEATURES_FILE,
     HOW_TO_GET,
@@ -16,10 +19,7 @@ from gzslbench.datasets.xlsa17 import (
     candidate_folders,
     data_root,
 )
-from gzslbench.download import ARCHIVES, download
-from gzslbench.errors import DataError
-from gzslbench.registry import DATASETS
-from gzslbench.runner import load_dataset
+from gzslbench.execution.runner import load_dataset
 
 
 @cli.group("data")

@@ -7,9 +7,9 @@ import math
 import click
 
 from gzslbench.cli._group import cli
-from gzslbench.config import describe_range, parse_assignments
-from gzslbench.registry import DATASETS, METHODS
-from gzslbench.runner import defaults_source, method_config
+from gzslbench.core.config import describe_range, parse_assignments
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.execution.runner import defaults_source, method_config
 
 
 @cli.command("list", epilog="Examples:\n\n  gzslbench list methods\n\n  gzslbench list datasets 'synth-*'")

@@ -8,7 +8,7 @@ import click
 
 from gzslbench.cli._group import cli
 from gzslbench.cli.table import resolve_names, selection_options
-from gzslbench.plots import (
+from gzslbench.reports.plots import (
     PLOT_KINDS,
     plot_bars,
     plot_curves,

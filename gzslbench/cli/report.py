@@ -9,10 +9,10 @@ import click
 from gzslbench.cli._group import cli
 from gzslbench.cli.plot import draw
 from gzslbench.cli.table import make_table, resolve_names, selection_options
-from gzslbench.errors import GZSLBenchError
-from gzslbench.reported import ABLATIONS, real_twin
-from gzslbench.reporting import load_frame
-from gzslbench.tables import render
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.reports.reported import ABLATIONS, real_twin
+from gzslbench.reports.tables import render
+from gzslbench.results.frame import load_frame
 
 
 def write_report(

@@ -12,10 +12,10 @@ import click
 import pandas as pd
 
 from gzslbench.cli._group import cli, names
-from gzslbench.environment import DEVICE_CHOICES
-from gzslbench.protocol import SELECTION_MODES
-from gzslbench.record import METRICS
-from gzslbench.runner import BACKENDS, run
+from gzslbench.core.environment import DEVICE_CHOICES
+from gzslbench.execution.runner import BACKENDS, run
+from gzslbench.protocol.selection import SELECTION_MODES
+from gzslbench.results.record import METRICS
 
 SELECTION_CHOICES = tuple(SELECTION_MODES)
 

@@ -11,9 +11,9 @@ import pandas as pd
 
 from gzslbench.cli._group import cli
 from gzslbench.cli.run import sigterm_as_interrupt
-from gzslbench.environment import DEVICE_CHOICES
-from gzslbench.sweep import parse_grid, sweep, values_of
-from gzslbench.tuning import TuneResult, tune
+from gzslbench.core.environment import DEVICE_CHOICES
+from gzslbench.studies.sweep import parse_grid, sweep, values_of
+from gzslbench.studies.tuning import TuneResult, tune
 
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,11 +8,11 @@ import click
 
 from gzslbench.cli._group import cli, names
 from gzslbench.cli.run import SELECTION_CHOICES
-from gzslbench.errors import GZSLBenchError
-from gzslbench.registry import DATASETS, METHODS
-from gzslbench.reporting import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
-from gzslbench.results import mixed_provenance
-from gzslbench.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.reports.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
+from gzslbench.results.frame import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
+from gzslbench.results.store import mixed_provenance
 
 
 def selection_options(func):

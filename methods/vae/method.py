@@ -32,7 +32,7 @@ from gzslbench.methods.vae.model import (
 from gzslbench.methods.vae.parts import draw_noise, random_permutations, reparameterize
 
 if TYPE_CHECKING:
-    from gzslbench.protocol import Split
+    from gzslbench.protocol.selection import Split
 
 # Offsets of the independent random streams of a run (see RunContext.generator).
 STREAM_INIT, STREAM_VAE, STREAM_ENCODE, STREAM_CLASSIFIER = 0, 1, 2, 3

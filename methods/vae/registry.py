@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from gzslbench.config import Constraint, OneOf, Range, Schedule
+from gzslbench.core.config import Constraint, OneOf, Range, Schedule
+from gzslbench.core.registry import register_method
 from gzslbench.methods.vae.method import CrossModalVAEMethod
 from gzslbench.methods.vae.model import BATCH_SAMPLINGS, IEM_EVAL_PERMUTATIONS, VISUAL_HIDDEN_CHOICES
 from gzslbench.methods.vae.parts import NOISE_KINDS, REPARAM_SCALES
-from gzslbench.registry import register_method
 
 ACMR_CITATION = (
     "Fang et al., Learning Aligned Cross-Modal Representation for Generalized Zero-Shot "

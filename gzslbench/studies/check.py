@@ -43,10 +43,10 @@ import torch
 from tabulate import tabulate
 
 import gzslbench
-from gzslbench.environment import code_version, environment
-from gzslbench.errors import ConfigError, GZSLBenchError
-from gzslbench.registry import DATASETS, METHODS
-from gzslbench.results import iter_records, write_json_atomic
+from gzslbench.core.environment import code_version, environment
+from gzslbench.core.errors import ConfigError, GZSLBenchError
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.results.store import iter_records, write_json_atomic
 
 CHECK_METRICS = ("H", "U", "S")
 MODE = "last"  # fixed epoch counts: no selection on test data

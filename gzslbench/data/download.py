@@ -2,7 +2,7 @@
 
 Usage::
 
-    from gzslbench.download import download
+    from gzslbench.data.download import download
 
     download("xlsa17")                                   # into the data root, hash from ARCHIVES
     download("xlsa17", to="~/data", sha256="ab12...")    # a hash of your own
@@ -42,9 +42,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
+from gzslbench.core.errors import ConfigError, DataError, UnknownNameError
+from gzslbench.core.registry import unknown_name_message
 from gzslbench.datasets.xlsa17 import data_root
-from gzslbench.errors import ConfigError, DataError, UnknownNameError
-from gzslbench.registry import unknown_name_message
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0

@@ -7,12 +7,12 @@ Usage::
     result.records    # the trainval runs of the chosen point, evaluated on the test split
 
 Each grid point is trained on the validation split's train part and evaluated on the
-validation split (:func:`gzslbench.protocol.make_split` with ``"val"``: validation classes act
+validation split (:func:`gzslbench.protocol.selection.make_split` with ``"val"``: validation classes act
 as unseen, held-out train-class instances as seen), exactly as the ``val`` selection mode
 does; only the validation split's features are read. The point with the best validation H
 (at its best candidate epoch) is chosen, then trained on ``trainval`` with the requested seeds
 through the normal run path and evaluated on the test split. Its records carry a ``tuning``
-block (:class:`gzslbench.record.TuningBlock`): the grid, every point's validation H, the choice,
+block (:class:`gzslbench.results.record.TuningBlock`): the grid, every point's validation H, the choice,
 and that the choice used the validation split only.
 
 Search results are kept one file per (point, search seed) under
@@ -36,14 +36,9 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from gzslbench.claims import ClaimHeld, claimed
-from gzslbench.data import GZSLData
-from gzslbench.errors import GZSLBenchError
-from gzslbench.methods.base import RunContext
-from gzslbench.protocol import validation_split
-from gzslbench.record import TuningBlock, TuningPoint
-from gzslbench.results import write_json_atomic
-from gzslbench.runner import (
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.runner import (
     RunSpec,
     check_n_jobs,
     check_seeds,
@@ -53,7 +48,12 @@ from gzslbench.runner import (
     load_dataset,
     run_specs,
 )
-from gzslbench.sweep import Expansion, Grid, as_mapping, expand, grid_name, parse_grid
+from gzslbench.methods.base import RunContext
+from gzslbench.protocol.selection import validation_split
+from gzslbench.results.claims import ClaimHeld, claimed
+from gzslbench.results.record import TuningBlock, TuningPoint
+from gzslbench.results.store import write_json_atomic
+from gzslbench.studies.sweep import Expansion, Grid, as_mapping, expand, grid_name, parse_grid
 
 SELECTED_ON = "validation split only (no test data read)"
 SEARCH_SCHEMA = 1

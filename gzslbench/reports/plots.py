@@ -26,10 +26,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gzslbench.errors import GZSLBenchError
-from gzslbench.reported import dataset_order, display_dataset, display_method
-from gzslbench.reporting import aggregate, load_frame
-from gzslbench.results import SCORES_SUFFIX, iter_records, read_record, record_path
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.reports.reported import dataset_order, display_dataset, display_method
+from gzslbench.results.frame import aggregate, load_frame
+from gzslbench.results.store import SCORES_SUFFIX, iter_records, read_record, record_path
 
 PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars", "seen-unseen")
 FORMATS = ("png", "pdf")
@@ -321,10 +321,10 @@ def latent_points(
     """
     import torch
 
+    from gzslbench.execution.runner import load_dataset
     from gzslbench.methods.vae.method import EvalPermutations
     from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec
-    from gzslbench.protocol import make_split
-    from gzslbench.runner import load_dataset
+    from gzslbench.protocol.selection import make_split
 
     data = load_dataset(record["dataset"], data_dir, record.get("dataset_options") or {})
     split = make_split(data, "test")
@@ -409,7 +409,7 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
     One curve per method and config, from the first seed's saved test scores (``run --save-scores``);
     the legend gives AUSUC (mean over the seeds with scores) and the plain (U, S) point is marked.
     """
-    from gzslbench.calibration import ausuc, seen_unseen_curve
+    from gzslbench.protocol.calibration import ausuc, seen_unseen_curve
 
     found: dict[str, dict[str, list[Any]]] = {}
     for path in sorted(Path(out_results).rglob(f"seed-*{SCORES_SUFFIX}")):

@@ -15,7 +15,7 @@ Usage::
 
 Scores are (n, K) over all K classes (torch tensors or numpy arrays); labels are class indices
 ``0..K-1``. Accuracies are per-class mean top-1 over all K classes, as U and S in
-:mod:`gzslbench.metrics`: fractions on the curve, percent in :func:`calibrated_h`.
+:mod:`gzslbench.protocol.metrics`: fractions on the curve, percent in :func:`calibrated_h`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.integrate import trapezoid
 
-from gzslbench.metrics import gzsl_metrics, harmonic_mean
+from gzslbench.protocol.metrics import gzsl_metrics, harmonic_mean
 
 
 class SeenUnseenCurve(NamedTuple):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import gzslbench
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 

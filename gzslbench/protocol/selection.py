@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from gzslbench.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
-from gzslbench.data import GZSLData
-from gzslbench.errors import DataError
-from gzslbench.metrics import gzsl_metrics
+from gzslbench.core.errors import DataError
+from gzslbench.data.dataset import GZSLData
+from gzslbench.protocol.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
+from gzslbench.protocol.metrics import gzsl_metrics
 
 if TYPE_CHECKING:
     from gzslbench.methods.base import Scores

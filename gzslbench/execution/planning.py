@@ -18,7 +18,7 @@ seed on 2 threads
 on 2 threads (the plan)
 =========================================================  ==========  ===========
 
-(*) Measured before processes kept the memory they free (:mod:`gzslbench.process`), which made
+(*) Measured before processes kept the memory they free (:mod:`gzslbench.execution.process`), which made
 the other rows 4-15% faster. (+) Timed in alternation, three times each (60 iterations x 2
 epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day). (#) One full
 bench, in which one seed ran at 70.5 (another full bench: the 2 + 2 batches' plan 95.9, one
@@ -56,10 +56,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
 
 if TYPE_CHECKING:
-    from gzslbench.runner import RunSpec
+    from gzslbench.execution.runner import RunSpec
 
 AUTO = "auto"
 MAX_CPU_BATCH = 8  # 5 CUB-size ACMR seeds batched peak at 1.7 GB; 8 stay under 3 GB

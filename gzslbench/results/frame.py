@@ -3,7 +3,7 @@
 :func:`aggregate` turns the long results frame into one row per (method, dataset, config) with
 the mean, the sample std and the 95% t-interval half-width of U, S and H over seeds, the seed
 count, the number of failed runs and the per-seed H values (kept for significance tests).
-Renderers (:mod:`gzslbench.tables`, :mod:`gzslbench.plots`) only read these rows, so every format
+Renderers (:mod:`gzslbench.reports.tables`, :mod:`gzslbench.reports.plots`) only read these rows, so every format
 shows the same numbers.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from gzslbench.errors import GZSLBenchError
-from gzslbench.results import iter_records, load_results
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.results.store import iter_records, load_results
 
 SHOWN = ("U", "S", "H")
 # Every metric a table may show (`table --metrics`): U/S/H, AUSUC and calibrated stacking (see record.METRICS).
@@ -66,7 +66,7 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     """Per (method, dataset, config): ``<m>_mean``, ``<m>_std``, ``<m>_ci`` for U/S/H, ``n``, ``failed``, ``H_values``.
 
-    ``frame`` is :func:`~gzslbench.results.load_results` output; rows whose status is not ``ok``
+    ``frame`` is :func:`~gzslbench.results.store.load_results` output; rows whose status is not ``ok``
     count as failed runs. A group whose runs all failed keeps ``n = 0`` and NaN statistics.
     """
     status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from gzslbench.registry import register_method
+    from gzslbench.core.registry import register_method
 
     @register_method("my-method")
     class MyMethod(Method):
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from gzslbench.errors import UnknownNameError
+from gzslbench.core.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from gzslbench.errors import ConfigError, UnknownNameError
-from gzslbench.registry import unknown_name_message
+from gzslbench.core.errors import ConfigError, UnknownNameError
+from gzslbench.core.registry import unknown_name_message
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -5,7 +5,7 @@ Usage::
     gzslbench run -m acmr -d cub --seeds 5 --backend dask --n-jobs 4        # a LocalCluster of 4 workers
     gzslbench run -m acmr -d cub --seeds 5 --scheduler tcp://HOST:8786 --backend dask
 
-Each spec becomes one task that calls :func:`gzslbench.runner._execute_and_save` on a worker, as a
+Each spec becomes one task that calls :func:`gzslbench.execution.runner._execute_and_save` on a worker, as a
 joblib worker does: the worker loads the data, claims the spec and writes the record atomically,
 so the command and its workers must see the results folder at the same path (a shared
 filesystem on a cluster). A worker that dies mid-run (killed, out of memory, node lost) loses
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-from gzslbench.errors import GZSLBenchError
-from gzslbench.results import remove_partial_writes
-from gzslbench.runner import RunSpec, _execute_and_save
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.runner import RunSpec, _execute_and_save
+from gzslbench.results.store import remove_partial_writes
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -2,7 +2,7 @@
 
 Runs are independent, so seeds go out in parallel with joblib (processes). Workers receive
 plain data (a :class:`RunSpec`), load the dataset themselves, and write their own record
-atomically under a claim (:mod:`gzslbench.claims`), so an interrupted command loses only the
+atomically under a claim (:mod:`gzslbench.results.claims`), so an interrupted command loses only the
 runs still in flight and two commands never run the same spec at once.
 
 Resume rule: a spec with a finished (``ok``) record is skipped, unless ``force``. A record made
@@ -33,15 +33,15 @@ import torch
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from gzslbench.claims import ClaimHeld, claimed
-from gzslbench.config import check_ranges, config_hash, load_config_file, parse_assignments, resolve_config
-from gzslbench.data import GZSLData
-from gzslbench.environment import code_version, environment, resolve_device
-from gzslbench.errors import ConfigError, GZSLBenchError
+from gzslbench.core.config import check_ranges, config_hash, load_config_file, parse_assignments, resolve_config
+from gzslbench.core.environment import code_version, environment, resolve_device
+from gzslbench.core.errors import ConfigError, GZSLBenchError
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.planning import ExecutionPlan, parse_count, plan_execution, threads_per_process
+from gzslbench.execution.process import set_up_process
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
-from gzslbench.planning import ExecutionPlan, parse_count, plan_execution, threads_per_process
-from gzslbench.process import set_up_process
-from gzslbench.protocol import (
+from gzslbench.protocol.selection import (
     PROTOCOL,
     SELECTION_MODES,
     Split,
@@ -51,9 +51,9 @@ from gzslbench.protocol import (
     select,
     validation_split,
 )
-from gzslbench.record import SCHEMA_VERSION, RunRecord
-from gzslbench.registry import DATASETS, METHODS
-from gzslbench.results import (
+from gzslbench.results.claims import ClaimHeld, claimed
+from gzslbench.results.record import SCHEMA_VERSION, RunRecord
+from gzslbench.results.store import (
     SCORES_SUFFIX,
     atomic_path,
     read_record,
@@ -701,7 +701,7 @@ def run_specs(
     """Execute the specs that are not finished yet (all with ``force``); return every spec's record.
 
     In-process runs reuse datasets from ``loaded``; parallel workers load their own. ``backend``
-    "dask" runs them on a Dask cluster (:mod:`gzslbench.backends`): a LocalCluster of ``n_jobs``
+    "dask" runs them on a Dask cluster (:mod:`gzslbench.execution.dask`): a LocalCluster of ``n_jobs``
     workers, or the one whose scheduler is at ``scheduler``. ``batch_seeds`` K > 1 trains up to K
     seeds of one (method, dataset, config) as one computation where the method can
     (:func:`seed_batches`; joblib backend only), each still written as its own record. Runs with
@@ -744,7 +744,7 @@ def run_specs(
                 finished(record)
     elif todo:
         if backend == "dask":
-            from gzslbench.backends import run_on_dask
+            from gzslbench.execution.dask import run_on_dask
 
             records = run_on_dask(todo, out, force, n_jobs, scheduler)
         else:
@@ -826,7 +826,7 @@ def run(
 
     ``threads`` is the torch thread count of each run (default: the cores divided by ``n_jobs``),
     so a serial and a parallel command with equal ``threads`` give identical records. ``n_jobs``
-    and ``batch_seeds`` may be ``"auto"`` (:mod:`gzslbench.planning` picks them, as the CLI does
+    and ``batch_seeds`` may be ``"auto"`` (:mod:`gzslbench.execution.planning` picks them, as the CLI does
     by default). ``backend``, ``scheduler`` and ``batch_seeds``: see :func:`run_specs`.
     """
     check_seeds(seeds, seed_start)

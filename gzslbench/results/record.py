@@ -1,7 +1,7 @@
 """The run record: the schema of the JSON file each run writes, defined once, and its checks.
 
-Every run writes one record (see :mod:`gzslbench.results` for where). It holds what is needed to
-rerun the run (the :class:`~gzslbench.runner.RunSpec` fields), to judge it (data fingerprint,
+Every run writes one record (see :mod:`gzslbench.results.store` for where). It holds what is needed to
+rerun the run (the :class:`~gzslbench.execution.runner.RunSpec` fields), to judge it (data fingerprint,
 code version, environment) and to report it (metrics per selection mode, history, timings).
 Records are strict JSON: a value that is not finite is written as ``null``.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, TypedDict
 
-from gzslbench.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError
 
 SCHEMA_VERSION = 2
 METRICS = ("U", "S", "H", "U_restricted", "AUSUC", "U_cs", "S_cs", "H_cs")

@@ -12,7 +12,7 @@ element of a list-valued key (``kl_schedule[0]`` is the KL weight of ``[factor, 
 Points are the cartesian product, or ``random`` of them drawn with a fixed seed. Every (point,
 seed) is one run spec with its own record, tagged with the sweep's name; runs are resumable
 and parallel exactly like ``gzslbench run``. Choosing among the test numbers of a sweep is
-selection on test data: :mod:`gzslbench.tuning` chooses on the validation split instead.
+selection on test data: :mod:`gzslbench.studies.tuning` chooses on the validation split instead.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from gzslbench.config import parse_assignments
-from gzslbench.data import GZSLData
-from gzslbench.errors import ConfigError, UnknownNameError
-from gzslbench.registry import unknown_name_message
-from gzslbench.runner import (
+from gzslbench.core.config import parse_assignments
+from gzslbench.core.errors import ConfigError, UnknownNameError
+from gzslbench.core.registry import unknown_name_message
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.runner import (
     RunSpec,
     check_n_jobs,
     check_seeds,

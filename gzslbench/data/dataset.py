@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from gzslbench.errors import DataError
+from gzslbench.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ CSV and JSON, so the formats never disagree.
 
 * Cells read ``mean ± std`` over seeds (``--ci``: the 95% t-interval half-width); a cell with one
   seed shows no spread. The best H per dataset column is bold, the second best underlined.
-* Published numbers (:mod:`gzslbench.reported`) appear only for real datasets: as rows marked
+* Published numbers (:mod:`gzslbench.reports.reported`) appear only for real datasets: as rows marked
   "(reported)" in Table 2, beside our H in Table 3, and as Δ = ours − reported with ``compare``.
 * The oracle selection mode marks every run cell; failed runs and varying seed counts get footnotes.
 """
@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
-from gzslbench.errors import GZSLBenchError
-from gzslbench.protocol import SELECTION_MODES
-from gzslbench.reported import (
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.protocol.selection import SELECTION_MODES
+from gzslbench.reports.reported import (
     ABLATIONS,
     FAMILIES,
     counterpart,
@@ -36,7 +36,7 @@ from gzslbench.reported import (
     real_twin,
     reported,
 )
-from gzslbench.reporting import SHOWN, TABLE_METRICS, not_below_best
+from gzslbench.results.frame import SHOWN, TABLE_METRICS, not_below_best
 
 TABLE_FORMATS = ("markdown", "latex", "csv", "json")
 TABLE_STYLES = ("table2", "table3")

@@ -5,7 +5,7 @@ Layout (browsable, and fixed by the run's inputs so that finished runs can be sk
     <out>/runs/<dataset>/<method>/<config-hash>/seed-<k>.json
 
 Records are read only through :func:`load_record` / :func:`iter_records`, which check the schema
-(:mod:`gzslbench.record`) and say which file is unusable and why.
+(:mod:`gzslbench.results.record`) and say which file is unusable and why.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from gzslbench.claims import ClaimHeld, claim_path, claimed
-from gzslbench.errors import GZSLBenchError
-from gzslbench.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.results.claims import ClaimHeld, claim_path, claimed
+from gzslbench.results.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
 
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
 TEMP_PREFIX = "."
