@@ -12,20 +12,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import os as _os
 from pathlib import Path as _Path
 
-# Large CPU tensors on transparent huge pages (PyTorch reads this once, at its first allocation):
-# batched seeds allocate gradients of tens of MB every step, and faulting them in 4 KiB pages
-# cost as much as the product that fills them.
-_os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from gzslbench._layout import mount_checkout_subpackages
 
-from gzslbench._layout import mount_checkout_subpackages as _mount
-
-_mount(_Path(__file__).resolve().parent)
+mount_checkout_subpackages(_Path(__file__).resolve().parent)
 
 from gzslbench.core.registry import DATASETS, METHODS, register_dataset, register_method  # noqa: E402
-from gzslbench.execution.runner import get_method, load_dataset, run  # noqa: E402
+from gzslbench.execution.api import run  # noqa: E402
+from gzslbench.execution.resolve import get_method, load_dataset  # noqa: E402
 from gzslbench.results.store import load_results  # noqa: E402
 from gzslbench.studies.sweep import sweep  # noqa: E402
 from gzslbench.studies.tuning import tune  # noqa: E402

@@ -26,7 +26,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import torch
 
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
-from gzslbench.execution.process import set_up_process
+from gzslbench.execution.process import set_up_own_process
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.classifier import ClassifierSettings, train_final_classifier
 from gzslbench.methods.vae.model import (
@@ -48,7 +48,7 @@ from gzslbench.methods.vae.model import (
     train_vae,
     train_vae_seeds,
 )
-from gzslbench.protocol.selection import Split
+from gzslbench.protocol.splits import Split
 
 METHOD = "acmr"
 
@@ -503,7 +503,8 @@ def _unit_seconds(
     Every worker warms up first, then waits at ``barrier`` (shared by the processes), so that the
     processes' timed epochs overlap as they do in a real command.
     """
-    set_up_process(threads)
+    torch.set_num_threads(threads)
+    set_up_own_process()
     wait = barrier.wait if barrier is not None else None
     result = batched_seeds(SIZES[size_name], k, iterations, epochs, torch.device(device), wait)
     return result["seconds"], result["gflops"] * result["seconds"]
@@ -536,19 +537,17 @@ def planned_seeds(
 ) -> dict[str, Any]:
     """Aggregate GFLOP/s of ``seeds`` seeds run as ``--n-jobs auto --batch-seeds auto`` plans them.
 
-    Each round of the plan (:func:`~gzslbench.execution.runner.execution_rounds`: the units on one thread,
+    Each round of the plan (:func:`~gzslbench.execution.schedule.execution_rounds`: the units on one thread,
     then the tail's on more) is timed as :func:`_round_seconds` says; the aggregate is all seeds'
     FLOP over the rounds' busiest processes' times added up.
     """
     from gzslbench.execution.planning import plan_execution
-    from gzslbench.execution.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
+    from gzslbench.execution.schedule import execution_rounds, schedule
+    from gzslbench.execution.spec import RunSpec
 
     specs = [RunSpec(METHOD, size.name, seed, {}) for seed in range(seeds)]
-    plan = plan_execution(
-        specs, [True] * seeds, cores=cores, device_type=device.type, n_jobs="auto", batch_seeds="auto"
-    )
-    specs = with_tail_threads([replace(s, threads=plan.threads) for s in specs], plan)
-    units = seed_batches(specs, plan.batch_seeds)
+    plan = plan_execution(specs, cores=cores, device_type=device.type, n_jobs="auto", batch_seeds="auto")
+    units = schedule(specs, plan)
     seconds, gflop = 0.0, 0.0
     for round_units, n_jobs in execution_rounds(units, min(plan.n_jobs, len(units))):
         args = [(size.name, len(u), iterations, epochs, str(device), u[0].threads) for u in round_units]
@@ -583,7 +582,8 @@ def run_bench(
     threads = threads or cores
     if threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
-    set_up_process(threads)
+    torch.set_num_threads(threads)
+    set_up_own_process()
     say = log or (lambda message: None)
     config = method_config(METHOD, shape)
     batch = int(config["batch_size"])

@@ -16,7 +16,7 @@ import torch
 
 from gzslbench.core.config import Constraint, Range
 from gzslbench.methods.base import RunContext, Scores
-from gzslbench.protocol.selection import Split
+from gzslbench.protocol.splits import Split
 
 # (scores over the seen classes (B, z), true column (B,)) -> per-sample loss (B,)
 RankingLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

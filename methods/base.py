@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,11 +20,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from gzslbench.results.store import atomic_path
+from gzslbench.core.files import atomic_path
 
 if TYPE_CHECKING:
     from gzslbench.core.config import Constraint
-    from gzslbench.protocol.selection import Split
+    from gzslbench.protocol.splits import Split
 
 
 T = TypeVar("T")
@@ -100,7 +99,7 @@ class RunContext:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-class Method(ABC):
+class Method:
     """Base class of every GZSL method in the registry.
 
     Subclasses set ``description`` (one line), ``reference`` (citation), ``defaults``
@@ -170,20 +169,24 @@ class Method(ABC):
         """Raise ValueError for values that types and ``ranges`` allow but the method does not (before any run)."""
         return None
 
-    # Whether predict_batched trains several seeds of one config as one computation (--batch-seeds).
+    # Whether predict_seeds takes several contexts (seeds of one config trained as one computation).
     batched_seeds: ClassVar[bool] = False
 
-    @abstractmethod
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
-        """Train on ``split`` and yield test scores once per candidate model, in order."""
+        """Train on ``split`` and yield test scores once per candidate model, in order (one seed)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither predict nor predict_seeds")
 
-    def predict_batched(
+    def predict_seeds(
         self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
     ) -> Iterator[list[Scores | TrainingDiverged]]:
-        """:meth:`predict` for several seeds at once (one context each); only where ``batched_seeds`` is set.
+        """What the protocol calls: per candidate model, one entry per context, that seed's scores or the
+        :class:`TrainingDiverged` that ended it.
 
-        Yields, per candidate model, one entry per context: that seed's scores, or the
-        :class:`TrainingDiverged` that ended it. Each seed must draw from its own context's
-        generators so that its record is the run it would be alone.
+        The default runs :meth:`predict` for a single context. A method that sets ``batched_seeds``
+        overrides this to train several seeds as one computation; each seed must draw from its own
+        context's generators so that its record is the run it would be alone.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not train seeds batched")
+        if len(ctxs) != 1:
+            raise NotImplementedError(f"{type(self).__name__} does not train seeds batched")
+        for scores in self.predict(split, config, ctxs[0]):
+            yield [scores]

@@ -13,7 +13,7 @@ from gzslbench.core.config import Constraint, Range
 from gzslbench.core.registry import register_method
 from gzslbench.methods._bilinear import SGD_RANGES, RankingLoss, train_bilinear
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.protocol.selection import Split
+from gzslbench.protocol.splits import Split
 
 
 def hinge_rank_loss(margin: float) -> RankingLoss:

@@ -10,7 +10,7 @@ import torch
 from gzslbench.core.config import Constraint, Range
 from gzslbench.core.registry import register_method
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.protocol.selection import Split
+from gzslbench.protocol.splits import Split
 
 
 @register_method("eszsl")

@@ -15,7 +15,8 @@ from gzslbench.methods.ale import structured_hinge_loss, weighted_ranking_loss
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.devise import hinge_rank_loss
 from gzslbench.methods.sae import solve_symmetric_sylvester
-from gzslbench.protocol.selection import evaluate, make_split
+from gzslbench.protocol.selection import evaluate
+from gzslbench.protocol.splits import make_split
 
 NEW = ("sae", "ale", "devise")
 

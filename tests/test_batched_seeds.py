@@ -14,9 +14,11 @@ from test_vae_methods import TINY, tiny_config
 from gzslbench.cli import cli
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import METHODS
-from gzslbench.execution.runner import RunSpec, run, seed_batches
+from gzslbench.execution.api import run
+from gzslbench.execution.planning import seed_batches
+from gzslbench.execution.spec import RunSpec
 from gzslbench.methods.base import RunContext, TrainingDiverged
-from gzslbench.protocol.selection import make_split
+from gzslbench.protocol.splits import make_split
 from gzslbench.results.store import iter_records, record_path
 
 SEEDS = (0, 1, 2)

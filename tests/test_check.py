@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from conftest import make_tiny_data
 
 import gzslbench
-import gzslbench.execution.runner
+import gzslbench.execution.execute
 import gzslbench.methods.vae.method as vae_method
 import gzslbench.protocol.selection
+import gzslbench.protocol.splits
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError
 from gzslbench.studies import check
@@ -135,14 +136,14 @@ def _records_as_unchanged(results: Path) -> dict[str, list[dict]]:
 
 def test_shuffled_training_labels_fail(made: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     suite, baseline = made
-    original = gzslbench.protocol.selection.make_split
+    original = gzslbench.protocol.splits.make_split
 
     def shuffled(data, kind="test"):  # type: ignore[no-untyped-def]
         split = original(data, kind)
         return dataclasses.replace(split, train_y=np.random.default_rng(0).permutation(split.train_y))
 
-    monkeypatch.setattr(gzslbench.protocol.selection, "make_split", shuffled)
-    monkeypatch.setattr(gzslbench.execution.runner, "make_split", shuffled)
+    monkeypatch.setattr(gzslbench.protocol.splits, "make_split", shuffled)
+    monkeypatch.setattr(gzslbench.execution.execute, "make_split", shuffled)
     code, output = run_check(suite, baseline)
     assert code == check.EXIT_REGRESSION, output
     assert "REGRESSION" in output

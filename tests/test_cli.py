@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
-from gzslbench.execution import runner
+from gzslbench.execution import execute as runner
 
 
 @pytest.fixture
@@ -101,10 +102,9 @@ def test_failed_run_is_recorded_and_other_seeds_survive(invoke, tmp_path, monkey
     """A method that blows up on one seed leaves a 'failed' record; the others finish; exit code 1."""
     original = runner.execute
 
-    def flaky(spec, *args, **kwargs):
-        if spec.seed == 1:
-            spec = runner.RunSpec(**{**spec.__dict__, "config": {**spec.config, "gamma": float("nan")}})
-        return original(spec, *args, **kwargs)
+    def flaky(specs, *args, **kwargs):
+        specs = [replace(s, config={**s.config, "gamma": float("nan")}) if s.seed == 1 else s for s in specs]
+        return original(specs, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", flaky)
     result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
@@ -117,10 +117,10 @@ def test_interrupt_keeps_finished_runs_and_resumes(invoke, tmp_path, monkeypatch
     """Ctrl-C during the second seed: the first record stays, no partial file, the rerun finishes the rest."""
     original = runner.execute
 
-    def interrupted(spec, *args, **kwargs):
-        if spec.seed == 1:
+    def interrupted(specs, *args, **kwargs):
+        if any(s.seed == 1 for s in specs):
             raise KeyboardInterrupt
-        return original(spec, *args, **kwargs)
+        return original(specs, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", interrupted)
     result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")

@@ -12,7 +12,7 @@ from gzslbench.cli import cli
 from gzslbench.core.config import Constraint, Range, check_ranges, load_config_file, undeclared_keys
 from gzslbench.core.errors import ConfigError
 from gzslbench.core.registry import METHODS
-from gzslbench.execution.runner import method_config
+from gzslbench.execution.resolve import method_config
 from gzslbench.methods.base import Method, RunContext, Scores
 
 

@@ -24,9 +24,12 @@ from gzslbench.cli import cli  # noqa: E402
 from gzslbench.core.errors import GZSLBenchError  # noqa: E402
 from gzslbench.core.registry import register_method  # noqa: E402
 from gzslbench.execution import dask as backends  # noqa: E402
-from gzslbench.execution.runner import RunSpec, plan, run, run_specs  # noqa: E402
+from gzslbench.execution.api import run  # noqa: E402
+from gzslbench.execution.resolve import plan_specs as plan  # noqa: E402
+from gzslbench.execution.schedule import run_specs  # noqa: E402
+from gzslbench.execution.spec import RunSpec  # noqa: E402
 from gzslbench.methods.base import Method, RunContext, Scores  # noqa: E402
-from gzslbench.protocol.selection import Split  # noqa: E402
+from gzslbench.protocol.splits import Split  # noqa: E402
 from gzslbench.results.store import iter_records  # noqa: E402
 
 TINY_ACMR = {

@@ -24,7 +24,7 @@ from gzslbench.cli import cli
 from gzslbench.core.errors import DataError
 from gzslbench.data import download as dl
 from gzslbench.data.download import unpack
-from gzslbench.execution.runner import load_dataset
+from gzslbench.execution.resolve import load_dataset
 
 
 @dataclass

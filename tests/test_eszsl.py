@@ -7,7 +7,8 @@ import torch
 
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.eszsl import ESZSL
-from gzslbench.protocol.selection import evaluate, make_split
+from gzslbench.protocol.selection import evaluate
+from gzslbench.protocol.splits import make_split
 
 
 def test_eszsl_matches_numpy_closed_form(tiny_data):

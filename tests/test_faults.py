@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from gzslbench.cli import cli
-from gzslbench.execution import runner
+from gzslbench.execution import execute as runner
+from gzslbench.execution.resolve import plan_specs
+from gzslbench.execution.schedule import run_specs
 from gzslbench.results.claims import claim_path, claimed
 from gzslbench.results.store import load_record, record_path, remove_partial_writes
 
@@ -91,7 +93,7 @@ def test_run_redoes_a_seed_whose_record_is_unusable(invoke, tmp_path, damage):
 
 
 def test_a_claimed_spec_is_skipped_and_a_dead_claim_taken_over(invoke, tmp_path):
-    spec = runner.plan(["eszsl"], ["synth-tiny"], [0], device="cpu")[0]
+    spec = plan_specs(["eszsl"], ["synth-tiny"], [0], device="cpu")[0]
     path = spec.path(tmp_path / "results")
     with claimed(path):  # another command is running it
         busy = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q")
@@ -108,20 +110,20 @@ def test_concurrent_commands_never_run_one_spec_twice(tmp_path, monkeypatch):
     executed: list[int] = []
     real_execute = runner.execute
 
-    def slow_execute(spec, *args, **kwargs):
-        executed.append(spec.seed)
+    def slow_execute(specs, *args, **kwargs):
+        executed.extend(s.seed for s in specs)
         time.sleep(0.05)
-        return real_execute(spec, *args, **kwargs)
+        return real_execute(specs, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", slow_execute)
     out = tmp_path / "results"
-    first = runner.plan(["eszsl"], ["synth-tiny"], range(0, 8), device="cpu")
-    second = runner.plan(["eszsl"], ["synth-tiny"], range(4, 12), device="cpu")
+    first = plan_specs(["eszsl"], ["synth-tiny"], range(0, 8), device="cpu")
+    second = plan_specs(["eszsl"], ["synth-tiny"], range(4, 12), device="cpu")
     errors: list[BaseException] = []
 
     def command(specs):
         try:
-            runner.run_specs(specs, out, quiet=True)
+            run_specs(specs, out, quiet=True)
         except BaseException as exc:  # a thread's exception would otherwise vanish
             errors.append(exc)
 
@@ -243,7 +245,7 @@ def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
 KILLED_MID_WRITE = """
 import os, sys
 from pathlib import Path
-from gzslbench.results.store import atomic_path
+from gzslbench.core.files import atomic_path
 with atomic_path(Path(sys.argv[1])) as tmp:
     tmp.write_text("half")
     os.kill(os.getpid(), 9)

@@ -17,7 +17,7 @@ from conftest import make_tiny_data
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError
-from gzslbench.execution.runner import defaults_source, method_config, plan
+from gzslbench.execution.resolve import defaults_source, method_config, plan_specs
 from gzslbench.methods.base import Method
 from gzslbench.methods.vae.registry import ACMR_DATASETS
 
@@ -97,7 +97,7 @@ def test_config_command_and_record_name_the_defaults_used(invoke, tmp_path):
     shown = invoke("config", "-m", "cada-vae", "-d", "apy")
     assert shown.exit_code == 0 and "# per-dataset defaults: awa1 settings for apy" in shown.output
     npz = write_npz(tmp_path / "mine.npz")
-    specs = plan(["cada-vae"], ["custom"], [0], options={"path": str(npz), "defaults_from": "flo"}, device="cpu")
+    specs = plan_specs(["cada-vae"], ["custom"], [0], options={"path": str(npz), "defaults_from": "flo"}, device="cpu")
     assert specs[0].defaults_source["dataset"] == "cub" and specs[0].config["cls_epochs"] == 23
     record = gzslbench.run("eszsl", "custom", options={"path": str(npz)}, out=tmp_path / "r", device="cpu")[0]
     assert record["defaults_source"]["note"] == "method defaults (no per-dataset settings)"

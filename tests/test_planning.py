@@ -7,9 +7,17 @@ from dataclasses import replace
 import pytest
 
 from gzslbench.core.errors import GZSLBenchError
-from gzslbench.execution import runner
-from gzslbench.execution.planning import MAX_CPU_BATCH, ExecutionPlan, parse_count, plan_execution, tail_units
-from gzslbench.execution.runner import RunSpec, execution_rounds, seed_batches, with_tail_threads
+from gzslbench.execution import planning
+from gzslbench.execution import schedule as schedule_module
+from gzslbench.execution.api import run
+from gzslbench.execution.options import parse_count
+from gzslbench.execution.planning import MAX_CPU_BATCH, ExecutionPlan, plan_execution, seed_batches, tail_units
+from gzslbench.execution.schedule import execution_rounds, schedule
+from gzslbench.execution.spec import RunSpec
+
+
+def scheduled_threads(runs: list[RunSpec], plan: ExecutionPlan) -> list[int | None]:
+    return [s.threads for unit in schedule(runs, plan) for s in unit]
 
 
 def specs(method: str = "acmr", seeds: int = 5, configs: int = 1) -> list[RunSpec]:
@@ -17,9 +25,8 @@ def specs(method: str = "acmr", seeds: int = 5, configs: int = 1) -> list[RunSpe
 
 
 def auto(runs: list[RunSpec], cores: int = 2, device_type: str = "cpu", backend: str = "joblib", **kw):
-    batchable = [r.method != "eszsl" for r in runs]
     options = {"n_jobs": "auto", "batch_seeds": "auto", **kw}
-    return plan_execution(runs, batchable, cores=cores, device_type=device_type, backend=backend, **options)
+    return plan_execution(runs, cores=cores, device_type=device_type, backend=backend, **options)
 
 
 def test_five_seeds_on_two_cores_run_two_rounds_on_one_thread_each_then_the_fifth_on_two():
@@ -28,7 +35,7 @@ def test_five_seeds_on_two_cores_run_two_rounds_on_one_thread_each_then_the_fift
     assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 1, 1, 2)
     assert plan.describe().startswith("2 processes x 1 thread, then the last 1 unit on 2 threads each (auto:")
     assert "no batches on one thread" in plan.reason
-    assert [s.threads for s in with_tail_threads(runs, plan)] == [1, 1, 1, 1, 2]
+    assert scheduled_threads(runs, plan) == [1, 1, 1, 1, 2]
 
 
 def test_one_process_of_several_threads_batches_its_seeds():
@@ -113,8 +120,7 @@ def test_auto_never_asks_for_more_threads_than_cores_and_runs_every_seed(cores, 
     assert sum(len(u) for u in units) == seeds and max(len(u) for u in units) <= MAX_CPU_BATCH
     assert plan.n_jobs <= seeds
     assert plan.tail < plan.n_jobs and plan.tail * plan.tail_threads <= cores
-    placed = [replace(r, threads=plan.threads) for r in runs]
-    rounds = execution_rounds(seed_batches(with_tail_threads(placed, plan), plan.batch_seeds), plan.n_jobs)
+    rounds = execution_rounds(schedule(runs, plan), plan.n_jobs)
     assert sum(len(u) for units_, _ in rounds for u in units_) == seeds
     assert all(n * units_[0][0].threads <= cores for units_, n in rounds)
     assert len(rounds) == (2 if plan.tail else 1) and (not plan.tail or len(rounds[-1][0]) == plan.tail)
@@ -140,14 +146,16 @@ def test_runs_of_more_threads_start_after_the_others_on_fewer_processes():
 
 
 def test_an_auto_run_gives_its_tail_every_core_after_the_others_and_the_same_records_as_alone(monkeypatch, tmp_path):
-    monkeypatch.setattr(runner, "cpu_count", lambda: 2)
-    records = runner.run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
+    monkeypatch.setattr(planning, "cpu_count", lambda: 2)
+    monkeypatch.setattr(schedule_module, "cpu_count", lambda: 2)
+    records = run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
     assert [r["threads"] for r in records] == [1, 1, 2]
     assert records[2]["started_at"] >= max(r["finished_at"] for r in records[:2])
-    alone = runner.run("eszsl", "synth-tiny", seeds=1, seed_start=2, out=tmp_path / "alone", threads=2)
+    alone = run("eszsl", "synth-tiny", seeds=1, seed_start=2, out=tmp_path / "alone", threads=2)
     assert alone[0]["metrics"] == records[2]["metrics"] and alone[0]["config_hash"] == records[2]["config_hash"]
 
 
 def test_a_plan_without_a_tail_leaves_the_specs_as_they_are():
     runs = specs(seeds=4)
-    assert with_tail_threads(runs, ExecutionPlan(2, 1, 2, "as given")) == runs
+    units = schedule(runs, ExecutionPlan(2, 1, 2, "as given"))
+    assert [s for unit in units for s in unit] == [replace(r, threads=1) for r in runs]

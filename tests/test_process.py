@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from gzslbench.execution import runner
 from gzslbench.execution.process import RETAIN_MEMORY_ENV
 
 FAULTS_OF_A_REALLOCATED_BLOCK = """
 import json, resource, torch
-from gzslbench.execution.process import set_up_process, retain_freed_memory
-set_up_process(1)
+from gzslbench.execution.process import retain_freed_memory
+torch.set_num_threads(1)
+retain_freed_memory()
 
 def faults_of_a_fresh_64mb_tensor():
     block = torch.empty(16 * 2**20)
@@ -51,9 +51,23 @@ def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
     assert not default and default_faults >= 4 * 32  # glibc's default: fresh mappings, a fault per page (<= 2 MB)
 
 
-def test_every_run_sets_up_its_process(monkeypatch, tmp_path) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(runner, "set_up_process", calls.append)
-    specs = runner.plan(["eszsl"], ["synth-tiny"], range(2), device="cpu")
-    runner.run_specs(specs, tmp_path, quiet=True)
-    assert calls == [spec.threads for spec in specs]
+IN_PROCESS_RUN = """
+import json, os, torch
+import gzslbench
+from gzslbench.execution import process
+torch.set_num_threads(3)
+before = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"))
+record = gzslbench.run("eszsl", "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"])[0]
+after = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"))
+print(json.dumps([before, after, record["threads"], process.retain_freed_memory.cache_info().currsize]))
+"""
+
+
+def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(tmp_path) -> None:
+    """A notebook calling gzslbench.run keeps its thread count, its environment and glibc's defaults."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | {"OUT": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, capture_output=True, text=True, check=True)
+    before, after, run_threads, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == after == [3, None]
+    assert run_threads == 1  # the run itself had the threads it asked for
+    assert allocator_calls == 0  # retain_freed_memory never ran in the caller's process

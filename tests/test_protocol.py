@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from gzslbench.core.errors import DataError
-from gzslbench.protocol.selection import make_split, minmax_scale, select, validation_split
+from gzslbench.protocol.selection import select
+from gzslbench.protocol.splits import make_split, minmax_scale, validation_split
 
 
 def test_minmax_scale_fits_on_train_only():

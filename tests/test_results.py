@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.files import write_json_atomic
 from gzslbench.results import store as results
 from gzslbench.results.record import SCHEMA_VERSION, RecordError
 from gzslbench.results.store import (
@@ -16,7 +17,6 @@ from gzslbench.results.store import (
     read_record,
     record_path,
     remove_stale_temp_files,
-    write_json_atomic,
 )
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError, UnknownNameError
-from gzslbench.execution import runner
+from gzslbench.execution import execute as runner
 from gzslbench.studies.sweep import grid_points, parse_grid, point_overrides, values_of
 
 

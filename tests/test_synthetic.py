@@ -8,7 +8,7 @@ import pytest
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import DATASETS
 from gzslbench.datasets import synthetic
-from gzslbench.protocol.selection import make_split
+from gzslbench.protocol.splits import make_split
 
 SHAPES = {  # attribute dim, seen, unseen, train classes, val classes
     "synth-cub": (312, 150, 50, 100, 50),

@@ -7,16 +7,18 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError
-from gzslbench.execution import runner
+from gzslbench.execution import execute as runner
 from gzslbench.methods.base import RunContext, TrainingDiverged
 from gzslbench.methods.eszsl import ESZSL
-from gzslbench.protocol import selection as protocol
-from gzslbench.protocol.selection import evaluate, make_split
+from gzslbench.protocol import splits as protocol
+from gzslbench.protocol.selection import evaluate
+from gzslbench.protocol.splits import make_split
 from gzslbench.studies import tuning
 from gzslbench.studies.sweep import expand, parse_grid
 
@@ -26,7 +28,7 @@ GRID = ["gamma=[0.01,1,100]", "lam=[0.1,1,10]"]
 def _val_h(data, gamma: float, lam: float) -> float:
     """Validation H of ESZSL computed outside the tuning code."""
     split = make_split(data, "val")
-    (scores,) = ESZSL().predict(split, {"gamma": gamma, "lam": lam}, RunContext(0, runner.torch.device("cpu")))
+    (scores,) = ESZSL().predict(split, {"gamma": gamma, "lam": lam}, RunContext(0, torch.device("cpu")))
     return evaluate(split, scores.seen, scores.unseen)["H"]
 
 
@@ -81,7 +83,7 @@ def test_selection_never_reads_test_data(tmp_path, monkeypatch):
 
     # The poison is live: any evaluation on the test split of this data fails.
     with pytest.raises(TrainingDiverged):
-        runner.evaluate_split(specs[0], poisoned_data, "test", RunContext(0, runner.torch.device("cpu")))
+        runner.evaluate_split(specs[0], poisoned_data, "test", RunContext(0, torch.device("cpu")))
 
     kinds: list[str] = []
     real_make_split = protocol.make_split

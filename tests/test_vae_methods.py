@@ -13,7 +13,7 @@ from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext, Scores, TrainingDiverged
 from gzslbench.methods.vae.method import EvalPermutations, encode_for_classifier
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec
-from gzslbench.protocol.selection import Split, make_split
+from gzslbench.protocol.splits import Split, make_split
 
 VAE_METHODS = ("acmr", "dual-vae", "ie-vae", "vsa-vae", "cada-vae")
 TINY = {

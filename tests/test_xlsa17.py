@@ -15,7 +15,7 @@ from gzslbench.core.errors import DataError
 from gzslbench.core.registry import DATASETS
 from gzslbench.datasets import xlsa17
 from gzslbench.datasets._matfile import read_mat
-from gzslbench.protocol.selection import validation_split
+from gzslbench.protocol.splits import validation_split
 
 # seen classes, of which train classes (the rest are validation classes), per dataset
 REAL = {

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.process import set_up_own_process
 
 
 class _FriendlyGroup(click.Group):
@@ -68,3 +69,4 @@ def cli(debug: bool) -> None:
     """Reproducible Generalized Zero-Shot Learning benchmarks: U / S / H over seeds."""
     if debug:
         os.environ["GZSLBENCH_DEBUG"] = "1"
+    set_up_own_process()  # the command line is gzslbench's own process

@@ -19,7 +19,7 @@ from gzslbench.datasets.xlsa17 import (
     candidate_folders,
     data_root,
 )
-from gzslbench.execution.runner import load_dataset
+from gzslbench.execution.resolve import load_dataset
 
 
 @cli.group("data")

@@ -9,7 +9,7 @@ import click
 from gzslbench.cli._group import cli
 from gzslbench.core.config import describe_range, parse_assignments
 from gzslbench.core.registry import DATASETS, METHODS
-from gzslbench.execution.runner import defaults_source, method_config
+from gzslbench.execution.resolve import defaults_source, method_config
 
 
 @cli.command("list", epilog="Examples:\n\n  gzslbench list methods\n\n  gzslbench list datasets 'synth-*'")

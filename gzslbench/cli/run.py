@@ -13,7 +13,8 @@ import pandas as pd
 
 from gzslbench.cli._group import cli, names
 from gzslbench.core.environment import DEVICE_CHOICES
-from gzslbench.execution.runner import BACKENDS, run
+from gzslbench.execution.api import run
+from gzslbench.execution.options import BACKENDS
 from gzslbench.protocol.selection import SELECTION_MODES
 from gzslbench.results.record import METRICS
 

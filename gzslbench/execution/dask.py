@@ -5,7 +5,7 @@ Usage::
     gzslbench run -m acmr -d cub --seeds 5 --backend dask --n-jobs 4        # a LocalCluster of 4 workers
     gzslbench run -m acmr -d cub --seeds 5 --scheduler tcp://HOST:8786 --backend dask
 
-Each spec becomes one task that calls :func:`gzslbench.execution.runner._execute_and_save` on a worker, as a
+Each spec becomes one task that calls :func:`gzslbench.execution.execute.run_in_worker` on a worker, as a
 joblib worker does: the worker loads the data, claims the spec and writes the record atomically,
 so the command and its workers must see the results folder at the same path (a shared
 filesystem on a cluster). A worker that dies mid-run (killed, out of memory, node lost) loses
@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from gzslbench.core.errors import GZSLBenchError
-from gzslbench.execution.runner import RunSpec, _execute_and_save
+from gzslbench.execution.execute import run_in_worker
+from gzslbench.execution.spec import RunSpec
 from gzslbench.results.store import remove_partial_writes
 
 if TYPE_CHECKING:
@@ -93,8 +94,8 @@ def lost_record(spec: RunSpec, out: str, reason: str) -> dict[str, Any]:
 
 def run_on_dask(
     specs: Sequence[RunSpec], out: str | Path, force: bool, n_workers: int, scheduler: str | None = None
-) -> Iterator[dict[str, Any]]:
-    """Run ``specs`` as Dask tasks and yield each one's record as it finishes (in finishing order).
+) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+    """Run ``specs`` as Dask tasks and yield each with its record as it finishes (in finishing order).
 
     A user error on a worker (data missing there, say) stops the command, as it does in a local
     run; any other task error or a worker death becomes a ``failed`` record for that run only.
@@ -104,10 +105,9 @@ def run_on_dask(
     with dask_client(n_workers, scheduler) as client:
         futures = {
             client.submit(
-                _execute_and_save,
-                spec,
+                run_in_worker,
+                [spec],
                 out,
-                False,
                 force,
                 key=f"gzslbench-{spec.dataset}-{spec.method}-{spec.config_hash}-seed-{spec.seed}-{uuid4().hex[:8]}",
                 pure=False,
@@ -119,12 +119,13 @@ def run_on_dask(
             for future in distributed.as_completed(list(futures)):
                 spec = futures[future]
                 try:
-                    yield future.result()
+                    (record,) = future.result()
+                    yield spec, record
                 except GZSLBenchError:
                     raise
                 except distributed.KilledWorker as exc:
-                    yield lost_record(spec, out, f"its Dask worker died while running it ({exc})")
+                    yield spec, lost_record(spec, out, f"its Dask worker died while running it ({exc})")
                 except Exception as exc:
-                    yield lost_record(spec, out, f"Dask task failed: {type(exc).__name__}: {exc}")
+                    yield spec, lost_record(spec, out, f"Dask task failed: {type(exc).__name__}: {exc}")
         finally:
             client.cancel(list(futures))

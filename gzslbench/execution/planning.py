@@ -50,18 +50,17 @@ backend sends runs out one by one: no batching there, one single-thread worker p
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
 
-from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.options import AUTO
+from gzslbench.execution.resolve import get_method
+from gzslbench.execution.spec import RunSpec
 
-if TYPE_CHECKING:
-    from gzslbench.execution.runner import RunSpec
-
-AUTO = "auto"
 MAX_CPU_BATCH = 8  # 5 CUB-size ACMR seeds batched peak at 1.7 GB; 8 stay under 3 GB
 MAX_GPU_BATCH = 8
 
@@ -91,36 +90,59 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{plural if n != 1 else ''}"
 
 
-def threads_per_process(cores: int, n_jobs: int) -> int:
-    """Torch threads per process so that ``n_jobs`` processes never exceed ``cores``."""
-    return max(1, cores // max(1, n_jobs))
-
-
-def parse_count(value: int | str, option: str) -> int | str:
-    """An int option that also accepts ``auto``; a one-line error for anything else."""
-    if isinstance(value, int) or value == AUTO:
-        return value
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask where the platform has one)."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'") from None
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
-def group_sizes(specs: Sequence[RunSpec], batchable: Sequence[bool]) -> tuple[list[int], int]:
-    """Seeds per (method, dataset, config) group of the batchable specs, and how many specs cannot batch."""
-    groups: Counter[tuple] = Counter()
-    single = 0
-    for spec, can_batch in zip(specs, batchable, strict=True):
-        if can_batch:
-            groups[(spec.method, spec.dataset, spec.config_hash)] += 1
-        else:
-            single += 1
-    return list(groups.values()), single
+def threads_per_process(n_jobs: int, threads: int | None = None, cores: int | None = None) -> int:
+    """The one thread rule: ``threads`` when given, else the cores divided among ``n_jobs`` processes."""
+    if threads is not None:
+        return threads
+    return max(1, (cores or cpu_count()) // max(1, n_jobs))
+
+
+def unit_key(spec: RunSpec) -> str:
+    """Specs with equal keys differ only by seed, so they may train as one unit."""
+    return json.dumps({**asdict(spec), "seed": None}, sort_keys=True, default=str)
+
+
+def can_batch(spec: RunSpec) -> bool:
+    """Whether ``spec``'s method trains several seeds as one computation."""
+    return get_method(spec.method).batched_seeds
+
+
+def seed_batches(specs: Sequence[RunSpec], batch_seeds: int) -> list[list[RunSpec]]:
+    """``specs`` cut into units of execution: up to ``batch_seeds`` specs of one :func:`unit_key`, for methods
+    that train seeds batched; every other spec alone. Order is kept within a unit."""
+    if batch_seeds <= 1:
+        return [[s] for s in specs]
+    units: list[list[RunSpec]] = []
+    open_units: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        if not can_batch(spec):
+            units.append([spec])
+            continue
+        key = unit_key(spec)
+        unit = open_units.get(key)
+        if unit is None or len(unit) >= batch_seeds:
+            unit = open_units[key] = []
+            units.append(unit)
+        unit.append(spec)
+    return units
+
+
+def group_sizes(specs: Sequence[RunSpec]) -> tuple[list[int], int]:
+    """Seeds per :func:`unit_key` group of the specs that can batch, and how many specs cannot."""
+    groups = Counter(unit_key(s) for s in specs if can_batch(s))
+    return list(groups.values()), sum(not can_batch(s) for s in specs)
 
 
 def plan_execution(
     specs: Sequence[RunSpec],
-    batchable: Sequence[bool],
     *,
     cores: int,
     device_type: str,
@@ -129,13 +151,12 @@ def plan_execution(
     threads: int | None = None,
     batch_seeds: int | str = 1,
 ) -> ExecutionPlan:
-    """The plan for ``specs`` (``batchable[i]``: spec i's method can train seeds batched), after the rule above.
+    """The plan for ``specs``, after the rule above.
 
     ``n_jobs`` and ``batch_seeds`` are numbers (kept) or ``auto``; ``threads`` None means the cores
     divided among the processes. Only a planned process count (``n_jobs`` auto, ``threads`` None,
     on a CPU with joblib) gets a tail (:func:`tail_units`).
     """
-    groups, single = group_sizes(specs, batchable)
     runs = max(1, len(specs))
     reasons = []
     planned = n_jobs == AUTO and threads is None  # only a mix planned whole gets a tail
@@ -147,9 +168,10 @@ def plan_execution(
             n_jobs = max(1, min(cores // (threads or 1), runs))
             reasons.append("one process per core, at most one per run")
     assert isinstance(n_jobs, int)
-    per_process = threads or threads_per_process(cores, n_jobs)
+    per_process = threads_per_process(n_jobs, threads, cores)
     if batch_seeds == AUTO:
-        if backend != "joblib" or not groups:
+        groups, single = group_sizes(specs) if backend == "joblib" else ([], 0)
+        if not groups:
             batch_seeds = 1
         elif device_type == "cuda":
             batch_seeds = min(max(groups), MAX_GPU_BATCH)
@@ -165,8 +187,7 @@ def plan_execution(
     assert isinstance(batch_seeds, int)
     tail, tail_threads = 0, 0
     if planned and device_type != "cuda" and backend == "joblib":
-        units = single + sum(math.ceil(g / batch_seeds) for g in groups) if batch_seeds > 1 else runs
-        tail, tail_threads = tail_units(units, n_jobs, per_process)
+        tail, tail_threads = tail_units(len(seed_batches(specs, batch_seeds)), n_jobs, per_process)
         if tail:
             reasons.append("the last round's units share every core")
     reason = "auto: " + "; ".join(reasons) if reasons else "as given"

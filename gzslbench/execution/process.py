@@ -1,10 +1,18 @@
-"""Set-up of a process that trains: its torch threads, and a C allocator that keeps freed memory."""
+"""Process-wide settings, and who may change them.
+
+A run holds torch's thread count only while it runs (:func:`torch_threads`), so a Python caller
+gets its own setting back. Settings that last for the life of a process (the allocator's,
+:func:`set_up_own_process`) are made only in processes gzslbench owns: its worker processes and
+the command line, never in a caller's notebook.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import torch
@@ -15,9 +23,26 @@ _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 
 
-def set_up_process(threads: int) -> None:
-    """Give torch ``threads`` intra-op threads and keep freed memory for reuse (:func:`retain_freed_memory`)."""
-    torch.set_num_threads(threads)
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch uses ``threads`` intra-op threads inside the block (None: as it is), the caller's count after."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def set_up_own_process() -> None:
+    """Settings for a process gzslbench started (a worker, the CLI): huge pages and freed memory kept.
+
+    Large CPU tensors go on transparent huge pages (PyTorch reads ``THP_MEM_ALLOC_ENABLE`` once, at
+    its first allocation): batched seeds allocate gradients of tens of MB every step, and faulting
+    them in 4 KiB pages cost as much as the product that fills them.
+    """
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     retain_freed_memory()
 
 

@@ -321,10 +321,10 @@ def latent_points(
     """
     import torch
 
-    from gzslbench.execution.runner import load_dataset
+    from gzslbench.execution.resolve import load_dataset
     from gzslbench.methods.vae.method import EvalPermutations
     from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec
-    from gzslbench.protocol.selection import make_split
+    from gzslbench.protocol.splits import make_split
 
     data = load_dataset(record["dataset"], data_dir, record.get("dataset_options") or {})
     split = make_split(data, "test")

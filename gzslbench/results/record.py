@@ -1,7 +1,7 @@
 """The run record: the schema of the JSON file each run writes, defined once, and its checks.
 
 Every run writes one record (see :mod:`gzslbench.results.store` for where). It holds what is needed to
-rerun the run (the :class:`~gzslbench.execution.runner.RunSpec` fields), to judge it (data fingerprint,
+rerun the run (the :class:`~gzslbench.execution.spec.RunSpec` fields), to judge it (data fingerprint,
 code version, environment) and to report it (metrics per selection mode, history, timings).
 Records are strict JSON: a value that is not finite is written as ``null``.
 
@@ -11,7 +11,6 @@ refused with a message that says to upgrade.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, TypedDict
 
 from gzslbench.core.errors import GZSLBenchError
@@ -134,17 +133,6 @@ class RunRecord(TypedDict, total=False):
 
 REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")
 REQUIRED_OK = ("metrics",)
-
-
-def finite_or_none(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None, recursively (strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_none(v) for v in value]
-    return value
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:

@@ -11,54 +11,23 @@ Records are read only through :func:`load_record` / :func:`iter_records`, which 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.files import TEMP_PREFIX, TEMP_SUFFIX
 from gzslbench.results.claims import ClaimHeld, claim_path, claimed
-from gzslbench.results.record import METRICS, RecordError, RunRecord, check, code_label, finite_or_none
+from gzslbench.results.record import METRICS, RecordError, RunRecord, check, code_label
 
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
-TEMP_PREFIX = "."
-TEMP_SUFFIX = ".tmp"
 
 
 def record_path(out: str | Path, dataset: str, method: str, config_hash: str, seed: int) -> Path:
     """Where the record of one run lives under the results folder ``out``."""
     return Path(out) / "runs" / dataset / method / config_hash / f"seed-{seed}.json"
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temp path beside ``path`` for the block to write; renamed onto ``path`` if the block succeeds.
-
-    Readers never see half a file. A failed block removes its temp file; a killed process leaves a
-    hidden ``.<name>.*.tmp``, which :func:`remove_partial_writes` or :func:`remove_stale_temp_files` clears.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as strict JSON (NaN -> null) to ``path`` atomically and durably."""
-    with atomic_path(path) as tmp, tmp.open("w") as handle:
-        json.dump(finite_or_none(payload), handle, indent=1, sort_keys=False, allow_nan=False)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:

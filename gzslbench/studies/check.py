@@ -42,11 +42,13 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-import gzslbench
 from gzslbench.core.environment import code_version, environment
 from gzslbench.core.errors import ConfigError, GZSLBenchError
+from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS
-from gzslbench.results.store import iter_records, write_json_atomic
+from gzslbench.execution.api import run
+from gzslbench.execution.process import torch_threads
+from gzslbench.results.store import iter_records
 
 CHECK_METRICS = ("H", "U", "S")
 MODE = "last"  # fixed epoch counts: no selection on test data
@@ -206,17 +208,6 @@ def _case(raw: Any, index: int, path: Path, seeds: tuple[int, ...], floor: float
     )
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _seed_ranges(seeds: Sequence[int]) -> list[tuple[int, int]]:
     """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 1)]``: (start, count) runs of consecutive seeds."""
     ranges: list[tuple[int, int]] = []
@@ -237,29 +228,28 @@ def run_suite(
     """
     records: dict[str, list[dict[str, Any]]] = {}
     seconds: dict[str, float] = {}
-    with _torch_threads(suite.threads):
-        for case in suite.cases:
-            tic = time.perf_counter()
-            records[case.key] = [
-                record
-                for start, count in _seed_ranges(case.seeds)
-                for record in gzslbench.run(
-                    case.method,
-                    case.dataset,
-                    seeds=count,
-                    seed_start=start,
-                    options=case.options,
-                    overrides=case.overrides,
-                    out=out,
-                    device=device,
-                    threads=suite.threads,
-                    force=True,
-                    quiet=True,
-                )
-            ]
-            seconds[case.key] = time.perf_counter() - tic
-            if progress:
-                progress(case.key, seconds[case.key])
+    for case in suite.cases:
+        tic = time.perf_counter()
+        records[case.key] = [
+            record
+            for start, count in _seed_ranges(case.seeds)
+            for record in run(
+                case.method,
+                case.dataset,
+                seeds=count,
+                seed_start=start,
+                options=case.options,
+                overrides=case.overrides,
+                out=out,
+                device=device,
+                threads=suite.threads,
+                force=True,
+                quiet=True,
+            )
+        ]
+        seconds[case.key] = time.perf_counter() - tic
+        if progress:
+            progress(case.key, seconds[case.key])
     return records, seconds
 
 
@@ -442,7 +432,7 @@ def make_baseline(suite: Suite, current: Mapping[str, list[dict[str, Any]]], dev
             raise GZSLBenchError(f"not writing a baseline: case {case.key}: {problem}")
         cases[case.key] = {"suite_entry": case.entry(), **summary}
         del cases[case.key]["failed"]
-    with _torch_threads(suite.threads):
+    with torch_threads(suite.threads):
         env = environment(torch.device(device))
     code = code_version()
     return {

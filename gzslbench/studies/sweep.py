@@ -29,21 +29,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from gzslbench.core.config import parse_assignments
 from gzslbench.core.errors import ConfigError, UnknownNameError
 from gzslbench.core.registry import unknown_name_message
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.runner import (
-    RunSpec,
-    check_n_jobs,
-    check_seeds,
-    check_writable,
-    default_threads,
-    get_method,
-    method_config,
-    plan,
-    run_specs,
-)
+from gzslbench.execution.api import as_mapping
+from gzslbench.execution.options import check_execution
+from gzslbench.execution.planning import cpu_count
+from gzslbench.execution.resolve import get_method, method_config, plan_specs
+from gzslbench.execution.schedule import run_specs
+from gzslbench.execution.spec import RunSpec
 
 MAX_POINTS = 10_000  # a larger grid is a typo or wants --random
 _SPACE = re.compile(r"^\s*(logspace|linspace)\s*\((.*)\)\s*$")
@@ -239,7 +233,7 @@ def expand(
     ``grid`` None means the method's declared search space for the loaded data.
     """
     loaded: dict[tuple, GZSLData] = {}
-    (base,) = plan(
+    (base,) = plan_specs(
         [method],
         [dataset],
         [seed],
@@ -289,9 +283,7 @@ def sweep(
     Records carry ``sweep: name``. A point whose config equals an earlier run's shares that
     run's record (same config hash), so a finished record is reused, whatever its tag.
     """
-    check_seeds(seeds, seed_start)
-    n_jobs = check_n_jobs(n_jobs)
-    check_writable(out)
+    n_jobs, _ = check_execution(seeds, seed_start, out, cores=cpu_count(), n_jobs=n_jobs, threads=threads)
     expansion = expand(
         method,
         dataset,
@@ -304,7 +296,7 @@ def sweep(
         options=as_mapping(options),
         data_dir=data_dir,
         device=device,
-        threads=threads or default_threads(n_jobs),
+        threads=threads,
     )
     name = name or grid_name(expansion.base.method, expansion.grid, random, random_seed)
     specs = [
@@ -313,9 +305,4 @@ def sweep(
         for seed in range(seed_start, seed_start + seeds)
     ]
     loaded = {expansion.base.data_key: expansion.data}
-    return run_specs(specs, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=loaded)
-
-
-def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
-    """``key=value`` strings (as the CLI passes them) or a mapping, as a dict."""
-    return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])
+    return run_specs(specs, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=loaded)

@@ -37,23 +37,22 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.files import write_json_atomic
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.runner import (
-    RunSpec,
-    check_n_jobs,
-    check_seeds,
-    check_writable,
-    default_threads,
-    evaluate_split,
-    load_dataset,
-    run_specs,
-)
+from gzslbench.execution.api import as_mapping
+from gzslbench.execution.execute import evaluate_split
+from gzslbench.execution.options import check_execution
+from gzslbench.execution.planning import cpu_count, threads_per_process
+from gzslbench.execution.process import set_up_own_process
+from gzslbench.execution.resolve import load_dataset
+from gzslbench.execution.schedule import run_specs
+from gzslbench.execution.spec import RunSpec
 from gzslbench.methods.base import RunContext
-from gzslbench.protocol.selection import validation_split
+from gzslbench.protocol.selection import best_epoch
+from gzslbench.protocol.splits import validation_split
 from gzslbench.results.claims import ClaimHeld, claimed
 from gzslbench.results.record import TuningBlock, TuningPoint
-from gzslbench.results.store import write_json_atomic
-from gzslbench.studies.sweep import Expansion, Grid, as_mapping, expand, grid_name, parse_grid
+from gzslbench.studies.sweep import Expansion, Grid, expand, grid_name, parse_grid
 
 SELECTED_ON = "validation split only (no test data read)"
 SEARCH_SCHEMA = 1
@@ -82,10 +81,6 @@ def _reusable(spec: RunSpec, payload: dict[str, Any] | None) -> bool:
     return bool(payload) and payload.get("status") == "ok" and payload.get("data_fingerprint") == spec.data_fingerprint
 
 
-def _best(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return max(rows, key=lambda r: r["H"])  # the first of equal values, as protocol.select does
-
-
 def evaluate_point(spec: RunSpec, data: GZSLData, progress: bool = False) -> dict[str, Any]:
     """Train one point on the validation split and score its candidates there; never touches test data."""
     ctx = RunContext(seed=spec.seed, device=torch.device(spec.device), progress=progress)
@@ -104,7 +99,7 @@ def evaluate_point(spec: RunSpec, data: GZSLData, progress: bool = False) -> dic
     tic = time.perf_counter()
     try:
         rows = evaluate_split(spec, data, "val", ctx)
-        result.update(status="ok", error=None, val=rows, best=_best(rows))
+        result.update(status="ok", error=None, val=rows, best=best_epoch(rows))
     except (KeyboardInterrupt, GZSLBenchError):
         raise
     except Exception as exc:
@@ -131,6 +126,7 @@ def _search_and_save(spec: RunSpec, out: str, force: bool, data: GZSLData | None
 
 
 def _indexed_search(index: int, spec: RunSpec, out: str, force: bool) -> tuple[int, dict[str, Any]]:
+    set_up_own_process()  # a joblib worker: gzslbench's own process
     return index, _search_and_save(spec, out, force)
 
 
@@ -253,10 +249,9 @@ def tune(
 
     Every point is trained once, with seed ``seed_start``, on the validation split.
     """
-    check_seeds(seeds, seed_start)
-    n_jobs = check_n_jobs(n_jobs)
-    check_writable(out)
-    threads = threads or default_threads(n_jobs)
+    n_jobs, _ = check_execution(seeds, seed_start, out, cores=cpu_count(), n_jobs=n_jobs, threads=threads)
+    assert isinstance(n_jobs, int)
+    search_threads = threads_per_process(n_jobs, threads)
     parsed = parse_grid(grid) if grid else None
     expansion = expand(
         method,
@@ -270,7 +265,7 @@ def tune(
         options=as_mapping(options),
         data_dir=data_dir,
         device=device,
-        threads=threads,
+        threads=search_threads,
     )
     parsed = expansion.grid
     name = name or grid_name(expansion.base.method, parsed, random, random_seed)
@@ -298,10 +293,12 @@ def tune(
         "selected_on": SELECTED_ON,
     }
     final = [
-        replace(expansion.base, config=expansion.configs[best], seed=seed, validate=several_epochs, sweep=name)
+        replace(
+            expansion.base, config=expansion.configs[best], seed=seed, validate=several_epochs, sweep=name, threads=None
+        )
         for seed in range(seed_start, seed_start + seeds)
     ]
-    records = run_specs(final, out, n_jobs=n_jobs, force=force, quiet=quiet, loaded=_loaded(expansion))
+    records = run_specs(final, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=_loaded(expansion))
     _attach(records, final, out, block)
     mode = "val" if several_epochs else "last"
     summary = {

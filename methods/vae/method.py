@@ -32,7 +32,7 @@ from gzslbench.methods.vae.model import (
 from gzslbench.methods.vae.parts import draw_noise, random_permutations, reparameterize
 
 if TYPE_CHECKING:
-    from gzslbench.protocol.selection import Split
+    from gzslbench.protocol.splits import Split
 
 # Offsets of the independent random streams of a run (see RunContext.generator).
 STREAM_INIT, STREAM_VAE, STREAM_ENCODE, STREAM_CLASSIFIER = 0, 1, 2, 3
@@ -97,6 +97,14 @@ class CrossModalVAEMethod(Method):
         yield from train_final_classifier(
             *latents, split.n_classes, cls_settings, ctx, ctx.generator(STREAM_CLASSIFIER)
         )
+
+    def predict_seeds(
+        self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
+    ) -> Iterator[list[Scores | TrainingDiverged]]:
+        if len(ctxs) == 1:
+            yield from super().predict_seeds(split, config, ctxs)
+        else:
+            yield from self.predict_batched(split, config, ctxs)
 
     def predict_batched(
         self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]

@@ -1,0 +1,56 @@
+"""Atomic writes: a reader never sees half a file, and a killed writer leaves only a hidden temp file.
+
+Every file gzslbench writes (records, scores, models, search results, baselines) goes through
+:func:`atomic_path`. Temp files are named ``.<name>.<random>.tmp`` beside their target, so the
+results store can find and clear the ones an interrupted run left.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TEMP_PREFIX = "."
+TEMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` for the block to write; renamed onto ``path`` if the block succeeds.
+
+    A failed block removes its temp file; a killed process leaves a hidden ``.<name>.*.tmp``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as strict JSON (NaN -> null) to ``path`` atomically and durably."""
+    with atomic_path(path) as tmp, tmp.open("w") as handle:
+        json.dump(finite_or_none(payload), handle, indent=1, sort_keys=False, allow_nan=False)
+        handle.flush()
+        os.fsync(handle.fileno())

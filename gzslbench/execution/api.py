@@ -1,0 +1,95 @@
+"""``gzslbench.run``: the Python twin of ``gzslbench run``.
+
+It runs in the calling process unless told otherwise and leaves that process as it found it:
+torch's thread count is restored after each run, and the allocator settings of
+:func:`~gzslbench.execution.process.set_up_own_process` are made only in worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gzslbench.core.config import parse_assignments
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.options import check_execution
+from gzslbench.execution.planning import cpu_count
+from gzslbench.execution.resolve import plan_specs
+from gzslbench.execution.schedule import run_specs
+
+
+def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+    """``key=value`` strings (as the CLI passes them) or a mapping, as a dict."""
+    return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])
+
+
+def run(
+    method: str | Sequence[str],
+    dataset: str | Sequence[str],
+    seeds: int = 1,
+    *,
+    seed_start: int = 0,
+    out: str | Path = "results",
+    device: str = "auto",
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    config_file: str | Path | None = None,
+    options: Mapping[str, Any] | Sequence[str] | None = None,
+    data_dir: str | None = None,
+    n_jobs: int | str = 1,
+    threads: int | None = None,
+    force: bool = False,
+    validate: bool = False,
+    save_scores: bool = False,
+    quiet: bool = True,
+    backend: str = "joblib",
+    scheduler: str | None = None,
+    save_model: bool = False,
+    batch_seeds: int | str = 1,
+) -> list[dict[str, Any]]:
+    """Run methods x datasets x seeds and return the records (one per run, in that order).
+
+    ``out`` is the results folder. ``threads`` is the torch thread count of each run (default:
+    the cores divided among the processes), so a serial and a parallel command with equal
+    ``threads`` give identical records. ``n_jobs`` and ``batch_seeds`` may be ``"auto"``
+    (:mod:`gzslbench.execution.planning` picks them, as the CLI does by default). ``backend``
+    "dask" runs on a Dask cluster, at ``scheduler`` when given.
+    """
+    n_jobs, batch_seeds = check_execution(
+        seeds,
+        seed_start,
+        out,
+        cores=cpu_count(),
+        n_jobs=n_jobs,
+        threads=threads,
+        batch_seeds=batch_seeds,
+        backend=backend,
+        scheduler=scheduler,
+    )
+    loaded: dict[tuple, GZSLData] = {}
+    specs = plan_specs(
+        [method] if isinstance(method, str) else list(method),
+        [dataset] if isinstance(dataset, str) else list(dataset),
+        range(seed_start, seed_start + seeds),
+        overrides=as_mapping(overrides),
+        config_file=config_file,
+        options=as_mapping(options),
+        data_dir=data_dir,
+        device=device,
+        validate=validate,
+        save_scores=save_scores,
+        loaded=loaded,
+        save_model=save_model,
+    )
+    return run_specs(
+        specs,
+        out,
+        n_jobs=n_jobs,
+        threads=threads,
+        batch_seeds=batch_seeds,
+        force=force,
+        quiet=quiet,
+        loaded=loaded,
+        backend=backend,
+        scheduler=scheduler,
+    )

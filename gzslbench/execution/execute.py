@@ -1,0 +1,282 @@
+"""Execute one unit of runs: seeds of one (method, dataset, config) trained together, one record each.
+
+A single run is a unit of one seed; a method that trains seeds batched
+(:attr:`~gzslbench.methods.base.Method.batched_seeds`) takes several at once. Either way the
+method's :meth:`~gzslbench.methods.base.Method.predict_seeds` yields, per candidate model, one
+entry per seed; the protocol turns them into U / S / H and the selection modes. A seed that
+diverges fails alone; an error of the unit as a whole fails every seed with its reason.
+Records are written atomically under each run's claim (:mod:`gzslbench.results.claims`), so an
+interrupted command loses only the runs in flight and two commands never run one spec at once.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gzslbench.core.environment import code_version, environment
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.files import atomic_path, write_json_atomic
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.process import set_up_own_process, torch_threads
+from gzslbench.execution.resolve import get_method, load_dataset
+from gzslbench.execution.spec import RunSpec
+from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.protocol.selection import PROTOCOL, SELECTION_MODES, calibrated_metrics, evaluate, select
+from gzslbench.protocol.splits import Split, make_split, validation_split
+from gzslbench.results.claims import ClaimHeld, claimed
+from gzslbench.results.record import SCHEMA_VERSION, RunRecord
+from gzslbench.results.store import read_record, remove_temp_files
+
+# One seed's evaluation: per-candidate metric rows, and the split with the last candidate's scores.
+Evaluation = tuple[list[dict], tuple[Split, Scores]]
+
+
+def is_finished(spec: RunSpec, out: str | Path) -> bool:
+    """True if a successful record for ``spec`` exists (with val metrics when asked for)."""
+    record = read_record(spec.path(out))
+    if record is None or record["status"] != "ok":
+        return False
+    if spec.save_model and not (record.get("model_file") and spec.model_path(out).exists()):
+        return False  # finished without saving its model: run again to save it
+    return not spec.validate or "val" in record["metrics"]
+
+
+def evaluate_seeds(
+    method: Method, data: GZSLData, kind: str, specs: Sequence[RunSpec], ctxs: list[RunContext]
+) -> list[Evaluation | Exception]:
+    """Train ``specs`` (seeds of one config) on the ``kind`` split; per seed its evaluation or what ended it."""
+    split = make_split(data, kind)
+    rows: list[list[dict]] = [[] for _ in specs]
+    last: list[Scores | None] = [None] * len(specs)
+    errors: list[Exception | None] = [None] * len(specs)
+    for entries in method.predict_seeds(split, specs[0].config, ctxs):
+        for k, entry in enumerate(entries):
+            if errors[k] is not None:
+                continue
+            if isinstance(entry, Exception):
+                errors[k] = entry
+            elif not (torch.isfinite(entry.seen).all() and torch.isfinite(entry.unseen).all()):
+                errors[k] = TrainingDiverged(f"{kind} scores of epoch {entry.epoch} contain NaN or infinite values")
+            else:
+                rows[k].append({"epoch": entry.epoch, **evaluate(split, entry.seen, entry.unseen)})
+                last[k] = entry
+    results: list[Evaluation | Exception] = []
+    for k, spec in enumerate(specs):
+        scores = last[k]
+        if errors[k] is None and scores is None:
+            errors[k] = RuntimeError(f"method '{spec.method}' yielded no candidate model")
+        results.append(errors[k] or (rows[k], (split, scores)))  # type: ignore[arg-type]
+    return results
+
+
+def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) -> list[dict]:
+    """Train ``spec``'s method on the ``kind`` split of ``data`` and score every candidate (tuning uses ``val``)."""
+    with torch_threads(spec.threads):
+        (result,) = evaluate_seeds(get_method(spec.method)(), data, kind, [spec], [ctx])
+    if isinstance(result, Exception):
+        raise result
+    return result[0]
+
+
+def save_scores(path: Path, split: Split, scores: Scores) -> None:
+    """The last candidate's test scores as float16, with labels and class roles, written atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.savez_compressed(
+            handle,
+            seen_scores=scores.seen.detach().cpu().numpy().astype(np.float16),
+            unseen_scores=scores.unseen.detach().cpu().numpy().astype(np.float16),
+            seen_y=split.test_seen_y,
+            unseen_y=split.test_unseen_y,
+            seen_classes=split.seen,
+            unseen_classes=split.unseen,
+            epoch=np.asarray(scores.epoch),
+        )
+
+
+def data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str, Any]:
+    """The record's ``data`` block: counts, fingerprint and, for a --val run, the validation split's provenance."""
+    block: dict[str, Any] = {**data.summary(), "fingerprint": data.fingerprint, "validation": None}
+    if data.extra.get("validation_restricted"):
+        block["validation_restricted"] = data.extra["validation_restricted"]
+    if validate:
+        block["validation"] = validation_split(data).provenance
+        small = block["validation"]["classes_without_seen_validation"]
+        if small:
+            warnings.append(
+                f"{len(small)} train class(es) have fewer than 5 trainval instances and no seen-validation "
+                f"instance (classes {small[:10]}); they are trained on but not validated"
+            )
+    return block
+
+
+def new_record(spec: RunSpec) -> RunRecord:
+    """The record of ``spec`` before it runs: what is run, with which code and where."""
+    device = torch.device(spec.device)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "method": spec.method,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "config": spec.config,
+        "config_hash": spec.config_hash,
+        "defaults_source": spec.defaults_source,
+        "dataset_options": spec.dataset_options,
+        "data_dir": spec.data_dir,
+        "device": spec.device,
+        "threads": torch.get_num_threads(),
+        "validate": spec.validate,
+        "sweep": spec.sweep,
+        "command": spec.command(),
+        "protocol": PROTOCOL,
+        "code": code_version(),  # type: ignore[typeddict-item]
+        "env": environment(device),
+        "started_at": datetime.now(UTC).isoformat(),
+        "warnings": [],
+    }
+
+
+def complete(
+    record: RunRecord,
+    spec: RunSpec,
+    ctx: RunContext,
+    val_ctx: RunContext,
+    test: Evaluation,
+    val: Evaluation | None,
+    scores_path: Path | None,
+    model_path: Path | None,
+) -> None:
+    """Fill ``record`` of a finished run: selected metrics, history, saved scores and model."""
+    (test_rows, test_last), (val_rows, val_last) = test, val or (None, None)
+    if val is not None:
+        ctx.timings.update({f"val_{k}": v for k, v in val_ctx.timings.items()})
+    metrics = select(test_rows, val_rows, int(spec.config.get("oracle_from_epoch", 1)))
+    metrics["last"].update(calibrated_metrics(test_last, val_last))
+    if scores_path is not None:
+        save_scores(scores_path, *test_last)
+    record.update(status="ok", error=None, metrics=metrics)  # type: ignore[typeddict-item]
+    record["selection"] = {mode: SELECTION_MODES[mode] for mode in metrics}
+    record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
+    if model_path is not None and model_path.exists():
+        record["model_file"] = model_path.name
+
+
+def fail(record: RunRecord, ctx: RunContext, exc: BaseException) -> None:
+    """Mark ``record`` failed with ``exc`` as its reason, keeping the history logged so far."""
+    trace = "".join(traceback.format_exception(exc))
+    record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=trace)  # type: ignore[typeddict-item]
+    record["history"] = {"train": ctx.history}
+
+
+def execute(
+    specs: Sequence[RunSpec],
+    progress: bool = False,
+    data: GZSLData | None = None,
+    scores_paths: Sequence[Path | None] | None = None,
+    model_paths: Sequence[Path | None] | None = None,
+) -> list[RunRecord]:
+    """Run a unit (specs that differ only by seed) and return one record per spec.
+
+    The torch thread count is the spec's while the unit runs and the caller's again after.
+    Timings are the unit's (``batch_seeds``, when above one, says how many seeds shared them).
+    """
+    spec0 = specs[0]
+    device = torch.device(spec0.device)
+    scores_paths = scores_paths or [None] * len(specs)
+    model_paths = model_paths or [None] * len(specs)
+    with torch_threads(spec0.threads):
+        records = [new_record(spec) for spec in specs]
+        ctxs = [
+            RunContext(seed=s.seed, device=device, progress=progress, model_path=p)
+            for s, p in zip(specs, model_paths, strict=True)
+        ]
+        val_ctxs = [RunContext(seed=s.seed, device=device, progress=progress) for s in specs]
+        tic = time.perf_counter()
+        try:
+            if data is None:
+                data = load_dataset(spec0.dataset, spec0.data_dir, spec0.dataset_options)
+            for record in records:
+                record["data"] = data_block(data, spec0.validate, record["warnings"])  # type: ignore[typeddict-item]
+            method = get_method(spec0.method)()
+            tests = evaluate_seeds(method, data, "test", specs, ctxs)
+            vals: list[Evaluation | Exception | None] = [None] * len(specs)
+            live = [k for k, t in enumerate(tests) if not isinstance(t, Exception)]
+            if spec0.validate and live:
+                val_specs, val_live_ctxs = [specs[k] for k in live], [val_ctxs[k] for k in live]
+                for k, v in zip(live, evaluate_seeds(method, data, "val", val_specs, val_live_ctxs), strict=True):
+                    vals[k] = v
+            for k, (test, val) in enumerate(zip(tests, vals, strict=True)):
+                failure = next((e for e in (test, val) if isinstance(e, Exception)), None)
+                if failure is not None:
+                    fail(records[k], ctxs[k], failure)
+                else:
+                    complete(records[k], specs[k], ctxs[k], val_ctxs[k], test, val, scores_paths[k], model_paths[k])  # type: ignore[arg-type]
+        except (KeyboardInterrupt, GZSLBenchError):
+            raise
+        except Exception as exc:
+            for record, ctx in zip(records, ctxs, strict=True):
+                fail(record, ctx, exc)
+        total_s = time.perf_counter() - tic
+    for record, ctx in zip(records, ctxs, strict=True):
+        record["timings"] = {"total_s": total_s, **ctx.timings}
+        if len(specs) > 1:
+            record["timings"]["batch_seeds"] = float(len(specs))
+        record["finished_at"] = datetime.now(UTC).isoformat()
+    return records
+
+
+def busy_record(spec: RunSpec, reason: str) -> dict[str, Any]:
+    """What a spec that another process is running reports in this command (nothing is written)."""
+    return {"status": "busy", "error": reason, **asdict(spec), "config_hash": spec.config_hash}
+
+
+def execute_and_save(
+    specs: Sequence[RunSpec], out: str, progress: bool, force: bool, data: GZSLData | None = None
+) -> list[dict[str, Any]]:
+    """Claim every spec of a unit, run those not finished meanwhile, write each record alone.
+
+    Specs another process holds or finished meanwhile are reported as such and left out of the unit.
+    """
+    results: dict[int, dict[str, Any]] = {}
+    with ExitStack() as claims:
+        todo = []
+        for k, spec in enumerate(specs):
+            path = spec.path(out)
+            try:
+                claims.enter_context(claimed(path))
+            except ClaimHeld as exc:
+                results[k] = busy_record(spec, str(exc))
+                continue
+            remove_temp_files(path)  # a killed predecessor's, if any: the claim says none is alive
+            if not force and is_finished(spec, out):
+                results[k] = read_record(path) or busy_record(spec, "finished by another process")
+            else:
+                todo.append(k)
+        if todo:
+            unit = [specs[k] for k in todo]
+            records = execute(
+                unit,
+                progress,
+                data,
+                [s.scores_path(out) if s.save_scores else None for s in unit],
+                [s.model_path(out) if s.save_model else None for s in unit],
+            )
+            for k, spec, record in zip(todo, unit, records, strict=True):
+                write_json_atomic(spec.path(out), record)
+                results[k] = record
+    return [results[k] for k in range(len(specs))]
+
+
+def run_in_worker(specs: Sequence[RunSpec], out: str, force: bool) -> list[dict[str, Any]]:
+    """:func:`execute_and_save` in a worker process gzslbench started (joblib or Dask), set up as its own."""
+    set_up_own_process()
+    return execute_and_save(specs, out, False, force)

@@ -1,0 +1,106 @@
+"""The checks of a command's execution options, made once per call before anything runs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from gzslbench.core.errors import GZSLBenchError
+
+AUTO = "auto"
+MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
+MAX_SEED = 2**31 - 1
+BACKENDS = ("joblib", "dask")
+
+
+def parse_count(value: int | str, option: str) -> int | str:
+    """An int option that also accepts ``auto``; a one-line error for anything else."""
+    if isinstance(value, int) or value == AUTO:
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'") from None
+
+
+def check_seeds(seeds: int, seed_start: int) -> None:
+    """Refuse seed counts and ranges no table needs (a typo would otherwise exhaust memory)."""
+    if seeds < 1:
+        raise GZSLBenchError("--seeds must be at least 1")
+    if seeds > MAX_SEEDS:
+        raise GZSLBenchError(f"--seeds {seeds} is more than {MAX_SEEDS}; run seeds in batches with --seed-start")
+    if seed_start < 0 or seed_start + seeds - 1 > MAX_SEED:
+        raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
+
+
+def check_batch_seeds(batch_seeds: int | str, backend: str = "joblib") -> None:
+    """Refuse a batch size below one seed, and batches on a backend that runs specs one by one."""
+    if batch_seeds == AUTO:
+        return
+    assert isinstance(batch_seeds, int)
+    if batch_seeds < 1:
+        raise GZSLBenchError(f"--batch-seeds must be at least 1, got {batch_seeds}")
+    if batch_seeds > 1 and backend != "joblib":
+        raise GZSLBenchError("--batch-seeds runs on the joblib backend only; leave it out with --backend dask")
+
+
+def check_backend(backend: str, scheduler: str | None) -> None:
+    """Refuse an unknown backend, and a scheduler address without the backend that uses it."""
+    if backend not in BACKENDS:
+        raise GZSLBenchError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
+    if scheduler and backend != "dask":
+        raise GZSLBenchError("--scheduler is the address of a Dask scheduler: add --backend dask")
+
+
+def check_n_jobs(n_jobs: int | str, cores: int) -> int | str:
+    """``n_jobs`` as a process count or ``auto``: -1 means one per core; 0 and other negatives are refused."""
+    if n_jobs == AUTO:
+        return n_jobs
+    assert isinstance(n_jobs, int)
+    if n_jobs == -1:
+        return cores
+    if n_jobs < 1:
+        raise GZSLBenchError(f"--n-jobs must be a positive number of processes or -1 (one per core), got {n_jobs}")
+    return n_jobs
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a thread count below one (None: planned)."""
+    if threads is not None and threads < 1:
+        raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
+
+
+def check_writable(out: str | Path) -> None:
+    """Fail before any run if records cannot be written under ``out``."""
+    if str(out).strip() == "":
+        raise GZSLBenchError("--out must name a folder (got an empty string)")
+    runs = Path(out) / "runs"
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=runs):  # a unique name: concurrent commands probe at once
+            pass
+    except OSError as exc:
+        raise GZSLBenchError(f"cannot write run records under '{out}': {exc.strerror or exc}") from None
+
+
+def check_execution(
+    seeds: int,
+    seed_start: int,
+    out: str | Path,
+    *,
+    cores: int,
+    n_jobs: int | str = 1,
+    threads: int | None = None,
+    batch_seeds: int | str = 1,
+    backend: str = "joblib",
+    scheduler: str | None = None,
+) -> tuple[int | str, int | str]:
+    """Every check of a command's execution options, in one place; returns (n_jobs, batch_seeds) parsed."""
+    check_seeds(seeds, seed_start)
+    n_jobs = check_n_jobs(parse_count(n_jobs, "--n-jobs"), cores)
+    batch_seeds = parse_count(batch_seeds, "--batch-seeds")
+    check_batch_seeds(batch_seeds, backend)
+    check_backend(backend, scheduler)
+    check_threads(threads)
+    check_writable(out)
+    return n_jobs, batch_seeds

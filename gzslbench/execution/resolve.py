@@ -1,0 +1,128 @@
+"""From names to run specs: registered methods and datasets, config layers and dataset options.
+
+Config precedence: method defaults < the method's per-dataset defaults < config file < overrides,
+checked against the method's declared ranges before any run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gzslbench.core.config import check_ranges, load_config_file, resolve_config
+from gzslbench.core.environment import resolve_device
+from gzslbench.core.errors import ConfigError
+from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.data.dataset import GZSLData
+from gzslbench.execution.spec import RunSpec, data_key
+from gzslbench.methods.base import Method
+
+
+def get_method(name: str) -> type[Method]:
+    """The registered Method class called ``name``."""
+    return METHODS.get(name)
+
+
+def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The adapter's options with ``options`` applied (unknown keys raise)."""
+    return resolve_config(DATASETS.get(name).options, [options], kind=f"option of dataset '{name}'")
+
+
+def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:
+    """Load (or generate) a registered dataset with its options applied."""
+    adapter = DATASETS.get(name)()
+    return adapter.load(Path(data_dir).expanduser() if data_dir else None, **dataset_options(name, options or {}))
+
+
+def defaults_source(method: str, defaults_from: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The per-dataset defaults layer of ``method`` for data whose settings come from ``defaults_from``."""
+    cls = get_method(method)
+    try:
+        return cls.defaults_for(defaults_from)
+    except ValueError as exc:
+        raise ConfigError(f"method '{cls.name}' {exc}") from exc
+
+
+def method_config(
+    method: str,
+    defaults_from: str,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Defaults < per-dataset defaults < config file < overrides, checked against the defaults and ranges."""
+    cls = get_method(method)
+    layers = [defaults_source(method, defaults_from)[0]]
+    if config_file:
+        layers.append(load_config_file(config_file))
+    layers.append(overrides or {})
+    config = resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
+    try:
+        check_ranges(config, cls.ranges)
+        cls.check_config(config)
+    except ValueError as exc:  # ConfigError included
+        raise ConfigError(f"method '{cls.name}': {exc}") from exc
+    return config
+
+
+def absolute_paths(options: dict[str, Any]) -> dict[str, Any]:
+    """A ``path`` option made absolute, so that the record's command replays from any folder."""
+    if options.get("path"):
+        return {**options, "path": str(Path(str(options["path"])).expanduser().resolve())}
+    return options
+
+
+def plan_specs(
+    methods: Sequence[str],
+    datasets: Sequence[str],
+    seeds: Iterable[int],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    options: Mapping[str, Any] | None = None,
+    data_dir: str | None = None,
+    device: str = "auto",
+    validate: bool = False,
+    threads: int | None = None,
+    save_scores: bool = False,
+    loaded: dict[tuple, GZSLData] | None = None,
+    save_model: bool = False,
+) -> list[RunSpec]:
+    """Resolve names, options and configs into RunSpecs, loading (and so checking) each dataset once.
+
+    ``threads`` None leaves each spec's threads to the scheduler. The loaded datasets are put in
+    ``loaded`` (keyed by :attr:`RunSpec.data_key`) when given, for the in-process runs to reuse.
+    """
+    seeds = list(seeds)
+    resolved_device = str(resolve_device(device))
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
+    specs = []
+    for dataset in datasets:
+        ds_name = DATASETS.get(dataset).name
+        opts = absolute_paths(dataset_options(ds_name, options or {}))
+        data = load_dataset(ds_name, data_dir, opts)
+        if loaded is not None:
+            loaded[data_key(ds_name, data_dir, opts)] = data
+        for method in methods:
+            m_name = get_method(method).name
+            config = method_config(m_name, data.defaults_from, config_file, overrides)
+            source = defaults_source(m_name, data.defaults_from)[1]
+            specs += [
+                RunSpec(
+                    m_name,
+                    ds_name,
+                    seed,
+                    config,
+                    opts,
+                    data_dir,
+                    resolved_device,
+                    validate,
+                    threads,
+                    source,
+                    data.fingerprint,
+                    save_scores,
+                    save_model=save_model,
+                )
+                for seed in seeds
+            ]
+    return specs

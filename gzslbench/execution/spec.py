@@ -1,0 +1,97 @@
+"""What one run is: a :class:`RunSpec`, its place in the results folder and the command that repeats it."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gzslbench.core.config import config_hash
+from gzslbench.results.store import SCORES_SUFFIX, record_path
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one run; its record can be rebuilt from these fields alone.
+
+    ``threads`` is part of the spec because the torch thread count can change results in the
+    last bits; None until the scheduler (:func:`gzslbench.execution.schedule.schedule`) gives the
+    run its threads. ``data_fingerprint`` (of the data loaded when the spec was planned) and
+    ``defaults_source`` are carried for the record and the resume check, not for identity; so is
+    ``sweep``, the name of the sweep that planned the run.
+    """
+
+    method: str
+    dataset: str
+    seed: int
+    config: dict[str, Any]
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    device: str = "cpu"
+    validate: bool = False
+    threads: int | None = None
+    defaults_source: dict[str, str] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    save_scores: bool = False
+    sweep: str | None = None  # the sweep or tuning search that planned the run; a tag, not identity
+    save_model: bool = False
+
+    @property
+    def data_key(self) -> tuple:
+        return data_key(self.dataset, self.data_dir, self.dataset_options)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config, self.dataset_options)
+
+    def path(self, out: str | Path) -> Path:
+        return record_path(out, self.dataset, self.method, self.config_hash, self.seed)
+
+    def model_path(self, out: str | Path) -> Path:
+        """Where ``--save-model`` puts the trained weights: ``seed-<k>.model.pt`` beside the record."""
+        return self.path(out).with_suffix(".model.pt")
+
+    def scores_path(self, out: str | Path) -> Path:
+        """Where ``--save-scores`` puts the last candidate's test scores: beside the record."""
+        path = self.path(out)
+        return path.with_name(path.stem + SCORES_SUFFIX)
+
+    def command(self) -> str:
+        """The CLI command that repeats exactly this run (shell-quoted)."""
+        parts = ["gzslbench", "run", "--method", self.method, "--dataset", self.dataset]
+        parts += ["--seeds", "1", "--seed-start", str(self.seed), "--device", self.device]
+        if self.threads is not None:
+            parts += ["--threads", str(self.threads)]
+        for key, value in self.dataset_options.items():
+            parts += ["--dataset-option", f"{key}={yaml_value(value)}"]
+        for key, value in self.config.items():
+            parts += ["--set", f"{key}={yaml_value(value)}"]
+        if self.data_dir:
+            parts += ["--data-dir", self.data_dir]
+        if self.validate:
+            parts.append("--val")
+        if self.save_model:
+            parts.append("--save-model")
+        if self.save_scores:
+            parts.append("--save-scores")
+        return shlex.join(parts)
+
+
+def data_key(dataset: str, data_dir: str | None, options: Mapping[str, Any]) -> tuple:
+    """Runs with equal keys read the same data, so one command loads it once."""
+    return (dataset, data_dir, tuple(sorted(options.items())))
+
+
+def yaml_value(value: Any) -> str:
+    """``value`` as ``--set key=VALUE`` writes it, so that the CLI reads back the same value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(yaml_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
