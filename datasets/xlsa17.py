@@ -22,22 +22,20 @@ read-only: index them (which copies) rather than writing into them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import platformdirs
 
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import register_dataset
 from gzslbench.data.dataset import GZSLData, validate
+from gzslbench.data.location import DATA_ENV, data_root
 from gzslbench.datasets._arrays import as_integers, as_matrix, fail
 from gzslbench.datasets._cache import cache_key, load_arrays, save_arrays
 from gzslbench.datasets._matfile import read_mat
 from gzslbench.datasets.base import DatasetAdapter
 
-DATA_ENV = "GZSLBENCH_DATA"
 FEATURES_FILE = "res101.mat"
 SPLITS_FILE = "att_splits.mat"
 REQUIRED_SPLITS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
@@ -46,19 +44,6 @@ HOW_TO_GET = (
     "of Xian et al. 2018, 'Zero-Shot Learning - A Comprehensive Evaluation of the Good, the Bad and the "
     f"Ugly', unpack it there, or pass --data-dir DIR / set {DATA_ENV}=DIR"
 )
-
-
-def default_data_dir() -> Path:
-    """Where datasets are looked for when neither ``data_dir`` nor ``$GZSLBENCH_DATA`` is given."""
-    return Path(platformdirs.user_cache_dir("gzslbench")) / "data"
-
-
-def data_root(data_dir: Path | str | None = None) -> Path:
-    """The data root: ``data_dir``, else ``$GZSLBENCH_DATA``, else :func:`default_data_dir`."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else default_data_dir()
 
 
 def candidate_folders(root: Path, folder: str) -> list[Path]:

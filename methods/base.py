@@ -21,30 +21,20 @@ import torch
 from tqdm.auto import tqdm
 
 from gzslbench.core.files import atomic_path
+from gzslbench.protocol.scores import Scores
 
 if TYPE_CHECKING:
     from gzslbench.core.config import Constraint
     from gzslbench.protocol.splits import Split
 
 
+__all__ = ["Method", "RunContext", "Scores", "TrainingDiverged"]  # Scores: defined by the protocol
+
 T = TypeVar("T")
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run is recorded as failed with this reason."""
-
-
-@dataclass
-class Scores:
-    """Class scores (higher = more likely) of one candidate model on the test instances.
-
-    ``seen`` is (n_test_seen, K) and ``unseen`` is (n_test_unseen, K) over the split's K classes.
-    ``epoch`` is the 1-based index of the candidate (e.g. the final-classifier epoch).
-    """
-
-    epoch: int
-    seen: torch.Tensor
-    unseen: torch.Tensor
 
 
 @dataclass

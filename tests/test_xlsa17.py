@@ -13,7 +13,7 @@ import scipy.io
 
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import DATASETS
-from gzslbench.datasets import xlsa17
+from gzslbench.data import location
 from gzslbench.datasets._matfile import read_mat
 from gzslbench.protocol.splits import validation_split
 
@@ -141,10 +141,10 @@ def test_release_layout_env_root_and_dataset_folder(shared_xlsa17: Path, tmp_pat
 
 def test_default_data_dir_is_used_without_env(monkeypatch) -> None:
     """With neither argument nor env, the root is default_data_dir() (platformdirs cache)."""
-    assert xlsa17.data_root(None) == xlsa17.default_data_dir()
-    assert xlsa17.default_data_dir().name == "data"
+    assert location.data_root(None) == location.default_data_dir()
+    assert location.default_data_dir().name == "data"
     monkeypatch.setenv("GZSLBENCH_DATA", "/somewhere")
-    assert xlsa17.data_root(None) == Path("/somewhere")
+    assert location.data_root(None) == Path("/somewhere")
 
 
 def test_cache_serves_second_load(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """The ``gzslbench`` command line. One module per sub-command; importing it registers the command.
 
 To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and import it here.
+
+May import: every other layer (it is the top one).
 """
 
 from __future__ import annotations

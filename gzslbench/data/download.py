@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from gzslbench.core.errors import ConfigError, DataError, UnknownNameError
 from gzslbench.core.registry import unknown_name_message
-from gzslbench.datasets.xlsa17 import data_root
+from gzslbench.data.location import data_root
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0

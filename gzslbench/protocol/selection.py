@@ -9,16 +9,13 @@ labelled so) and ``val`` (epoch chosen on the validation split, then read on the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 
 from gzslbench.protocol.calibration import ausuc, calibrated_h, choose_gamma, seen_unseen_curve
 from gzslbench.protocol.metrics import gzsl_metrics
+from gzslbench.protocol.scores import Scores
 from gzslbench.protocol.splits import Split
-
-if TYPE_CHECKING:
-    from gzslbench.methods.base import Scores
 
 PROTOCOL = {"name": "gzsl-proposed-split", "version": 2, "accuracy": "mean per-class top-1, percent"}
 # The model-selection modes, defined once: name -> what the reported number is.
