@@ -119,9 +119,13 @@ def data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str,
     return block
 
 
-def new_record(spec: RunSpec) -> RunRecord:
-    """The record of ``spec`` before it runs: what is run, with which code and where."""
+def new_record(spec: RunSpec, unit_seeds: Sequence[int] = ()) -> RunRecord:
+    """The record of ``spec`` before it runs: what is run, with which code, where and how.
+
+    ``unit_seeds`` are the seeds trained in one computation with this one (empty: alone).
+    """
     device = torch.device(spec.device)
+    unit = list(unit_seeds) or [spec.seed]
     return {
         "schema_version": SCHEMA_VERSION,
         "method": spec.method,
@@ -136,7 +140,14 @@ def new_record(spec: RunSpec) -> RunRecord:
         "threads": torch.get_num_threads(),
         "validate": spec.validate,
         "sweep": spec.sweep,
-        "command": spec.command(),
+        "command": spec.command(unit),
+        "execution": {
+            "device": spec.device,
+            "threads": torch.get_num_threads(),
+            "batch_seeds": len(unit),
+            "batch_position": unit.index(spec.seed),
+            "unit_seeds": unit,
+        },
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]
         "env": environment(device),
@@ -194,7 +205,7 @@ def execute(
     scores_paths = scores_paths or [None] * len(specs)
     model_paths = model_paths or [None] * len(specs)
     with torch_threads(spec0.threads):
-        records = [new_record(spec) for spec in specs]
+        records = [new_record(spec, [s.seed for s in specs]) for spec in specs]
         ctxs = [
             RunContext(seed=s.seed, device=device, progress=progress, model_path=p)
             for s, p in zip(specs, model_paths, strict=True)

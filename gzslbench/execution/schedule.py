@@ -28,19 +28,23 @@ from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.execute import execute_and_save, is_finished, run_in_worker
 from gzslbench.execution.planning import ExecutionPlan, cpu_count, plan_execution, seed_batches
 from gzslbench.execution.spec import RunSpec
+from gzslbench.protocol.selection import PROTOCOL
+from gzslbench.results.record import protocol_version
 from gzslbench.results.store import read_record, remove_partial_writes, remove_stale_temp_files
 
 
-def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSpec, str | None]]:
-    """Specs whose finished record was made from other data: (spec, the record's fingerprint)."""
+def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSpec, str]]:
+    """Specs whose finished record cannot stand for them now: (spec, why), for other data or another protocol."""
     stale = []
     for spec in specs:
         record = read_record(spec.path(out))
-        if record is None or record["status"] != "ok" or spec.data_fingerprint is None:
+        if record is None or record["status"] != "ok":
             continue
         recorded = (record.get("data") or {}).get("fingerprint")
-        if recorded != spec.data_fingerprint:
-            stale.append((spec, recorded))
+        if protocol_version(record) != PROTOCOL["version"]:
+            stale.append((spec, f"protocol version {protocol_version(record)}, now {PROTOCOL['version']}"))
+        elif spec.data_fingerprint is not None and recorded != spec.data_fingerprint:
+            stale.append((spec, f"data fingerprint {recorded}, now {spec.data_fingerprint}"))
     return stale
 
 
@@ -132,11 +136,10 @@ def run_specs(
     if not force:
         stale = stale_records(specs, out)
         if stale:
-            spec, recorded = stale[0]
+            spec, why = stale[0]
             raise GZSLBenchError(
-                f"{len(stale)} finished record(s) were made from other data than is loaded now (e.g. "
-                f"{spec.path(out)}: data fingerprint {recorded}, now {spec.data_fingerprint}); pass --force to "
-                "replace them, or --out another folder"
+                f"{len(stale)} finished record(s) were made from other data or under another protocol than now "
+                f"(e.g. {spec.path(out)}: {why}); pass --force to replace them, or --out another folder"
             )
     loaded = loaded or {}
     todo = [s for s in specs if force or not is_finished(s, out)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,18 @@ class RunSpec:
         path = self.path(out)
         return path.with_name(path.stem + SCORES_SUFFIX)
 
-    def command(self) -> str:
-        """The CLI command that repeats exactly this run (shell-quoted)."""
+    def command(self, unit_seeds: Sequence[int] = ()) -> str:
+        """The CLI command that repeats exactly this run (shell-quoted), executed as it was.
+
+        A seed trained in a batch (``unit_seeds``: the seeds of that computation) is repeated by
+        rerunning the batch, when its seeds are consecutive: batching changes the last digits.
+        """
+        seeds = list(unit_seeds) or [self.seed]
+        if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+            seeds = [self.seed]  # not a range: the closest replay is the seed alone
         parts = ["gzslbench", "run", "--method", self.method, "--dataset", self.dataset]
-        parts += ["--seeds", "1", "--seed-start", str(self.seed), "--device", self.device]
+        parts += ["--seeds", str(len(seeds)), "--seed-start", str(seeds[0]), "--device", self.device]
+        parts += ["--n-jobs", "1", "--batch-seeds", str(len(seeds))]
         if self.threads is not None:
             parts += ["--threads", str(self.threads)]
         for key, value in self.dataset_options.items():

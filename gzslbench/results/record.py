@@ -93,6 +93,34 @@ class TuningBlock(TypedDict, total=False):
     selected_on: str  # "validation split only (no test data read)"
 
 
+class ExecutionBlock(TypedDict, total=False):
+    """How a run was executed: what can change its numbers in the last digits without changing the run."""
+
+    device: str  # torch device
+    threads: int  # torch intra-op threads
+    batch_seeds: int  # seeds trained as one computation with this one (1: alone)
+    batch_position: int  # this seed's place in that computation (0-based)
+    unit_seeds: list[int]  # the seeds of that computation, in order
+
+
+def execution_label(record: dict[str, Any]) -> str:
+    """``cpu, batch of 3``: the parts of a run's execution that move its numbers beyond the last digits.
+
+    A batch of seeds is the same runs only up to float rounding, which training amplifies into
+    points of H; another thread count changes the order of float sums only (the record keeps it).
+    Records before the execution block: from ``device`` and ``timings.batch_seeds``.
+    """
+    block = record.get("execution") or {}
+    device = block.get("device", record.get("device"))
+    batch = int(block.get("batch_seeds", (record.get("timings") or {}).get("batch_seeds", 1)) or 1)
+    return f"{device}, " + ("alone" if batch == 1 else f"batch of {batch}")
+
+
+def protocol_version(record: dict[str, Any]) -> int | None:
+    """The protocol version a record was evaluated under (None: the record does not say)."""
+    return (record.get("protocol") or {}).get("version")
+
+
 class RunRecord(TypedDict, total=False):
     """One run's record. Keys marked 'ok only' are present when status is 'ok'."""
 
@@ -110,7 +138,8 @@ class RunRecord(TypedDict, total=False):
     threads: int  # torch intra-op threads: results can differ in the last bits with another count
     validate: bool  # trained again on the validation split for the `val` mode
     sweep: str | None  # name of the sweep / tuning search that planned the run, else None
-    command: str  # the CLI command that repeats exactly this run
+    command: str  # the CLI command that repeats exactly this run (its whole batch, for a batched seed)
+    execution: ExecutionBlock  # how it was executed: device, threads, batch
     # --- provenance ---
     protocol: dict[str, Any]  # protocol.PROTOCOL
     data: DataBlock

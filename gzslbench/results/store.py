@@ -20,7 +20,15 @@ import pandas as pd
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import TEMP_PREFIX, TEMP_SUFFIX
 from gzslbench.results.claims import ClaimHeld, claim_path, claimed
-from gzslbench.results.record import METRICS, RecordError, RunRecord, check, code_label
+from gzslbench.results.record import (
+    METRICS,
+    RecordError,
+    RunRecord,
+    check,
+    code_label,
+    execution_label,
+    protocol_version,
+)
 
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
 
@@ -111,7 +119,14 @@ def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator
                 problems.append(str(exc))
 
 
-PROVENANCE_COLUMNS = ("data_fingerprint", "code_version", "device")
+# Columns that must agree across a cell's seeds, and what a disagreement is called in a warning.
+PROVENANCE_COLUMNS = {
+    "protocol_version": "protocol versions",
+    "data_fingerprint": "data",
+    "code_version": "code versions",
+    "device": "devices",
+    "execution": "executions",
+}
 
 
 def load_results(
@@ -136,6 +151,8 @@ def load_results(
             "data_fingerprint": (record.get("data") or {}).get("fingerprint"),
             "code_version": code_label(record),
             "device": record.get("device"),
+            "execution": execution_label(record),
+            "protocol_version": protocol_version(record),
             "tuned": bool(record.get("tuning")),
             "sweep": record.get("sweep"),
         }
@@ -151,10 +168,10 @@ def load_results(
 
 
 def mixed_provenance(frame: pd.DataFrame) -> list[str]:
-    """One line per table cell (method, dataset, config) whose seeds come from different data, code or devices."""
+    """One line per table cell (method, dataset, config) whose seeds differ in protocol, data, code or execution."""
     notes = []
     for (method, dataset, config), group in frame.groupby(["method", "dataset", "config_hash"], sort=True):
-        for column, what in zip(PROVENANCE_COLUMNS, ("data", "code versions", "devices"), strict=True):
+        for column, what in PROVENANCE_COLUMNS.items():
             values = sorted({str(v) for v in group[column].dropna().unique()})
             if len(values) > 1:
                 notes.append(f"{method} on {dataset} [{config}]: seeds from {len(values)} {what}: {', '.join(values)}")

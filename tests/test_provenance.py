@@ -1,0 +1,88 @@
+"""How a run was executed is recorded, repeated by its replay command, and kept apart in tables and resume."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+from click.testing import CliRunner
+
+import gzslbench
+from gzslbench.cli import cli
+from gzslbench.core.errors import GZSLBenchError
+from gzslbench.results.store import load_results, mixed_provenance
+
+TINY_ACMR = {"epochs": 2, "cls_epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def batched_and_single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prov")
+    batched = gzslbench.run(
+        "acmr", "synth-tiny", seeds=2, out=out / "batched", batch_seeds=2, threads=1, overrides=TINY_ACMR
+    )
+    single = gzslbench.run(
+        "acmr", "synth-tiny", seeds=2, out=out / "single", batch_seeds=1, threads=1, overrides=TINY_ACMR
+    )
+    return out, batched, single
+
+
+def test_a_batched_record_says_how_it_was_executed(batched_and_single):
+    _, batched, single = batched_and_single
+    assert [r["execution"]["batch_position"] for r in batched] == [0, 1]
+    assert all(
+        r["execution"] | {"batch_position": 0}
+        == {"device": "cpu", "threads": 1, "batch_seeds": 2, "batch_position": 0, "unit_seeds": [0, 1]}
+        for r in batched
+    )
+    assert [r["execution"]["batch_seeds"] for r in single] == [1, 1]
+    assert batched[1]["config_hash"] == single[1]["config_hash"]  # the same run, executed otherwise
+    assert "--batch-seeds 2" in batched[1]["command"] and "--batch-seeds 1" in single[1]["command"]
+
+
+def test_the_replay_command_repeats_the_batch_and_its_metrics(batched_and_single, tmp_path):
+    _, batched, _ = batched_and_single
+    args = [*shlex.split(batched[1]["command"])[1:], "--out", str(tmp_path), "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (replayed,) = [r for r in load_json_records(tmp_path) if r["seed"] == 1]
+    assert replayed["metrics"] == batched[1]["metrics"]
+    assert replayed["execution"] == batched[1]["execution"]
+
+
+def load_json_records(out):
+    return [json.loads(p.read_text()) for p in sorted((out / "runs").rglob("seed-*.json"))]
+
+
+def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp_path):
+    out, _, _ = batched_and_single
+    mixed = tmp_path / "mixed"
+    for seed, source in ((0, "batched"), (1, "single")):
+        (path,) = (out / source / "runs").rglob(f"seed-{seed}.json")
+        target = mixed / path.relative_to(out / source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    notes = mixed_provenance(load_results(mixed))
+    assert notes == [
+        f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone, "
+        "cpu, batch of 2"
+    ]
+    shown = CliRunner().invoke(cli, ["table", "--results", str(mixed)])
+    assert "2 executions" in shown.output
+    strict = CliRunner().invoke(cli, ["table", "--results", str(mixed), "--strict"])
+    assert strict.exit_code == 2
+
+
+def test_a_record_of_another_protocol_version_is_neither_resumed_nor_mixed_in_silently(tmp_path):
+    records = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
+    path = next((tmp_path / "runs").rglob("seed-1.json"))
+    old = json.loads(path.read_text())
+    old["protocol"]["version"] = 1
+    path.write_text(json.dumps(old))
+    notes = mixed_provenance(load_results(tmp_path))
+    assert any("2 protocol versions: 1, 2" in n for n in notes)
+    with pytest.raises(GZSLBenchError, match="protocol version 1, now 2"):
+        gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
+    again = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path, force=True)
+    assert again[1]["protocol"]["version"] == 2 and again[1]["metrics"] == records[1]["metrics"]
