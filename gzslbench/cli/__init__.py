@@ -6,7 +6,6 @@ To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)
 from __future__ import annotations
 
 from gzslbench.cli import (  # noqa: F401  (registers the sub-commands)
-    bench,
     check,
     data,
     listing,
