@@ -21,7 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from gzslbench.bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
+# benchmarks/bench.py, beside this script (its folder is sys.path[0] when run as a script)
+from bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
+
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
@@ -105,7 +107,7 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
 
 def breakdown(method: str = "acmr", iterations: int = 143) -> str:
     """Median milliseconds of the forward pass, backward pass and optimizer step of a VAE iteration,
-    next to the time of its matrix products (:func:`gzslbench.bench.iteration_flops`) at the yardstick speed."""
+    next to the time of its matrix products (:func:`bench.iteration_flops`) at the yardstick speed."""
     model, config = cub_model(method)
     step = vae_step(model, config)
     for _ in range(5):

@@ -1,19 +1,37 @@
-"""`gzslbench bench`: the analytic FLOP count of a VAE iteration, and the command's JSON object."""
+"""benchmarks/bench.py: the analytic FLOP count of a VAE iteration, the report, the .mat writer, the script.
+
+The default suite asserts only what the machine cannot change (shapes, FLOP counts, formatting,
+files written); the tests that time real work are marked ``slow``.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from torch.utils.flop_counter import FlopCounterMode
 
-from gzslbench import bench
-from gzslbench.cli import cli
 from gzslbench.methods.vae.model import BackboneSpec, CrossModalVAE, VAESettings
 from gzslbench.methods.vae.parts import draw_noise, random_permutations
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def import_bench():
+    """benchmarks/bench.py as the module ``bench`` (a script of the checkout, not part of the package)."""
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
+    return importlib.import_module("bench")
+
+
+bench = import_bench()
 
 SMALL = BackboneSpec(
     visual_dim=6,
@@ -102,10 +120,92 @@ def test_flop_count_matches_torch_counter_on_small_spec() -> None:
     assert counted_flops(model, config, 2) == 2352
 
 
+def fake_result(**changes) -> dict:
+    """A run_bench result of made-up numbers (tiny shapes, 2 seeds): what format_report and --json print."""
+    result = {
+        "size": "tiny", "quick": True, "device": "cpu", "device_name": "Test CPU", "cores": 2, "threads": 1,
+        "torch": "2.x", "acmr_gflops": 2.0, "acmr_gflop_per_iteration": 0.004, "acmr_iteration_ms": 2.0,
+        "acmr_epoch_s": 0.024, "acmr_iterations_timed": 12, "cls_stage_s": 0.5, "cls_epochs": 2,
+        "cls_epochs_timed": 2, "peak_rss_mb": 300.0, "matmul_gflops_measured": [40.0, 50.0], "matmul_n": 128,
+        "vae_gemm_gflops": 8.0, "vae_gemm_ms": 0.5, "gemm_shapes": [], "optimizer_step_ms": 0.25,
+        "acmr_ceiling_gflops": 5.0, "copy_gbps": 10.0, "copy_mb": 4, "acmr_batched_gflops": 3.0,
+        "batched_mode": "batched", "batched_k": 2, "batched_threads_per_process": 1, "batched_peak_rss_mb": 350.0,
+        "batched_note": "", "acmr_planned_gflops": 4.0, "planned_mix": "2 processes x 1 thread",
+        "planned_units": [1, 1], "load_cold_s": 0.1, "load_cached_s": 0.002, "load_size_mb": 1.0,
+        "matmul_gflops": 50.0, "acmr_efficiency": 0.04, "acmr_gemm_efficiency": 0.25, "ceiling_efficiency": 0.1,
+        "batched_speedup": 1.5, "batched_efficiency": 0.06, "planned_efficiency": 0.08,
+    }  # fmt: skip
+    return result | changes
+
+
+def test_report_formats_every_measurement() -> None:
+    """The report's head, thread line and one row per measurement, with the ratios as percentages."""
+    lines = bench.format_report(fake_result()).splitlines()
+    assert lines[0] == "bench --quick: size tiny, cpu (Test CPU)"
+    assert lines[1] == "1 torch thread(s) of 2 core(s), torch 2.x"
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in lines[2:])
+    assert rows["matmul 128x128 fp32"] == "50.0 GFLOP/s (the faster of 40.0 and 50.0, first and last)"
+    assert rows["ACMR ceiling (GEMM shapes + AMSGrad step)"] == "5.0 GFLOP/s = 10% of matmul (the step 0.2 ms)"
+    assert rows["ACMR training, 1 seed"].endswith("= 4% of matmul, 25% of the VAE GEMMs")
+    assert rows["ACMR training, 2 seeds (batched)"] == "3.0 GFLOP/s aggregate = 6% of matmul, x1.50 of 1 seed"
+    assert rows["final classifier, 2 epochs"] == "0.50 s"
+    assert rows["xlsa17 load, 1 MiB"] == "first (converting) 0.10 s, cached 2.0 ms"
+    assert len(rows) == 10
+    full = bench.format_report(fake_result(quick=False, cls_epochs=50, cls_epochs_timed=5)).splitlines()
+    assert full[0].startswith("bench: size tiny") and "(from 5 timed)" in "\n".join(full)
+
+
+def test_script_options_reach_run_bench_and_json_is_one_object(monkeypatch, capsys) -> None:
+    """`--quick --json --size tiny --seeds 2 --threads 1`: the options as run_bench's arguments, one JSON object."""
+    calls = []
+
+    def fake_run_bench(**kwargs):
+        calls.append(kwargs)
+        return fake_result()
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    assert bench.main(["--quick", "--json", "--size", "tiny", "--seeds", "2", "--threads", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == fake_result() and err == ""
+    assert calls == [
+        {"quick": True, "device": torch.device("cpu"), "threads": 1, "seeds": 2, "size": "tiny", "log": None}
+    ]
+    assert bench.main(["--size", "awa2"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("bench --quick: size tiny")  # the report, not JSON
+    assert calls[1]["size"] == "awa2" and not calls[1]["quick"] and calls[1]["seeds"] == 5 and calls[1]["log"]
+
+
+def test_bench_rejects_zero_seeds(capsys) -> None:
+    """A bad --seeds is one line and exit 2, before anything is measured."""
+    assert bench.main(["--quick", "--size", "tiny", "--seeds", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --seeds must be at least 1, got 0\n"
+
+
+def test_the_script_runs_from_the_checkout() -> None:
+    """`python benchmarks/bench.py --help` from any folder: the former `gzslbench bench` options."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120, cwd=SCRIPT.anchor
+    )
+    assert result.returncode == 0, result.stderr
+    for option in ("--quick", "--json", "--device", "--threads", "--seeds", "--size"):
+        assert option in result.stdout
+
+
+@pytest.mark.slow
 def test_bench_quick_json_on_tiny_shapes() -> None:
-    """`bench --quick --json --size tiny`: one JSON object with every key, all numbers positive."""
-    result = CliRunner().invoke(cli, ["bench", "--quick", "--json", "--size", "tiny", "--seeds", "2", "--threads", "1"])
-    assert result.exit_code == 0, result.output
+    """`python benchmarks/bench.py --quick --json --size tiny`: one JSON object with every key, all numbers positive.
+
+    Slow: it times real work (every measurement of the bench at tiny shapes, two worker processes).
+    """
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", "--size", "tiny", "--seeds", "2", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     for key in JSON_KEYS:
         assert isinstance(data[key], float) and data[key] > 0, key
@@ -124,19 +224,16 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
     assert "ACMR ceiling (GEMM shapes + AMSGrad step)" in bench.format_report(data)
 
 
+@pytest.mark.slow
 def test_optimizer_step_time_follows_the_parameter_count() -> None:
-    """The timed step is the real AMSGrad step: CUB's 7 M parameters take far longer than tiny's few thousand."""
+    """The timed step is the real AMSGrad step: CUB's 7 M parameters take far longer than tiny's few thousand.
+
+    Slow: a wall-clock ratio, which a busy machine can upset.
+    """
     cpu = torch.device("cpu")
     tiny = bench.optimizer_step_seconds(bench.SIZES["tiny"], cpu, min_time=0.05)
     cub = bench.optimizer_step_seconds(bench.SIZES["cub"], cpu, min_time=0.05)
     assert cub > 20 * tiny
-
-
-def test_bench_rejects_zero_seeds() -> None:
-    """A bad --seeds is one line, before anything is measured."""
-    result = CliRunner().invoke(cli, ["bench", "--quick", "--size", "tiny", "--seeds", "0"])
-    assert result.exit_code == 2
-    assert result.output.strip() == "error: --seeds must be at least 1, got 0"
 
 
 def test_the_planned_mix_times_the_plans_rounds_one_after_the_other(monkeypatch) -> None:

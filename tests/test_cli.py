@@ -171,3 +171,30 @@ def test_real_xlsa17_folder_end_to_end(invoke, tmp_path, shared_xlsa17, monkeypa
     missing = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "-q")
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
     assert "att_splits.mat" in missing.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "-m", "eszsl", "-d", "synth-tiny"],
+        ["sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+        ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+    ],
+    ids=["run", "sweep", "tune"],
+)
+def test_results_folder_option_and_its_deprecated_out_alias(invoke, tmp_path, command):
+    """--results names the results folder; --out still works for one release, with one warning line."""
+    given = invoke(*command, "-q", "--results", "given")
+    assert given.exit_code == 0, given.output
+    assert list((tmp_path / "given" / "runs").rglob("seed-0.json")) and given.stderr == ""
+
+    legacy = invoke(*command, "-q", "--out", "legacy")
+    assert legacy.exit_code == 0, legacy.output
+    assert legacy.stderr == "warning: --out is deprecated for the results folder; use --results\n"
+    assert list((tmp_path / "legacy" / "runs").rglob("seed-0.json"))
+    assert "under legacy/runs" in legacy.stdout
+    assert not (tmp_path / "results").exists()
+
+    both = invoke(*command, "-q", "--out", "a", "--results", "b")
+    assert both.exit_code == 2 and both.stderr.startswith("error: --out is the deprecated name of --results")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -146,7 +146,7 @@ def test_dask_local_cluster_gives_the_joblib_records(tmp_path: Path) -> None:
     overrides = [f"{k}={v}" for k, v in TINY_ACMR.items()]
     serial = run("acmr", "synth-tiny", 2, out=tmp_path / "serial", overrides=overrides, threads=1)
     args = ["run", "-m", "acmr", "-d", "synth-tiny", "--seeds", "2", "--threads", "1", "-q"]
-    args += ["--backend", "dask", "--n-jobs", "2", "--out", str(tmp_path / "dask")]
+    args += ["--backend", "dask", "--n-jobs", "2", "--results", str(tmp_path / "dask")]
     args += [a for o in overrides for a in ("--set", o)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -196,7 +196,7 @@ def test_run_that_kills_every_worker_is_reported_failed(
 
 def test_scheduler_needs_the_dask_backend(tmp_path: Path) -> None:
     """--scheduler with the joblib backend is one clear error, before anything runs."""
-    args = ["run", "-m", "eszsl", "-d", "synth-tiny", "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path)]
+    args = ["run", "-m", "eszsl", "-d", "synth-tiny", "--scheduler", "tcp://127.0.0.1:1", "--results", str(tmp_path)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
     assert result.output.strip() == "error: --scheduler is the address of a Dask scheduler: add --backend dask"
@@ -207,7 +207,7 @@ def test_unreachable_scheduler_is_one_line(tmp_path: Path, monkeypatch: pytest.M
     """A scheduler address where nothing listens: one line naming it, no traceback."""
     monkeypatch.setattr(backends, "CONNECT_TIMEOUT_S", 1.0)
     args = ["run", "-m", "eszsl", "-d", "synth-tiny", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1"]
-    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path), "-q"])
+    result = CliRunner().invoke(cli, [*args, "--results", str(tmp_path), "-q"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot connect to the Dask scheduler at 'tcp://127.0.0.1:1'")

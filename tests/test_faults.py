@@ -47,8 +47,8 @@ def one_line_error(result, exit_code: int = 2) -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--out", ""], "--out must name a folder"),
-        (["--out", "/proc/gzslbench-results"], "cannot write run records under '/proc/gzslbench-results'"),
+        (["--results", ""], "--results must name a folder"),
+        (["--results", "/proc/gzslbench-results"], "cannot write run records under '/proc/gzslbench-results'"),
         (["--n-jobs", "0"], "--n-jobs must be a positive number of processes or -1"),
         (["--n-jobs", "-3"], "--n-jobs must be a positive number of processes or -1"),
         (["--seeds", "1000000000000"], "--seeds 1000000000000 is more than 10000"),

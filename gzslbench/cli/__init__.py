@@ -8,7 +8,6 @@ May import: every other layer (it is the top one).
 from __future__ import annotations
 
 from gzslbench.cli import (  # noqa: F401  (registers the sub-commands)
-    bench,
     check,
     data,
     listing,

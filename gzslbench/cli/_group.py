@@ -8,6 +8,7 @@ import traceback
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution.process import set_up_own_process
@@ -55,6 +56,46 @@ class _FriendlyGroup(click.Group):
                 traceback.print_exc()
             click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
             ctx.exit(1)
+
+
+OUT_DEPRECATED = "warning: --out is deprecated for the results folder; use --results"
+
+
+def results_folder_options(func: Any) -> Any:
+    """``--results DIR`` (the results folder, passed as ``out``) and its deprecated alias ``--out`` (``legacy_out``).
+
+    For ``run``, ``sweep`` and ``tune``, which write run records; the command resolves the two with
+    :func:`results_folder`. ``--out`` names the output folder of figures and reports elsewhere.
+    """
+    func = click.option(
+        "--out",
+        "legacy_out",
+        hidden=True,
+        type=click.Path(file_okay=False),
+        help="Deprecated alias of --results (for one release).",
+    )(func)
+    return click.option(
+        "--results",
+        "out",
+        default="results",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Results folder: run records are written under it (--out: deprecated alias).",
+    )(func)
+
+
+def results_folder(results: str, legacy_out: str | None) -> str:
+    """The results folder of ``--results``, or of the deprecated ``--out`` with one warning line on stderr."""
+    if legacy_out is not None:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("out") is not ParameterSource.DEFAULT:
+            raise click.UsageError("--out is the deprecated name of --results; give --results only")
+        click.echo(OUT_DEPRECATED, err=True)
+        results = legacy_out
+    if not results.strip():
+        raise GZSLBenchError("--results must name a folder (got an empty string)")
+    return results
 
 
 def names(values: tuple[str, ...]) -> list[str]:

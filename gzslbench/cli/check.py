@@ -25,8 +25,18 @@ from gzslbench.studies import check
 )
 @click.option("--suite", "suite_file", type=click.Path(dir_okay=False), help="Suite file (default: the CI suite).")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), help="Baseline JSON (default: CI's).")
-@click.option("--results", type=click.Path(file_okay=False), help="Write the suite's run records here (default: temp).")
-@click.option("--from-results", type=click.Path(file_okay=False), help="Compare records already in this folder.")
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Results folder the suite's run records are written under (default: a temporary folder).",
+)
+@click.option(
+    "--from-results",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Compare the records already in this results folder instead of running the suite.",
+)
 @click.option("--update", is_flag=True, help="Rewrite the baseline from this run (code version and environment).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
 def check_command(

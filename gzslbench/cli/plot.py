@@ -1,4 +1,4 @@
-"""``gzslbench plot KIND``: the paper's figures from run records, as PNG and PDF."""
+"""``gzslbench plot KIND``: the paper's figures from run records, as PNG and PDF (needs the ``plots`` extra)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from gzslbench.reports.plots import (
     plot_seen_unseen,
     plot_sensitivity,
     plot_tsne,
+    require_plots,
     select_records,
 )
 
@@ -49,12 +50,21 @@ def draw(
     "plot",
     epilog=(
         "Examples:\n\n  gzslbench plot bars --out figures\n\n  gzslbench plot curves -m acmr,cada-vae -d synth-cub\n\n"
-        "  gzslbench plot sensitivity -m acmr\n\n  gzslbench plot tsne -m acmr --seed 0 --classes 10"
+        "  gzslbench plot sensitivity -m acmr\n\n  gzslbench plot tsne -m acmr --seed 0 --classes 10\n\n"
+        "Needs matplotlib (tsne: scikit-learn too): pip install 'gzslbench[plots]'."
     ),
 )
 @click.argument("kind", type=click.Choice(PLOT_KINDS))
 @selection_options
-@click.option("--out", "figures", default="figures", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--out",
+    "figures",
+    default="figures",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Folder the figures are written to.",
+)
 @click.option("--data-dir", type=click.Path(), help="Root of the real data (tsne on real datasets).")
 @click.option("--classes", "n_classes", default=10, show_default=True, type=click.IntRange(min=1), help="tsne.")
 @click.option("--seed", type=int, help="tsne: only the record of this seed.")
@@ -75,6 +85,7 @@ def plot_command(
     features of a saved model (run --save-model); bars: H per method and dataset; seen-unseen: the
     calibrated-stacking curves with their AUSUC, from saved test scores (run --save-scores).
     """
+    require_plots(kind)
     method_names, dataset_names = resolve_names(methods, datasets)
     paths = draw(
         kind, out, Path(figures), mode, method_names, dataset_names, data_dir=data_dir, n_classes=n_classes, seed=seed

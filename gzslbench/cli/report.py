@@ -1,4 +1,8 @@
-"""``gzslbench report``: the tables (Markdown and LaTeX) and the figures in one folder, with an index."""
+"""``gzslbench report``: the tables (Markdown and LaTeX) and the figures in one folder, with an index.
+
+Without the ``plots`` extra (matplotlib) the report holds the tables only; the index and stderr say
+why in one line.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import click
 from gzslbench.cli._group import cli
 from gzslbench.cli.plot import draw
 from gzslbench.cli.table import make_table, resolve_names, selection_options
-from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError, MissingExtraError
+from gzslbench.reports.plots import require_plots
 from gzslbench.reports.reported import ABLATIONS, real_twin
 from gzslbench.reports.tables import render
 from gzslbench.results.frame import load_frame
@@ -43,7 +48,14 @@ def write_report(
         (tables_dir / f"{name}.tex").write_text(render(table, "latex"))
         sections.append(f"## {title}\n\n[Markdown](tables/{name}.md) · [LaTeX](tables/{name}.tex)\n\n{markdown}")
     figures = ["## Figures\n"]
-    for kind in ("bars", "curves", "sensitivity", "tsne", "seen-unseen"):
+    try:
+        require_plots()
+    except MissingExtraError as exc:
+        figures.append(f"Not drawn: {exc}.\n")
+        kinds: tuple[str, ...] = ()
+    else:
+        kinds = ("bars", "curves", "sensitivity", "tsne", "seen-unseen")
+    for kind in kinds:
         try:
             paths = draw(kind, results, figures_dir, mode, methods, datasets, data_dir=data_dir)
         except GZSLBenchError as exc:
@@ -60,15 +72,32 @@ def write_report(
 
 
 @cli.command(
-    "report", epilog="Examples:\n\n  gzslbench report --out report\n\n  gzslbench report --mode oracle -d synth-cub"
+    "report",
+    epilog=(
+        "Without matplotlib (pip install 'gzslbench[plots]') the report holds the tables only, and one "
+        "line on stderr and in the index says so; t-SNE also needs scikit-learn.\n\n"
+        "Examples:\n\n  gzslbench report --out report\n\n  gzslbench report --mode oracle -d synth-cub"
+    ),
 )
 @selection_options
-@click.option("--out", "report_dir", default="report", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--out",
+    "report_dir",
+    default="report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Folder the report (index.md, tables/, figures/) is written to.",
+)
 @click.option("--data-dir", type=click.Path(), help="Root of the real data (t-SNE on real datasets).")
 def report_command(
     out: str, mode: str, methods: tuple[str, ...], datasets: tuple[str, ...], report_dir: str, data_dir: str | None
 ) -> None:
     """Write the tables (Markdown, LaTeX) and every figure that the records allow into one folder."""
     method_names, dataset_names = resolve_names(methods, datasets)
+    try:
+        require_plots()
+    except MissingExtraError as exc:
+        click.echo(f"note: tables only, no figures: {exc}", err=True)
     index = write_report(out, Path(report_dir), mode, method_names, dataset_names, data_dir=data_dir)
     click.echo(str(index))

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from gzslbench.cli._group import cli, names
+from gzslbench.cli._group import cli, names, results_folder, results_folder_options
 from gzslbench.core.environment import DEVICE_CHOICES
 from gzslbench.execution.api import run
 from gzslbench.execution.options import BACKENDS
@@ -48,7 +48,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 @click.option("--dataset", "-d", "datasets", multiple=True, required=True, help="Dataset name(s).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Number of seeds.")
 @click.option("--seed-start", default=0, show_default=True, type=int, help="First seed.")
-@click.option("--out", default="results", show_default=True, help="Results folder.")
+@results_folder_options
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a method config value.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML or YAML file of config values.")
@@ -92,6 +92,7 @@ def run_command(
     seeds: int,
     seed_start: int,
     out: str,
+    legacy_out: str | None,
     device: str,
     overrides: tuple[str, ...],
     config_file: str | None,
@@ -108,7 +109,8 @@ def run_command(
     save_model: bool,
     quiet: bool,
 ) -> None:
-    """Train and evaluate methods on datasets over seeds; write one JSON record per run."""
+    """Train and evaluate methods on datasets over seeds; write one JSON record per run (under --results)."""
+    out = results_folder(out, legacy_out)
     with sigterm_as_interrupt():
         records = run(
             names(methods),

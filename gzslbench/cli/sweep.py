@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from gzslbench.cli._group import cli
+from gzslbench.cli._group import cli, results_folder, results_folder_options
 from gzslbench.cli.run import sigterm_as_interrupt
 from gzslbench.core.environment import DEVICE_CHOICES
 from gzslbench.studies.sweep import parse_grid, sweep, values_of
@@ -34,7 +34,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--name", help="Name tagging the records [default: method and a hash of the grid]."),
         click.option("--seeds", default=1, show_default=True, type=int, help="Number of seeds."),
         click.option("--seed-start", default=0, show_default=True, type=int, help="First seed."),
-        click.option("--out", default="results", show_default=True, help="Results folder."),
+        results_folder_options,
         click.option(
             "--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device."
         ),
@@ -94,6 +94,7 @@ def sweep_command(select: str | None, **kwargs: Any) -> None:
     Without --select it reports the test numbers of every point; picking the best of them is
     selection on test data. --select val chooses on the validation split instead.
     """
+    kwargs["out"] = results_folder(kwargs["out"], kwargs.pop("legacy_out"))
     if select == "val":
         _tune(**kwargs)
         return
@@ -139,6 +140,7 @@ def tune_command(**kwargs: Any) -> None:
     point is trained on the validation split's train part and scored on the validation split;
     no test data is read before the final runs.
     """
+    kwargs["out"] = results_folder(kwargs["out"], kwargs.pop("legacy_out"))
     _tune(**kwargs)
 
 

@@ -23,7 +23,13 @@ def selection_options(func):
         "--mode", default="last", show_default=True, type=click.Choice(SELECTION_CHOICES), help="Model selection."
     )(func)
     return click.option(
-        "--results", "out", default="results", show_default=True, type=click.Path(file_okay=False), help="Records."
+        "--results",
+        "out",
+        default="results",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Results folder: the run records are read from it.",
     )(func)
 
 

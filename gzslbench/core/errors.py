@@ -20,3 +20,20 @@ class ConfigError(GZSLBenchError, ValueError):
 
 class DataError(GZSLBenchError, ValueError):
     """A dataset file that is missing, unreadable or inconsistent."""
+
+
+class MissingExtraError(GZSLBenchError, ImportError):
+    """An optional dependency that a feature needs is not installed; the message names the extra to install."""
+
+
+def require_extra(module: str, *, extra: str, needed_for: str, package: str | None = None) -> None:
+    """Import ``module`` or raise :class:`MissingExtraError`: ``{needed_for} need {package}: pip install ...``.
+
+    ``package`` is the name the user knows (default: ``module``), e.g. scikit-learn for ``sklearn``.
+    """
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{needed_for} need {package or module}: pip install 'gzslbench[{extra}]'") from None

@@ -17,6 +17,17 @@ Downloads go to ``<target>/<file>.part`` and resume from its size with an HTTP `
 Unpacking happens in a staging folder inside the target and is moved into place only when every
 member is out: a member with an absolute path or a ``..`` component, a zip symlink, or a tar link
 leaving the target (tarfile's ``data`` filter) refuses the whole archive and writes nothing.
+
+Why not pooch (a well-kept download-with-checksum library, weighed at version 1.9): it would
+replace only :func:`fetch` and :func:`sha256_of`, and it does less than they do here. Its HTTP
+downloader sends no ``Range`` header and streams into a temporary file that it deletes when the
+transfer fails, so a broken download of a large archive starts over from byte 0 instead of
+resuming; given no hash it accepts the file and only logs the hash, where this module keeps the
+complete file as ``.part`` and unpacks nothing until the user passes the hash back. Its Unzip and
+Untar processors extract in place, with none of the checks above (``..`` zip members are
+rewritten rather than refused; tar's ``data`` filter only on Python 3.12 and later), so
+:func:`unpack` would stay anyway. It would also bring ``requests`` and its dependencies for what
+the standard library (urllib, hashlib) and tqdm, already a dependency, do here.
 """
 
 from __future__ import annotations

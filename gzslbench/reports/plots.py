@@ -9,6 +9,9 @@
 * :func:`plot_bars`: H per method per dataset with the seed spread, for a quick look.
 
 Figures are built on :class:`matplotlib.figure.Figure` directly (no pyplot state, no display).
+matplotlib (and scikit-learn, for t-SNE) come with the ``plots`` extra and are imported only when
+a figure is drawn: without them, importing this module works and drawing raises
+:class:`~gzslbench.core.errors.MissingExtraError` naming the extra.
 """
 
 from __future__ import annotations
@@ -17,24 +20,42 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
 
-from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError, require_extra
 from gzslbench.reports.reported import dataset_order, display_dataset, display_method
 from gzslbench.results.frame import aggregate, load_frame
 from gzslbench.results.store import SCORES_SUFFIX, iter_records, read_record, record_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars", "seen-unseen")
 FORMATS = ("png", "pdf")
-PALETTE = matplotlib.colormaps["tab10"]
 VAE_TERMS = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction", "total")
+EXTRA = "plots"
+
+
+def require_plots(kind: str | None = None) -> None:
+    """Raise MissingExtraError unless the ``plots`` extra is installed (for ``tsne``: scikit-learn too)."""
+    require_extra("matplotlib", extra=EXTRA, needed_for="plots")
+    if kind == "tsne":
+        require_extra("sklearn", extra=EXTRA, needed_for="t-SNE plots", package="scikit-learn")
+
+
+def _mpl() -> SimpleNamespace:
+    """The matplotlib parts the figures use, imported on first use (MissingExtraError without the extra)."""
+    require_plots()
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    return SimpleNamespace(Figure=Figure, Line2D=Line2D, MaxNLocator=MaxNLocator, palette=matplotlib.colormaps["tab10"])
 
 
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
@@ -88,6 +109,7 @@ def _stack(series: Iterable[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarra
 
 def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """One figure per dataset: VAE loss terms, classifier loss and U / S / H per epoch, one line per method."""
+    mpl = _mpl()
     by_dataset: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         by_dataset[r["dataset"]][(r["method"], r["config_hash"])].append(r)
@@ -109,9 +131,9 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             continue
         cols = 3
         rows = math.ceil(len(present) / cols)
-        fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
+        fig = mpl.Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
-        colors = {run: PALETTE(i % PALETTE.N) for i, run in enumerate(sorted(runs))}
+        colors = {run: mpl.palette(i % mpl.palette.N) for i, run in enumerate(sorted(runs))}
         for ax, (stage, key) in zip(axes, present, strict=False):
             for (method, config_hash), rs in sorted(runs.items()):
                 series = [_series(r, stage, key) for r in rs]
@@ -120,7 +142,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 x, values = _stack(series)
                 label = f"{_label(method, config_hash, counts[method] > 1)} (n={len(rs)})"
                 _band(ax, x, values, label, colors[(method, config_hash)])
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(mpl.MaxNLocator(integer=True))
             ax.set_title(_panel_title(stage, key))
             ax.set_xlabel("classifier epoch" if stage != "vae" else "VAE epoch")
             ax.set_ylabel("%" if stage == "test" else "loss (epoch mean)")
@@ -203,6 +225,7 @@ def _numeric(value: Any) -> bool:
 
 def plot_sensitivity(records: Sequence[dict[str, Any]], out: Path, mode: str = "last") -> list[Path]:
     """One figure per (method, swept key): H against the key's value, one curve per dataset, ±std band."""
+    mpl = _mpl()
     found = sweeps(records)
     if not found:
         raise GZSLBenchError(
@@ -210,7 +233,7 @@ def plot_sensitivity(records: Sequence[dict[str, Any]], out: Path, mode: str = "
         )
     written = []
     for (method, key), rs in sorted(found.items()):
-        fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+        fig = mpl.Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
         by_dataset: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in rs:
@@ -242,6 +265,7 @@ def _safe(text: str) -> str:
 
 def plot_bars(out_results: str | Path, out: Path, mode: str = "last", methods=(), datasets=()) -> list[Path]:
     """H per method (bars, mean over seeds) per dataset (groups), error bars = std, dots = seeds."""
+    mpl = _mpl()
     frame = load_frame(out_results, methods, datasets)
     stats = aggregate(frame, mode)
     stats = stats[stats["n"] > 0]
@@ -252,7 +276,7 @@ def plot_bars(out_results: str | Path, out: Path, mode: str = "last", methods=()
     order = dataset_order(list(stats["dataset"]))
     labels = sorted(stats["label"].unique())
     width = 0.8 / max(len(labels), 1)
-    fig = Figure(figsize=(max(5.0, 1.6 * len(order) * max(1, len(labels) / 3)), 4.0), layout="constrained")
+    fig = mpl.Figure(figsize=(max(5.0, 1.6 * len(order) * max(1, len(labels) / 3)), 4.0), layout="constrained")
     ax = fig.add_subplot()
     for j, label in enumerate(labels):
         rows = stats[stats["label"] == label].set_index("dataset")
@@ -290,6 +314,7 @@ def plot_tsne(
     seed ``seed``.
     ``n_classes`` seen and ``n_classes`` unseen classes are drawn (the first ones by class id).
     """
+    require_plots()
     saved = [r for r in records if r.get("model_file") and (seed is None or r["seed"] == seed)]
     if seed is None:
         first: dict[tuple, dict] = {}
@@ -298,6 +323,7 @@ def plot_tsne(
         saved = list(first.values())
     if not saved:
         raise GZSLBenchError("no selected record has a saved model (run with `gzslbench run --save-model`)")
+    require_plots("tsne")
     written = []
     for record in saved:
         path = record_path(results, record["dataset"], record["method"], record["config_hash"], record["seed"])
@@ -363,6 +389,7 @@ def latent_points(
 def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figure:
     from sklearn.manifold import TSNE
 
+    mpl = _mpl()
     stacked = np.concatenate([points["visual"], points["attribute"]])
     perplexity = float(min(30.0, max(2.0, (len(stacked) - 1) / 3)))
     embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(record["seed"])).fit_transform(
@@ -370,11 +397,11 @@ def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figur
     )
     n_visual = len(points["visual"])
     vis, att = embedded[:n_visual], embedded[n_visual:]
-    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    fig = mpl.Figure(figsize=(10, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, name, classes in ((axes[0], "seen", points["seen"]), (axes[1], "unseen", points["unseen"])):
         for k, c in enumerate(classes):
-            color = PALETTE(k % PALETTE.N)
+            color = mpl.palette(k % mpl.palette.N)
             mask = points["visual_y"] == c
             ax.scatter(vis[mask, 0], vis[mask, 1], s=10, color=color, alpha=0.7)
             at = att[points["attribute_y"] == c]
@@ -383,8 +410,8 @@ def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figur
         ax.set_xticks([])
         ax.set_yticks([])
     handles = [
-        Line2D([], [], marker="o", linestyle="", color="gray", label="visual features (test images, z = mu)"),
-        Line2D(
+        mpl.Line2D([], [], marker="o", linestyle="", color="gray", label="visual features (test images, z = mu)"),
+        mpl.Line2D(
             [],
             [],
             marker="*",
@@ -411,6 +438,7 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
     """
     from gzslbench.protocol.calibration import ausuc, seen_unseen_curve
 
+    mpl = _mpl()
     found: dict[str, dict[str, list[Any]]] = {}
     for path in sorted(Path(out_results).rglob(f"seed-*{SCORES_SUFFIX}")):
         record = read_record(path.with_name(path.name.replace(SCORES_SUFFIX, ".json")))
@@ -435,12 +463,12 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
         )
     paths: list[Path] = []
     for dataset in dataset_order(list(found)):
-        fig = Figure(figsize=(5.0, 4.6), layout="constrained")
+        fig = mpl.Figure(figsize=(5.0, 4.6), layout="constrained")
         ax = fig.add_subplot()
         for i, (label, runs) in enumerate(sorted(found[dataset].items())):
             curve, last = runs[0]
             area = np.mean([ausuc(c) for c, _ in runs]) * 100
-            color = PALETTE(i % 10)
+            color = mpl.palette(i % 10)
             ax.plot(curve.acc_unseen * 100, curve.acc_seen * 100, color=color, label=f"{label}: AUSUC {area:.1f}")
             ax.scatter([last["U"]], [last["S"]], color=color, marker="o", zorder=3)
         ax.set_xlabel("unseen accuracy U (%)")

@@ -1,9 +1,15 @@
-"""``gzslbench bench``: the project's yardstick, measured against the machine's own limits in one run.
+"""The project's yardstick, measured against the machine's own limits in one run.
 
-Usage::
+A script of the checkout, not part of the installed package (it needs gzslbench installed)::
 
-    from gzslbench.bench import run_bench, format_report
-    result = run_bench(quick=True)          # a dict; `gzslbench bench --json` prints it
+    python benchmarks/bench.py --quick                # minutes; --json for one JSON object
+    python benchmarks/bench.py --device cuda --seeds 5
+    python benchmarks/bench.py --size awa2            # AWA2's shapes: the peak memory
+
+or from Python, with ``benchmarks/`` on ``sys.path``::
+
+    from bench import run_bench, format_report
+    result = run_bench(quick=True)          # a dict; `--json` prints it
     print(format_report(result))
 
 It measures (a) fp32 GFLOP/s of a large square matmul (first and last, the faster kept) and
@@ -18,11 +24,14 @@ across runs.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import multiprocessing
 import os
 import platform
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +43,7 @@ import numpy as np
 import scipy.io
 import torch
 
+from gzslbench.core.environment import DEVICE_CHOICES, resolve_device
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.process import set_up_own_process
@@ -568,7 +578,7 @@ def run_bench(
     size: str = "cub",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Every measurement of ``gzslbench bench``, as one flat dict (the ``--json`` object).
+    """Every measurement of the bench, as one flat dict (the ``--json`` object).
 
     ``quick`` times fewer iterations and epochs of the same shapes (under 3 minutes on 2 cores).
     """
@@ -673,7 +683,7 @@ def run_bench(
 
 def format_report(r: dict[str, Any]) -> str:
     """The human-readable report of a :func:`run_bench` result."""
-    head = f"gzslbench bench{' --quick' if r['quick'] else ''}: size {r['size']}, {r['device']} ({r['device_name']})"
+    head = f"bench{' --quick' if r['quick'] else ''}: size {r['size']}, {r['device']} ({r['device_name']})"
     rows = [
         (
             f"matmul {r['matmul_n']}x{r['matmul_n']} fp32",
@@ -723,3 +733,63 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [head, f"{r['threads']} torch thread(s) of {r['cores']} core(s), torch {r['torch']}"]
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+# ---- the command line ----
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options of ``python benchmarks/bench.py`` (those of the former ``gzslbench bench``)."""
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench.py",
+        description=(
+            "Measure matmul GFLOP/s, memory bandwidth, ACMR training throughput (1 and K seeds), the "
+            "final-classifier stage, xlsa17 load times and peak RSS; print the efficiency ratios."
+        ),
+        epilog=(
+            "examples: python benchmarks/bench.py --quick | --json > bench.json | --device cuda --seeds 5 | --size awa2"
+        ),
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="time fewer iterations and epochs of the same shapes (minutes)"
+    )
+    parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object, not the report")
+    parser.add_argument("--device", default="cpu", choices=DEVICE_CHOICES, help="torch device (default: cpu)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="seeds trained at once for the batched figure (default: 5)"
+    )
+    parser.add_argument(
+        "--size",
+        default="cub",
+        choices=tuple(SIZES),
+        help="shapes and settings: cub (default); awa2 (the most instances: peak memory); tiny (for tests)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bench and print the report (or ``--json``); a bad option is one ``error:`` line and exit 2."""
+    args = parse_args(argv)
+    log = None if args.as_json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
+    try:
+        result = run_bench(
+            quick=args.quick,
+            device=resolve_device(args.device),
+            threads=args.threads,
+            seeds=args.seeds,
+            size=args.size,
+            log=log,
+        )
+    except GZSLBenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(json.dumps(result, indent=1) if args.as_json else format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
