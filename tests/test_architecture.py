@@ -26,7 +26,7 @@ LAYERS = [
     ("studies",),
     ("reports",),
     ("cli",),
-    ("",),  # gzslbench/__init__.py: the public API gathers the layers
+    ("",),  # gzslbench/__init__.py (the public API gathers the layers) and __main__.py
 ]
 RANK = {layer: rank for rank, names in enumerate(LAYERS) for layer in names}
 
@@ -44,10 +44,10 @@ def modules() -> dict[str, Path]:
 
 
 def layer(module: str) -> str:
-    """The layer a module belongs to: the first name below ``gzslbench`` (``""`` for the package itself)."""
+    """The layer a module belongs to: the first name below ``gzslbench`` (``""`` for the package's own modules)."""
     parts = module.split(".")
     name = parts[1] if len(parts) > 1 else ""
-    return "core" if name in ("_layout", "__main__") else name
+    return {"_layout": "core", "__main__": ""}.get(name, name)
 
 
 def imports(path: Path, package: str) -> Iterator[tuple[str, str, int]]:

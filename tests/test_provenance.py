@@ -42,8 +42,11 @@ def test_a_batched_record_says_how_it_was_executed(batched_and_single):
 
 
 def test_the_replay_command_repeats_the_batch_and_its_metrics(batched_and_single, tmp_path):
-    _, batched, _ = batched_and_single
-    args = [*shlex.split(batched[1]["command"])[1:], "--out", str(tmp_path), "-q"]
+    out, batched, _ = batched_and_single
+    args = shlex.split(batched[1]["command"])[1:]
+    assert args[args.index("--results") + 1] == str((out / "batched").resolve())
+    args[args.index("--results") + 1] = str(tmp_path)  # replayed elsewhere, to compare with the original
+    args.append("-q")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     (replayed,) = [r for r in load_json_records(tmp_path) if r["seed"] == 1]

@@ -119,10 +119,11 @@ def data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str,
     return block
 
 
-def new_record(spec: RunSpec, unit_seeds: Sequence[int] = ()) -> RunRecord:
+def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Path | None = None) -> RunRecord:
     """The record of ``spec`` before it runs: what is run, with which code, where and how.
 
-    ``unit_seeds`` are the seeds trained in one computation with this one (empty: alone).
+    ``unit_seeds`` are the seeds trained in one computation with this one (empty: alone);
+    ``results`` the folder the record goes to, for its replay command.
     """
     device = torch.device(spec.device)
     unit = list(unit_seeds) or [spec.seed]
@@ -140,7 +141,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = ()) -> RunRecord:
         "threads": torch.get_num_threads(),
         "validate": spec.validate,
         "sweep": spec.sweep,
-        "command": spec.command(unit),
+        "command": spec.command(unit, results),
         "execution": {
             "device": spec.device,
             "threads": torch.get_num_threads(),
@@ -194,6 +195,7 @@ def execute(
     data: GZSLData | None = None,
     scores_paths: Sequence[Path | None] | None = None,
     model_paths: Sequence[Path | None] | None = None,
+    results: str | Path | None = None,
 ) -> list[RunRecord]:
     """Run a unit (specs that differ only by seed) and return one record per spec.
 
@@ -205,7 +207,7 @@ def execute(
     scores_paths = scores_paths or [None] * len(specs)
     model_paths = model_paths or [None] * len(specs)
     with torch_threads(spec0.threads):
-        records = [new_record(spec, [s.seed for s in specs]) for spec in specs]
+        records = [new_record(spec, [s.seed for s in specs], results) for spec in specs]
         ctxs = [
             RunContext(seed=s.seed, device=device, progress=progress, model_path=p)
             for s, p in zip(specs, model_paths, strict=True)
@@ -280,6 +282,7 @@ def execute_and_save(
                 data,
                 [s.scores_path(out) if s.save_scores else None for s in unit],
                 [s.model_path(out) if s.save_model else None for s in unit],
+                out,
             )
             for k, spec, record in zip(todo, unit, records, strict=True):
                 write_json_atomic(spec.path(out), record)

@@ -73,7 +73,7 @@ def check_threads(threads: int | None) -> None:
 def check_writable(out: str | Path) -> None:
     """Fail before any run if records cannot be written under ``out``."""
     if str(out).strip() == "":
-        raise GZSLBenchError("--out must name a folder (got an empty string)")
+        raise GZSLBenchError("--results must name a folder (got an empty string)")
     runs = Path(out) / "runs"
     try:
         runs.mkdir(parents=True, exist_ok=True)

@@ -139,7 +139,7 @@ def run_specs(
             spec, why = stale[0]
             raise GZSLBenchError(
                 f"{len(stale)} finished record(s) were made from other data or under another protocol than now "
-                f"(e.g. {spec.path(out)}: {why}); pass --force to replace them, or --out another folder"
+                f"(e.g. {spec.path(out)}: {why}); pass --force to replace them, or --results another folder"
             )
     loaded = loaded or {}
     todo = [s for s in specs if force or not is_finished(s, out)]

@@ -58,11 +58,12 @@ class RunSpec:
         path = self.path(out)
         return path.with_name(path.stem + SCORES_SUFFIX)
 
-    def command(self, unit_seeds: Sequence[int] = ()) -> str:
+    def command(self, unit_seeds: Sequence[int] = (), results: str | Path | None = None) -> str:
         """The CLI command that repeats exactly this run (shell-quoted), executed as it was.
 
         A seed trained in a batch (``unit_seeds``: the seeds of that computation) is repeated by
         rerunning the batch, when its seeds are consecutive: batching changes the last digits.
+        ``results`` is the results folder the record lives in, so that a replay writes beside it.
         """
         seeds = list(unit_seeds) or [self.seed]
         if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
@@ -78,6 +79,8 @@ class RunSpec:
             parts += ["--set", f"{key}={yaml_value(value)}"]
         if self.data_dir:
             parts += ["--data-dir", self.data_dir]
+        if results is not None:
+            parts += ["--results", str(Path(results).resolve())]
         if self.validate:
             parts.append("--val")
         if self.save_model:
