@@ -2,7 +2,7 @@
 
 ``--n-jobs auto`` and ``--batch-seeds auto`` pick the mix; explicit values are kept as given. The
 rule comes from measuring 5 seeds of ACMR at CUB's shapes on a 2-core CPU two ways: aggregate
-training GFLOP/s in ``gzslbench bench`` (short epochs; all seeds' FLOP over the time until the
+training GFLOP/s in ``python benchmarks/bench.py`` (short epochs; all seeds' FLOP over the time until the
 last one finishes) and the wall time of ``gzslbench run -m acmr -d synth-cub --seeds 5`` (full
 size, 100 epochs, classifier and evaluation included):
 
