@@ -163,9 +163,11 @@ def test_recorded_command_replays_from_another_folder(invoke, tmp_path, monkeypa
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     args = shlex.split(command)[2:]  # drop "gzslbench run"
-    replay = CliRunner().invoke(cli, ["run", *args, "-q"], catch_exceptions=False)
+    replay = CliRunner().invoke(cli, ["run", *args, "--force", "-q"], catch_exceptions=False)
     assert replay.exit_code == 0, replay.output
-    again = json.loads(next((elsewhere / "results").rglob("seed-0.json")).read_text())
+    assert not (elsewhere / "results").exists()  # the replay writes beside the record it repeats
+    again = json.loads(next((tmp_path / "results").rglob("seed-0.json")).read_text())
+    assert again["started_at"] != record["started_at"]  # run again, not skipped
     assert again["config_hash"] == record["config_hash"] and again["metrics"] == record["metrics"]
     assert again["command"] == command
 
