@@ -159,6 +159,10 @@ class Method:
         """Raise ValueError for values that types and ``ranges`` allow but the method does not (before any run)."""
         return None
 
+    # Whether the result depends on the seed. A method that ignores it (a closed form) sets False: it is
+    # trained once per config, and tables say "deterministic" instead of showing a spread of zero.
+    seed_dependent: ClassVar[bool] = True
+
     # Whether predict_seeds takes several contexts (seeds of one config trained as one computation).
     batched_seeds: ClassVar[bool] = False
 

@@ -24,6 +24,7 @@ class ESZSL(Method):
     ``lam`` are the regularisers (Xian et al. 2018 select them on the validation split).
     """
 
+    seed_dependent = False  # closed form: one model whatever the seed
     description = "ESZSL: closed-form bilinear attribute compatibility (Romera-Paredes & Torr, ICML 2015)"
     reference = "Romera-Paredes and Torr, ICML 2015. https://proceedings.mlr.press/v37/romera-paredes15.html"
     defaults: dict[str, Any] = {"gamma": 1000.0, "lam": 1.0}

@@ -58,6 +58,7 @@ class SAE(Method):
     AWA2 1.1/82.2/2.2.
     """
 
+    seed_dependent = False  # closed form: one model whatever the seed
     description = "SAE: linear semantic autoencoder solved as a Sylvester equation (Kodirov et al., CVPR 2017)"
     reference = "Kodirov, Xiang and Gong, CVPR 2017. https://arxiv.org/abs/1704.08345"
     defaults: dict[str, Any] = {"lam": 0.2, "direction": "s2f"}

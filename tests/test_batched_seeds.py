@@ -146,8 +146,8 @@ def test_seed_batches_group_only_seeds_of_batched_methods() -> None:
 
 
 def test_a_method_without_the_hook_runs_one_by_one(tmp_path: Any) -> None:
-    records = run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "batched", batch_seeds=3, threads=1)
-    alone = run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "single", threads=1)
+    records = run("ale", "synth-tiny", seeds=3, out=tmp_path / "batched", batch_seeds=3, threads=1)
+    alone = run("ale", "synth-tiny", seeds=3, out=tmp_path / "single", threads=1)
     assert [r["status"] for r in records] == ["ok"] * 3 and [r["seed"] for r in records] == [0, 1, 2]
     assert all("batch_seeds" not in r["timings"] for r in records)
     assert [r["metrics"] for r in records] == [r["metrics"] for r in alone]

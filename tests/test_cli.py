@@ -29,18 +29,18 @@ def _records(root):
 
 
 def test_run_writes_one_record_per_seed_and_table_aggregates(invoke, tmp_path):
-    result = invoke("run", "--method", "eszsl", "--dataset", "synth-tiny", "--seeds", "3", "-q")
+    result = invoke("run", "--method", "ale", "--dataset", "synth-tiny", "--seeds", "3", "-q")
     assert result.exit_code == 0, result.output
     paths = _records(tmp_path)
     assert [p.name for p in paths] == ["seed-0.json", "seed-1.json", "seed-2.json"]
     record = json.loads(paths[0].read_text())
-    assert record["status"] == "ok" and record["config"] == {"gamma": 1000.0, "lam": 1.0}
+    assert record["status"] == "ok" and record["config"] == gzslbench.get_method("ale").defaults
     assert set(record["metrics"]) == {"last", "oracle"} and 0 <= record["metrics"]["last"]["H"] <= 100
     assert record["env"]["torch"] and record["timings"]["total_s"] > 0 and record["command"].startswith("gzslbench run")
     assert paths[0].parent.name == record["config_hash"]
     table = invoke("table")
     assert table.exit_code == 0
-    assert "TINY (synthetic)" in table.output and "±" in table.output and "| ESZSL" in table.output
+    assert "TINY (synthetic)" in table.output and "±" in table.output and "| ALE" in table.output
     latex = invoke("table", "--format", "latex")
     assert "\\pm" in latex.output and "\\begin{tabular}" in latex.output
     csv = invoke("table", "--format", "csv")
@@ -103,11 +103,11 @@ def test_failed_run_is_recorded_and_other_seeds_survive(invoke, tmp_path, monkey
     original = runner.execute
 
     def flaky(specs, *args, **kwargs):
-        specs = [replace(s, config={**s.config, "gamma": float("nan")}) if s.seed == 1 else s for s in specs]
+        specs = [replace(s, config={**s.config, "lr": float("nan")}) if s.seed == 1 else s for s in specs]
         return original(specs, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", flaky)
-    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
+    result = invoke("run", "-m", "ale", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
     assert result.exit_code == 1
     statuses = [json.loads(p.read_text())["status"] for p in _records(tmp_path)]
     assert statuses.count("ok") == 2
@@ -123,12 +123,12 @@ def test_interrupt_keeps_finished_runs_and_resumes(invoke, tmp_path, monkeypatch
         return original(specs, *args, **kwargs)
 
     monkeypatch.setattr(runner, "execute", interrupted)
-    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
+    result = invoke("run", "-m", "ale", "-d", "synth-tiny", "--seeds", "3", "-q", "--n-jobs", "1")
     assert result.exit_code == 130 and "interrupted" in result.output
     assert [p.name for p in _records(tmp_path)] == ["seed-0.json"]
     assert not list((tmp_path / "results").rglob("*.tmp"))
     monkeypatch.setattr(runner, "execute", original)
-    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "--seeds", "3", "-q").exit_code == 0
+    assert invoke("run", "-m", "ale", "-d", "synth-tiny", "--seeds", "3", "-q").exit_code == 0
     assert len(_records(tmp_path)) == 3
 
 
@@ -141,7 +141,7 @@ def test_list_and_config_commands(invoke):
 
 
 def test_python_api_mirrors_the_cli(tmp_path):
-    records = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
+    records = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
     assert [r["seed"] for r in records] == [0, 1] and all(r["status"] == "ok" for r in records)
     frame = gzslbench.load_results(tmp_path)
     assert set(frame["mode"]) == {"last", "oracle"} and len(frame) == 4

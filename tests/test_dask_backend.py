@@ -135,7 +135,7 @@ def leftovers(out: Path) -> list[str]:
 
 def specs_with_hang(tmp_path: Path, pid_dir: Path, hang_attempts: int) -> tuple[list[RunSpec], RunSpec]:
     """Two ESZSL runs and one run of the hanging method on synth-tiny."""
-    specs = plan(["eszsl"], ["synth-tiny"], [0, 1], threads=1, device="cpu")
+    specs = plan(["ale"], ["synth-tiny"], [0, 1], threads=1, device="cpu")
     config = {"pid_dir": str(pid_dir), "hang_attempts": hang_attempts}
     hang = RunSpec(HANG_METHOD, "synth-tiny", 0, config, dict(specs[0].dataset_options), threads=1)
     return [*specs, hang], hang
@@ -170,11 +170,11 @@ def test_killed_worker_run_is_retried_on_another_worker(
     assert len(killed) == 1 and killed[0] != os.getpid()
     assert [r["status"] for r in records] == ["ok", "ok", "ok"]
     saved = {(r["method"], r["seed"]): r for r in iter_records(out)}
-    assert set(saved) == {("eszsl", 0), ("eszsl", 1), (HANG_METHOD, 0)} and hang.path(out).is_file()
+    assert set(saved) == {("ale", 0), ("ale", 1), (HANG_METHOD, 0)} and hang.path(out).is_file()
     assert saved[HANG_METHOD, 0]["history"]["train"] == [{"stage": "attempt", "epoch": 2}]
     serial = run_specs(specs[:2], tmp_path / "serial", quiet=True)
     for record in serial:
-        assert comparable(saved["eszsl", record["seed"]]) == comparable(record)
+        assert comparable(saved["ale", record["seed"]]) == comparable(record)
     assert leftovers(out) == []
 
 
@@ -190,7 +190,7 @@ def test_run_that_kills_every_worker_is_reported_failed(
     assert [r["status"] for r in records] == ["ok", "ok", "failed"]
     assert "worker died" in records[2]["error"]
     assert not hang.path(out).exists()
-    assert {(r["method"], r["seed"]) for r in iter_records(out)} == {("eszsl", 0), ("eszsl", 1)}
+    assert {(r["method"], r["seed"]) for r in iter_records(out)} == {("ale", 0), ("ale", 1)}
     assert leftovers(out) == []
 
 

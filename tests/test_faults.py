@@ -117,8 +117,8 @@ def test_concurrent_commands_never_run_one_spec_twice(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "execute", slow_execute)
     out = tmp_path / "results"
-    first = plan_specs(["eszsl"], ["synth-tiny"], range(0, 8), device="cpu")
-    second = plan_specs(["eszsl"], ["synth-tiny"], range(4, 12), device="cpu")
+    first = plan_specs(["ale"], ["synth-tiny"], range(0, 8), device="cpu")
+    second = plan_specs(["ale"], ["synth-tiny"], range(4, 12), device="cpu")
     errors: list[BaseException] = []
 
     def command(specs):

@@ -148,10 +148,10 @@ def test_runs_of_more_threads_start_after_the_others_on_fewer_processes():
 def test_an_auto_run_gives_its_tail_every_core_after_the_others_and_the_same_records_as_alone(monkeypatch, tmp_path):
     monkeypatch.setattr(planning, "cpu_count", lambda: 2)
     monkeypatch.setattr(schedule_module, "cpu_count", lambda: 2)
-    records = run("eszsl", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
+    records = run("ale", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
     assert [r["threads"] for r in records] == [1, 1, 2]
     assert records[2]["started_at"] >= max(r["finished_at"] for r in records[:2])
-    alone = run("eszsl", "synth-tiny", seeds=1, seed_start=2, out=tmp_path / "alone", threads=2)
+    alone = run("ale", "synth-tiny", seeds=1, seed_start=2, out=tmp_path / "alone", threads=2)
     assert alone[0]["metrics"] == records[2]["metrics"] and alone[0]["config_hash"] == records[2]["config_hash"]
 
 

@@ -78,7 +78,7 @@ def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp
 
 
 def test_a_record_of_another_protocol_version_is_neither_resumed_nor_mixed_in_silently(tmp_path):
-    records = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
+    records = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
     path = next((tmp_path / "runs").rglob("seed-1.json"))
     old = json.loads(path.read_text())
     old["protocol"]["version"] = 1
@@ -86,6 +86,6 @@ def test_a_record_of_another_protocol_version_is_neither_resumed_nor_mixed_in_si
     notes = mixed_provenance(load_results(tmp_path))
     assert any("2 protocol versions: 1, 2" in n for n in notes)
     with pytest.raises(GZSLBenchError, match="protocol version 1, now 2"):
-        gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path)
-    again = gzslbench.run("eszsl", "synth-tiny", seeds=2, out=tmp_path, force=True)
+        gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
+    again = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path, force=True)
     assert again[1]["protocol"]["version"] == 2 and again[1]["metrics"] == records[1]["metrics"]

@@ -7,6 +7,7 @@ torch's thread count is restored after each run, and the allocator settings of
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from gzslbench.core.config import parse_assignments
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.options import check_execution
 from gzslbench.execution.planning import cpu_count
-from gzslbench.execution.resolve import plan_specs
+from gzslbench.execution.resolve import get_method, plan_specs
 from gzslbench.execution.schedule import run_specs
 
 
@@ -81,6 +82,9 @@ def run(
         loaded=loaded,
         save_model=save_model,
     )
+    if not quiet and seeds > 1:
+        for name in sorted({s.method for s in specs if not get_method(s.method).seed_dependent}):
+            print(f"note: {name} does not depend on the seed: trained once, not {seeds} times", file=sys.stderr)
     return run_specs(
         specs,
         out,

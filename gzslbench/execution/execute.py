@@ -141,6 +141,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
         "threads": torch.get_num_threads(),
         "validate": spec.validate,
         "sweep": spec.sweep,
+        "seed_dependent": get_method(spec.method).seed_dependent,
         "command": spec.command(unit, results),
         "execution": {
             "device": spec.device,

@@ -92,6 +92,8 @@ def plan_specs(
 
     ``threads`` None leaves each spec's threads to the scheduler. The loaded datasets are put in
     ``loaded`` (keyed by :attr:`RunSpec.data_key`) when given, for the in-process runs to reuse.
+    A method whose result does not depend on the seed (``seed_dependent = False``) gets one spec,
+    with the first seed: more seeds would train the same model again.
     """
     seeds = list(seeds)
     resolved_device = str(resolve_device(device))
@@ -105,6 +107,7 @@ def plan_specs(
             loaded[data_key(ds_name, data_dir, opts)] = data
         for method in methods:
             m_name = get_method(method).name
+            method_seeds = seeds if get_method(m_name).seed_dependent else seeds[:1]
             config = method_config(m_name, data.defaults_from, config_file, overrides)
             source = defaults_source(m_name, data.defaults_from)[1]
             specs += [
@@ -123,6 +126,6 @@ def plan_specs(
                     save_scores,
                     save_model=save_model,
                 )
-                for seed in seeds
+                for seed in method_seeds
             ]
     return specs

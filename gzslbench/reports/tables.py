@@ -59,6 +59,7 @@ class Cell:
     markers: list[str] = field(default_factory=list)
     signed: bool = False
     text: str | None = None
+    deterministic: bool = False  # a seed-independent method's single run: "(det.)" instead of a spread
 
 
 @dataclass
@@ -158,6 +159,7 @@ def _entry(stat: pd.Series | None, *, mode: str, style: str) -> dict[str, Any]:
         for part in ("mean", "std", "ci"):
             entry[f"{metric}_{part}"] = None if stat is None else _num(stat.get(f"{metric}_{part}"))
     entry.update(n=None if stat is None else int(stat["n"]), failed=None if stat is None else int(stat["failed"]))
+    entry["deterministic"] = None if stat is None else bool(stat.get("deterministic", False))
     entry.update(style=style, mode=mode)
     return entry
 
@@ -175,14 +177,21 @@ def _run_cell(stat: pd.Series, metric: str, spread: str, mode: str) -> Cell:
     if f"{metric}_mean" not in stat or _num(stat[f"{metric}_mean"]) is None:
         return Cell(text="–")
     value = _num(stat[f"{metric}_mean"])
+    markers = [ORACLE] if mode == "oracle" else []
+    if bool(stat.get("deterministic", False)):
+        return Cell(value, None, markers=markers, deterministic=True)
     width = _num(stat[f"{metric}_{'ci' if spread == 'ci' else 'std'}"])
-    return Cell(value, width, markers=[ORACLE] if mode == "oracle" else [])
+    return Cell(value, width, markers=markers)
 
 
-def _common_notes(mode: str, spread: str, n_varies: bool, shown: str = "U / S / H") -> list[tuple[str | None, str]]:
+def _common_notes(
+    mode: str, spread: str, n_varies: bool, stats: pd.DataFrame, shown: str = "U / S / H"
+) -> list[tuple[str | None, str]]:
     notes: list[tuple[str | None, str]] = [
         (None, f"{shown} in %: mean {_fmt_spread(spread)}; n = seeds; model selection: {SELECTION_MODES[mode]}.")
     ]
+    if "deterministic" in stats and stats["deterministic"].astype(bool).any():
+        notes.append((None, "(det.): the method does not depend on the seed; trained once, so no spread to show."))
     if mode == "oracle":
         notes.append((ORACLE, "oracle: every run number here selects its epoch on the test set."))
     if n_varies:
@@ -281,7 +290,7 @@ def build_table2(
 
     groups = [(FAMILIES[f], [r for r, _ in rows[f]]) for f in FAMILIES if rows[f]]
     cell_notes_items = notes.items(groups)
-    table_notes = _common_notes(mode, spread, n_varies)
+    table_notes = _common_notes(mode, spread, n_varies, stats)
     if published is not None and not published.empty:
         table_notes.append(_reported_note(published))
     if compare:
@@ -391,7 +400,7 @@ def build_table3(
     sig_keys = _mark_best_and_significance(stats, shown, h_values, by_cell, significance, "row")
     _flag_entries(entries, h_values, sig_keys, significance)
     cell_notes_items = notes.items([(None, rows)])
-    table_notes = _common_notes(mode, spread, n_varies, shown="H")
+    table_notes = _common_notes(mode, spread, n_varies, stats, shown="H")
     if published is not None and not published.empty:
         table_notes.append((None, f"reported: H copied from {'; '.join(dict.fromkeys(published['source']))}."))
     if compare:
@@ -525,11 +534,13 @@ def _cell_text(cell: Cell | None, fmt: str) -> str:
     if cell is None:
         return "–" if fmt == "markdown" else "--"
     if cell.text is not None:
-        body = cell.text
+        body = cell.text if fmt == "markdown" else latex_escape(cell.text)
     else:
         body = f"{cell.value:+.1f}" if cell.signed else f"{cell.value:.1f}"
         if cell.spread is not None:
             body += f" ± {cell.spread:.1f}" if fmt == "markdown" else f" $\\pm$ {cell.spread:.1f}"
+        elif cell.deterministic:
+            body += " (det.)"
     if cell.emphasis == 1:
         body = f"**{body}**" if fmt == "markdown" else f"\\textbf{{{body}}}"
     elif cell.emphasis == 2:

@@ -82,13 +82,16 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     out["H_values"] = grouped["H"].agg(tuple)
     if "tuned" in ok:
         out["tuned"] = grouped["tuned"].agg(lambda v: bool(v.astype(bool).any()))
+    if "deterministic" in ok:
+        out["deterministic"] = grouped["deterministic"].agg(lambda v: bool(v.astype(bool).all()))
     failed = frame[status != "ok"].drop_duplicates([*KEYS, "seed"]).groupby(KEYS).size()
     out = out.join(failed.rename("failed"), how="outer")
     out["n"] = out["n"].fillna(0).astype(int)
     out["failed"] = out["failed"].fillna(0).astype(int)
     out["H_values"] = out["H_values"].map(lambda v: v if isinstance(v, tuple) else ())
-    if "tuned" in out:
-        out["tuned"] = out["tuned"].fillna(False).astype(bool)
+    for flag in ("tuned", "deterministic"):
+        if flag in out:
+            out[flag] = out[flag].fillna(False).astype(bool)
     for metric in metrics:
         out[f"{metric}_ci"] = [ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out["n"], strict=True)]
     return out.reset_index()

@@ -138,6 +138,7 @@ class RunRecord(TypedDict, total=False):
     threads: int  # torch intra-op threads: results can differ in the last bits with another count
     validate: bool  # trained again on the validation split for the `val` mode
     sweep: str | None  # name of the sweep / tuning search that planned the run, else None
+    seed_dependent: bool  # False: the method ignores the seed (one run stands for every seed)
     command: str  # the CLI command that repeats exactly this run (its whole batch, for a batched seed)
     execution: ExecutionBlock  # how it was executed: device, threads, batch
     # --- provenance ---

@@ -134,8 +134,9 @@ def load_results(
 ) -> pd.DataFrame:
     """A long DataFrame: one row per (run, selection mode) with U, S, H, the selected epoch and provenance.
 
-    ``tuned`` is True for runs whose config ``gzslbench tune`` chose on the validation split (for tables
-    to mark); ``sweep`` names the sweep that planned the run, if any.
+    ``deterministic`` is True for runs of a method that ignores the seed. ``tuned`` is True for runs
+    whose config ``gzslbench tune`` chose on the validation split (for tables to mark); ``sweep``
+    names the sweep that planned the run, if any.
 
     Failed runs give one row with ``mode`` None and their ``error`` when ``include_failed``;
     unusable record files are reported in ``problems``.
@@ -154,6 +155,7 @@ def load_results(
             "execution": execution_label(record),
             "protocol_version": protocol_version(record),
             "tuned": bool(record.get("tuning")),
+            "deterministic": record.get("seed_dependent") is False,
             "sweep": record.get("sweep"),
         }
         if record["status"] != "ok":
@@ -163,7 +165,7 @@ def load_results(
         for mode, values in record["metrics"].items():
             rows.append({**base, "mode": mode, "epoch": values.get("epoch"), **{m: values.get(m) for m in METRICS}})
     columns = ["method", "dataset", "config_hash", "seed", "status", "mode", "epoch", *METRICS, *PROVENANCE_COLUMNS]
-    columns += ["tuned", "sweep"]
+    columns += ["tuned", "sweep", "deterministic"]
     return pd.DataFrame(rows, columns=columns + (["error"] if include_failed else []))
 
 
