@@ -318,17 +318,11 @@ def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) ->
 def _evaluate_all(
     method: Method, data: GZSLData, kind: str, spec: RunSpec, ctx: RunContext
 ) -> tuple[list[dict], tuple[Split, Scores]]:
-    """Per-candidate metric rows, and the split with the last candidate's scores (for AUSUC)."""
-    split = make_split(data, kind)
-    rows, last = [], None
-    for scores in method.predict(split, spec.config, ctx):
-        if not (torch.isfinite(scores.seen).all() and torch.isfinite(scores.unseen).all()):
-            raise TrainingDiverged(f"{kind} scores of epoch {scores.epoch} contain NaN or infinite values")
-        rows.append({"epoch": scores.epoch, **evaluate(split, scores.seen, scores.unseen)})
-        last = scores
-    if last is None:
-        raise RuntimeError(f"method '{spec.method}' yielded no candidate model")
-    return rows, (split, last)
+    """Per-candidate metric rows, and the split with the last candidate's scores (for AUSUC): a batch of one."""
+    (result,) = _evaluate_seeds(method, data, kind, [spec], [ctx])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def save_scores(path: Path, split: Split, scores: Scores) -> None:
@@ -458,12 +452,15 @@ def _fail(record: RunRecord, ctx: RunContext, exc: BaseException) -> None:
 def _evaluate_seeds(
     method: Method, data: GZSLData, kind: str, specs: Sequence[RunSpec], ctxs: list[RunContext]
 ) -> list[Evaluation | Exception]:
-    """:func:`_evaluate_all` for seeds trained as one batch: per seed its evaluation or what ended it."""
+    """Train ``specs`` (one per context, differing only by seed) as one call and score every candidate.
+
+    Per seed its evaluation (metric rows, and the split with the last candidate's scores) or what ended it.
+    """
     split = make_split(data, kind)
     rows: list[list[dict]] = [[] for _ in specs]
     last: list[Scores | None] = [None] * len(specs)
     errors: list[Exception | None] = [None] * len(specs)
-    for entries in method.predict_batched(split, specs[0].config, ctxs):
+    for entries in method.predict_seeds(split, specs[0].config, ctxs):
         for k, entry in enumerate(entries):
             if errors[k] is not None:
                 continue
@@ -474,6 +471,8 @@ def _evaluate_seeds(
             else:
                 rows[k].append({"epoch": entry.epoch, **evaluate(split, entry.seen, entry.unseen)})
                 last[k] = entry
+        if all(e is not None for e in errors):
+            break  # every seed has ended: train no further candidate
     results: list[Evaluation | Exception] = []
     for k, spec in enumerate(specs):
         scores = last[k]
