@@ -56,7 +56,6 @@ from gzslbench.methods.vae.model import (
     backbone_spec,
     make_optimizer,
     train_vae,
-    train_vae_seeds,
 )
 from gzslbench.protocol.splits import Split
 
@@ -338,9 +337,8 @@ class TrainingBench:
         settings = VAESettings.from_config({**self.config, "epochs": epochs})
         ctx = RunContext(seed=0, device=self.device)
         with ctx.timer("vae_s"):
-            train_vae(
-                self.model, self.train_x[:rows], self.train_y[:rows], self.attributes, settings, ctx, self.generator
-            )
+            x, y = self.train_x[:rows], self.train_y[:rows]
+            train_vae([self.model], x, y, self.attributes, settings, [ctx], [self.generator])
         return ctx.timings["vae_s"]
 
     def measure(self, epochs: int, warmup_iterations: int = 3) -> dict[str, float]:
@@ -375,7 +373,10 @@ def classifier_stage_seconds(
     test_seen = torch.randn(size.n_test_seen, latent, generator=generator, device=device)
     test_unseen = torch.randn(size.n_test_unseen, latent, generator=generator, device=device)
     ctx = RunContext(seed=0, device=device)
-    for _ in train_final_classifier(train_z, train_y, test_seen, test_unseen, size.n_classes, settings, ctx, generator):
+    stage = train_final_classifier(
+        train_z[None], train_y, test_seen[None], test_unseen[None], size.n_classes, settings, [ctx], [generator]
+    )
+    for _ in stage:
         pass
     return ctx.timings["classifier_s"], int(config["cls_epochs"])
 
@@ -475,8 +476,8 @@ def batched_seeds(
 ) -> dict[str, Any]:
     """Aggregate training GFLOP/s of ``k`` seeds trained as one batched computation (``--batch-seeds``).
 
-    The runner's own path (:func:`~gzslbench.methods.vae.model.train_vae_seeds`; a lone seed takes
-    :func:`~gzslbench.methods.vae.model.train_vae`, as the runner does) in this process, after a
+    The runner's own path (:func:`~gzslbench.methods.vae.model.train_vae`, a lone seed as a batch
+    of one, as the runner does) in this process, after a
     short warm-up and then ``wait()`` where given; ``peak_rss_mb`` is this process's peak after the batch.
     """
     bench = TrainingBench(size, iterations, device)
@@ -490,10 +491,7 @@ def batched_seeds(
         generators = [torch.Generator(device=device).manual_seed(seed + 1) for seed in range(k)]
         synchronize(device)
         start = time.perf_counter()
-        if k == 1:
-            train_vae(models[0], x, y, bench.attributes, settings, ctxs[0], generators[0])
-        else:
-            train_vae_seeds(models, x, y, bench.attributes, settings, ctxs, generators)
+        train_vae(models, x, y, bench.attributes, settings, ctxs, generators)
         synchronize(device)
         return time.perf_counter() - start
 

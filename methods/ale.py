@@ -45,11 +45,18 @@ def structured_hinge_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 
 @register_method("ale")
 class ALE(Method):
-    """Bilinear compatibility x^T W a_c trained by SGD with a ranking loss over the seen classes.
+    """Akata, Perronnin, Harchaoui and Schmid, "Label-Embedding for Image Classification", TPAMI 2016.
+
+    Bilinear compatibility F(x, c) = x^T W a_c trained by SGD with a ranking loss over the seen
+    classes. Objective: the mean over training samples of ``loss``: ``warp`` (default), ALE's
+    rank-weighted hinge, sum over violating classes c of beta_r / r * max(0, 1 + F(x, c) - F(x, y))
+    (:func:`weighted_ranking_loss`), or ``sje``, the structured hinge max_c (1[c != y] + F(x, c) -
+    F(x, y)) of Akata et al., CVPR 2015 (:func:`structured_hinge_loss`); no weight penalty. SGD,
+    initialisation and the per-epoch scores are ``_bilinear.train_bilinear``'s. Hyper-parameters:
+    ``lr`` (1.0), ``epochs`` (20), ``batch_size`` (32), ``loss``.
 
     Scores every class (GZSL) by x^T W a_c with L2-normalised attributes and yields the test
     scores after every epoch, so ``last``, ``val`` and ``oracle`` pick among ``epochs`` candidates.
-    ``loss``: ``warp`` (ALE's rank-weighted hinge, default) or ``sje`` (structured hinge).
 
     Defaults: Xian et al. 2018 tune the learning rate and the number of epochs of ALE on the
     validation split and do not publish the chosen values; ``lr`` and ``epochs`` here were chosen

@@ -1,10 +1,13 @@
 """The contract between the protocol and a method.
 
-A method gets a prepared :class:`~gzslbench.protocol.selection.Split`, a resolved config, and a
-:class:`RunContext` (seed, device, history log). It trains, then yields :class:`Scores`
-for the test instances once per candidate model (e.g. after every final-classifier
-epoch). The protocol, never the method, turns scores into U / S / H and applies the
-model-selection modes.
+The protocol calls one entry point, :meth:`Method.predict_seeds`, with a prepared
+:class:`~gzslbench.protocol.splits.Split`, a resolved config and a list of :class:`RunContext`
+(seed, device, history log), one per seed to train; a single run is a list of one. The method
+trains, then yields, once per candidate model (e.g. after every final-classifier epoch), one
+entry per context: that seed's :class:`Scores` for the test instances, or the
+:class:`TrainingDiverged` that ended it. A method that trains one seed at a time implements only
+:meth:`Method.predict`; the base class runs it for a list of one. The protocol, never the
+method, turns scores into U / S / H and applies the model-selection modes.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ class Method:
     (every config key with its default: unknown keys are rejected), ``ranges`` (the valid
     values of every key) and optionally ``dataset_defaults`` (per real dataset, e.g.
     ``{"cub": {...}}``; synthetic datasets use the entry of the real dataset they imitate).
+    They implement :meth:`predict` (one seed per call), or :meth:`predict_seeds` itself with
+    ``batched_seeds = True`` where several seeds train as one computation.
 
     ``ranges`` maps each key to a :class:`~gzslbench.core.config.Range` (numbers, e.g.
     ``Range(gt=0)`` or ``Range(ge=1, le="cls_epochs")``), :class:`~gzslbench.core.config.OneOf`
@@ -163,24 +168,32 @@ class Method:
     # trained once per config, and tables say "deterministic" instead of showing a spread of zero.
     seed_dependent: ClassVar[bool] = True
 
-    # Whether predict_seeds takes several contexts (seeds of one config trained as one computation).
+    # Whether predict_seeds accepts more than one context: several seeds of one config trained as one
+    # computation (--batch-seeds). Methods without it are given exactly one context per call.
     batched_seeds: ClassVar[bool] = False
-
-    def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
-        """Train on ``split`` and yield test scores once per candidate model, in order (one seed)."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither predict nor predict_seeds")
 
     def predict_seeds(
         self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
     ) -> Iterator[list[Scores | TrainingDiverged]]:
-        """What the protocol calls: per candidate model, one entry per context, that seed's scores or the
-        :class:`TrainingDiverged` that ended it.
+        """Train one model per context on ``split`` and yield, per candidate model in order, one entry per context.
 
-        The default runs :meth:`predict` for a single context. A method that sets ``batched_seeds``
-        overrides this to train several seeds as one computation; each seed must draw from its own
-        context's generators so that its record is the run it would be alone.
+        The protocol's only entry point. An entry is that seed's :class:`Scores`, or the
+        :class:`TrainingDiverged` that ended it (its later entries repeat it). Each seed draws
+        from its own context's generators, so that its record is the run it would be alone; an
+        exception raised instead of yielded fails every seed of the call. More than one context
+        only where ``batched_seeds`` is set.
+
+        This default runs :meth:`predict` for a list of exactly one context.
         """
         if len(ctxs) != 1:
-            raise NotImplementedError(f"{type(self).__name__} does not train seeds batched")
+            raise ValueError(f"{type(self).__name__} trains one seed at a time (batched_seeds is False)")
         for scores in self.predict(split, config, ctxs[0]):
             yield [scores]
+
+    def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
+        """Train on ``split`` for ``ctx``'s seed and yield test scores once per candidate model, in order.
+
+        What a method that does not batch seeds implements (the default :meth:`predict_seeds` runs
+        it); a method that implements :meth:`predict_seeds` itself need not. Divergence is raised.
+        """
+        raise NotImplementedError(f"{type(self).__name__} implements neither predict nor predict_seeds")

@@ -27,7 +27,13 @@ def hinge_rank_loss(margin: float) -> RankingLoss:
 
 @register_method("devise")
 class DeViSE(Method):
-    """A linear map M of image features into the attribute space, scored by dot product t_c^T M x.
+    """Frome et al., "DeViSE: A Deep Visual-Semantic Embedding Model", NeurIPS 2013.
+
+    A linear map M of image features into the attribute space, scored by dot product t_c^T M x.
+    Objective: the mean over training samples of the hinge rank loss, sum over the wrong seen
+    classes c of max(0, margin - t_y^T M x + t_c^T M x) (:func:`hinge_rank_loss`); no weight
+    penalty. SGD, initialisation and the per-epoch scores are ``_bilinear.train_bilinear``'s.
+    Hyper-parameters: ``lr`` (1.0), ``margin`` (1.0), ``epochs`` (20), ``batch_size`` (32).
 
     The class vectors t_c are the L2-normalised attributes (DeViSE's unit-norm label embeddings;
     for a given image the dot product ranks classes as the paper's cosine similarity does). SGD

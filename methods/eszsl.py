@@ -15,13 +15,16 @@ from gzslbench.protocol.splits import Split
 
 @register_method("eszsl")
 class ESZSL(Method):
-    """Closed-form bilinear compatibility between features and class attributes.
+    """Romera-Paredes and Torr, "An embarrassingly simple approach to zero-shot learning", ICML 2015.
 
-    V = (X X^T + gamma I)^-1 X Y S^T (S S^T + lambda I)^-1 with X the (d x n) training features,
-    Y the (n x z) labels in {-1, 1} over the z seen classes and S the (a x z) seen attributes;
-    a test feature x scores every class c by x^T V s_c. Deterministic: the seed is unused. One
-    candidate model, so the ``last``, ``val`` and ``oracle`` modes coincide. ``gamma`` and
-    ``lam`` are the regularisers (Xian et al. 2018 select them on the validation split).
+    Closed-form bilinear compatibility between features and class attributes. Objective:
+    min_V ||X^T V S - Y||^2 + gamma ||V S||^2 + lam ||X^T V||^2 + gamma lam ||V||^2 (Frobenius),
+    with X the (d x n) training features, Y the (n x z) labels in {-1, 1} over the z seen classes
+    and S the (a x z) seen attributes. Its solution V = (X X^T + gamma I)^-1 X Y S^T (S S^T + lam I)^-1
+    is computed in :meth:`predict` (two ``torch.linalg.solve``, float64); a test feature x scores
+    every class c by x^T V s_c. Hyper-parameters: ``gamma`` (1000) and ``lam`` (1), the
+    regularisers (Xian et al. 2018 select them on the validation split). Deterministic: the seed
+    is unused. One candidate model, so the ``last``, ``val`` and ``oracle`` modes coincide.
     """
 
     seed_dependent = False  # closed form: one model whatever the seed

@@ -40,17 +40,20 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @register_method("sae")
 class SAE(Method):
-    """Linear semantic autoencoder: encoder W (features -> attributes), decoder W^T, in closed form.
+    """Kodirov, Xiang and Gong, "Semantic Autoencoder for Zero-Shot Learning", CVPR 2017.
 
+    Linear semantic autoencoder: encoder W (features -> attributes), decoder W^T, in closed form.
     W minimises ||X - W^T S||^2 + lam ||W X - S||^2 over the training features X (d x N) and
     their class attributes S (k x N); setting the gradient to zero gives the Sylvester equation
-    S S^T W + W (lam X X^T) = (1 + lam) S X^T, solved exactly (symmetric eigendecompositions in
-    float64, on the run's device). Test scores are cosine similarities over all classes (GZSL), in
-    one of the paper's two spaces: ``direction="s2f"`` (default) decodes each class as W^T a_c and
-    compares it with the test feature; ``"f2s"`` encodes a test feature as W x and compares it with
-    the class attributes. The paper reports both; s2f is the default because it won on the
-    validation split of ``synth-cub`` (``scale=0.25``, lam 0.2: H 47.4 against 2.5 for f2s).
-    Deterministic (the seed is unused); one candidate model.
+    S S^T W + W (lam X X^T) = (1 + lam) S X^T, solved exactly in :meth:`predict` by
+    :func:`solve_symmetric_sylvester` (symmetric eigendecompositions in float64, on the run's
+    device). Hyper-parameters: ``lam`` (0.2) and ``direction`` (``s2f``). Test scores are cosine
+    similarities over all classes (GZSL), in one of the paper's two spaces: ``direction="s2f"``
+    (default) decodes each class as W^T a_c and compares it with the test feature; ``"f2s"``
+    encodes a test feature as W x and compares it with the class attributes. The paper reports
+    both; s2f is the default because it won on the validation split of ``synth-cub``
+    (``scale=0.25``, lam 0.2: H 47.4 against 2.5 for f2s). Deterministic (the seed is unused);
+    one candidate model.
 
     ``lam=0.2`` is the authors' CUB demo value; Xian et al. 2018 tune lam on the validation split
     without publishing it, and its best value depends on the scale of the features. Reported GZSL

@@ -37,9 +37,9 @@ def test_batched_seeds_follow_their_single_runs(name: str) -> None:
     singles = []
     for seed in SEEDS:
         ctx = RunContext(seed=seed, device=CPU)
-        singles.append((ctx, list(method.predict(split, config, ctx))))
+        singles.append((ctx, [entry for (entry,) in method.predict_seeds(split, config, [ctx])]))
     ctxs = [RunContext(seed=seed, device=CPU) for seed in SEEDS]
-    batched = list(method.predict_batched(split, config, ctxs))
+    batched = list(method.predict_seeds(split, config, ctxs))
 
     assert len(batched) == config["cls_epochs"] and all(len(entries) == len(SEEDS) for entries in batched)
     for k, (single_ctx, single_scores) in enumerate(singles):

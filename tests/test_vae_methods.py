@@ -43,7 +43,10 @@ def tiny_config(name: str, **overrides: Any) -> dict[str, Any]:
 
 def run(name: str, split: Split, seed: int = 0, **overrides: Any) -> tuple[list[Scores], RunContext]:
     ctx = RunContext(seed=seed, device=torch.device("cpu"))
-    scores = list(METHODS.get(name)().predict(split, tiny_config(name, **overrides), ctx))
+    scores = [entry for (entry,) in METHODS.get(name)().predict_seeds(split, tiny_config(name, **overrides), [ctx])]
+    for entry in scores:
+        if isinstance(entry, TrainingDiverged):
+            raise entry
     return scores, ctx
 
 

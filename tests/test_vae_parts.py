@@ -292,17 +292,17 @@ def test_per_class_indices_tile_in_data_order() -> None:
 @pytest.mark.parametrize("fused", [True, False])
 def test_hand_written_classifier_step_matches_torch_adam(fused: bool) -> None:
     settings = ClassifierSettings(epochs=1, lr=5e-3, beta1=0.3, batch_size=8, drop_last=True)
-    clf = SoftmaxClassifier(5, 6, settings, CPU, gen(0))
+    clf = SoftmaxClassifier(5, 6, settings, CPU, [gen(0)])
     clf.fused = fused
     linear = nn.Linear(5, 6)
     with torch.no_grad():
-        linear.weight.copy_(clf.weight)
-        linear.bias.copy_(clf.bias)
+        linear.weight.copy_(clf.weight[0])
+        linear.bias.copy_(clf.bias[0])
     opt = torch.optim.Adam(linear.parameters(), lr=5e-3, betas=(0.3, 0.999), foreach=False)
     z = torch.randn(40, 5, generator=gen(1))
     y = torch.randint(6, (40,), generator=gen(2))
     order = torch.randperm(40, generator=gen(3))
-    loss = clf.train_epoch(with_ones(z), y, order)
+    loss = clf.train_epoch(with_ones(z)[None], y, order[None])
     losses = []
     for k in range(5):
         rows = order[k * 8 : (k + 1) * 8]
@@ -312,18 +312,18 @@ def test_hand_written_classifier_step_matches_torch_adam(fused: bool) -> None:
         opt.step()
         losses.append(nll.item())
     assert clf.steps == 5
-    assert torch.allclose(clf.weight, linear.weight, atol=1e-6, rtol=1e-5)
-    assert torch.allclose(clf.bias, linear.bias, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(clf.weight[0], linear.weight, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(clf.bias[0], linear.bias, atol=1e-6, rtol=1e-5)
     assert loss.item() == pytest.approx(np.mean(losses), rel=1e-5)
 
 
 def test_classifier_drop_last_and_partial_batches() -> None:
     z1, y = with_ones(torch.randn(20, 3, generator=gen(1))), torch.randint(4, (20,), generator=gen(2))
-    drop = SoftmaxClassifier(3, 4, ClassifierSettings(1, 1e-3, 0.5, 8, True), CPU, gen())
-    drop.train_epoch(z1, y, torch.arange(20))
+    drop = SoftmaxClassifier(3, 4, ClassifierSettings(1, 1e-3, 0.5, 8, True), CPU, [gen()])
+    drop.train_epoch(z1[None], y, torch.arange(20)[None])
     assert drop.steps == 2
-    keep = SoftmaxClassifier(3, 4, ClassifierSettings(1, 1e-3, 0.5, 8, False), CPU, gen())
-    keep.train_epoch(z1, y, torch.arange(20))
+    keep = SoftmaxClassifier(3, 4, ClassifierSettings(1, 1e-3, 0.5, 8, False), CPU, [gen()])
+    keep.train_epoch(z1[None], y, torch.arange(20)[None])
     assert keep.steps == 3
 
 

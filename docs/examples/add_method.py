@@ -42,6 +42,7 @@ class AttributePrototype(Method):
 
     description = "Example: least-squares map to attribute space, nearest class-attribute prototype"
     reference = "gzslbench documentation, 'Adding a method or a dataset'"
+    seed_dependent = False  # the seed is unused: one run stands for every seed
     # Every config key with its default: `--set` or `overrides` may change only these.
     defaults: ClassVar[dict[str, Any]] = {"lam": 1.0}
     # A validation grid for `gzslbench tune`.

@@ -60,6 +60,8 @@ def evaluate_seeds(
     last: list[Scores | None] = [None] * len(specs)
     errors: list[Exception | None] = [None] * len(specs)
     for entries in method.predict_seeds(split, specs[0].config, ctxs):
+        if all(e is not None for e in errors):
+            break  # every seed has ended: train no further candidate
         for k, entry in enumerate(entries):
             if errors[k] is not None:
                 continue

@@ -1,19 +1,19 @@
 """The final softmax classifier stage shared by CADA-VAE, ACMR and its ablations.
 
-A Linear(latent, K) + LogSoftmax classifier is trained with NLL and Adam on latent codes and
-scored on the test latents after every epoch. There are tens of thousands of tiny steps, so
-the per-step Python and dispatch overhead is what matters: the forward and backward pass of
-the single linear layer and the Adam update are written out by hand on one (latent + 1, K)
-parameter matrix (weights and bias together, inputs get a column of ones), updated by
-the fused kernel behind ``torch.optim.Adam(fused=True)`` (or its single-tensor operation
-sequence where that kernel is missing).
+A Linear(latent, C) + LogSoftmax classifier per seed is trained with NLL and Adam on latent
+codes and scored on the test latents after every epoch; one seed is a batch of one. There are
+tens of thousands of tiny steps, so the per-step Python and dispatch overhead is what matters:
+the forward and backward pass of the linear layer and the Adam update are written out by hand
+on one (seeds, latent + 1, C) parameter tensor (weights and bias together, inputs get a column
+of ones), updated by the fused kernel behind ``torch.optim.Adam(fused=True)`` (or its
+single-tensor operation sequence where that kernel is missing).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -76,15 +76,18 @@ def initial_params(latent: int, n_classes: int, device: torch.device, generator:
 
 
 def with_ones(z: torch.Tensor) -> torch.Tensor:
-    """``z`` with a column of ones appended, so one matrix product applies weights and bias."""
-    return torch.cat((z, z.new_ones(z.shape[0], 1)), dim=1)
+    """``z`` with a column of ones appended (last axis), so one matrix product applies weights and bias."""
+    return torch.cat((z, z.new_ones(*z.shape[:-1], 1)), dim=-1)
 
 
 class SoftmaxClassifier:
-    """Linear + LogSoftmax trained with mean NLL and Adam, forward, backward and update by hand.
+    """One Linear + LogSoftmax classifier per seed, trained with mean NLL and Adam; forward, backward, update by hand.
 
-    ``params`` is (latent + 1, K): rows ``:latent`` are the transposed weight, the last row the
-    bias. Initialisation as in the reference: xavier_uniform (gain 0.5) weights, zero bias.
+    ``params`` is (K, latent + 1, C) for K seeds (K = 1 for a single run): per seed, rows
+    ``:latent`` are the transposed weight, the last row the bias. Each seed's matrix is
+    initialised from its own generator as in the reference (xavier_uniform with gain 0.5, zero
+    bias); the batched products (``bmm``) and the elementwise Adam update keep the seeds
+    independent, so seed ``k`` trains as it would alone.
     """
 
     def __init__(
@@ -93,13 +96,9 @@ class SoftmaxClassifier:
         n_classes: int,
         settings: ClassifierSettings,
         device: torch.device,
-        generator: torch.Generator,
+        generators: Sequence[torch.Generator],
     ) -> None:
-        self._adopt(initial_params(latent, n_classes, device, generator), settings, device)
-
-    def _adopt(self, params: torch.Tensor, settings: ClassifierSettings, device: torch.device) -> None:
-        """Take ``params`` as the trained matrix and set up fresh Adam state for it."""
-        self.params = params
+        self.params = torch.stack([initial_params(latent, n_classes, device, g) for g in generators])
         self.settings = settings
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
@@ -110,16 +109,17 @@ class SoftmaxClassifier:
 
     @property
     def weight(self) -> torch.Tensor:
-        """(K, latent) weight, as ``nn.Linear`` stores it."""
-        return self.params[:-1].T
+        """(K, C, latent) weights, each as ``nn.Linear`` stores it."""
+        return self.params[:, :-1].transpose(1, 2)
 
     @property
     def bias(self) -> torch.Tensor:
-        return self.params[-1]
+        """(K, C) biases."""
+        return self.params[:, -1]
 
     def log_probs(self, z: torch.Tensor) -> torch.Tensor:
-        """(n, K) log-probabilities of latent codes ``z`` (n, latent)."""
-        return torch.log_softmax(torch.addmm(self.bias, z, self.weight.T), dim=1)
+        """(K, n, C) log-probabilities of latent codes ``z`` (K, n, latent)."""
+        return torch.log_softmax(torch.baddbmm(self.params[:, -1:], z, self.params[:, :-1]), dim=2)
 
     def adam_step(self, grad: torch.Tensor, step: torch.Tensor | None = None) -> None:
         """One Adam update of ``params`` with gradient ``grad``.
@@ -159,97 +159,46 @@ class SoftmaxClassifier:
         self.params.addcdiv_(self.exp_avg, self._denom, value=-step_size)
 
     def train_epoch(self, z1: torch.Tensor, y: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """One epoch of mini-batch steps over ``z1[order]`` (``z1``: latents with a ones column).
+        """One epoch of mini-batch steps per seed over ``z1[k][order[k]]``.
 
-        The gradient of the mean NLL w.r.t. the logits is ``(softmax - onehot) / b``; the ``1 / b``
-        is folded into a pre-scaled copy of the inputs. Returns the mean NLL over the epoch's
-        training samples as a 0-d tensor (no sync); a sample's NLL is capped at about 103 where
-        its float32 softmax probability underflows.
+        ``z1`` is (K, n, latent + 1), the latents with a ones column; ``y`` (n,) the labels every
+        seed shares; ``order`` (K, n). The gradient of the mean NLL w.r.t. the logits is
+        ``(softmax - onehot) / b``; the ``1 / b`` is folded into a pre-scaled copy of
+        the inputs. Returns each seed's mean NLL over the epoch's training samples, shape (K,),
+        without a sync; a sample's NLL is capped at about 103 where its float32 softmax probability
+        underflows.
         """
         b = self.settings.batch_size
-        n = order.numel()
+        seeds, n = order.shape
         steps = n // b if self.settings.drop_last else math.ceil(n / b)
         if steps == 0:
-            return z1.new_zeros(())
-        used = min(n, steps * b)
-        device = z1.device
-        order = order[:used]
-        xp = z1.index_select(0, order)
-        yp = y.index_select(0, order).unsqueeze(1)
-        scale = torch.full((used, 1), 1.0 / b, device=device)
-        if used % b:
-            scale[used - used % b :] = 1.0 / (used % b)
-        xs = xp * scale
-        neg_ones = torch.full((b, 1), -1.0, device=device)
-        partial_neg_ones = neg_ones[: used % b] if used % b else neg_ones
-        picked = torch.empty(used, 1, device=device)
-        step_values = torch.arange(self.steps + 1, self.steps + steps + 1, dtype=torch.float32, device=device)
-        batches = zip(xp.split(b), xs.split(b), yp.split(b), picked.split(b), step_values.unbind(), strict=True)
-        with _single_thread(device):
-            for x_b, xs_b, y_b, picked_b, step in batches:
-                p = torch.softmax(torch.mm(x_b, self.params), dim=1)
-                torch.gather(p, 1, y_b, out=picked_b)
-                p.scatter_add_(1, y_b, neg_ones if len(y_b) == b else partial_neg_ones)
-                torch.mm(xs_b.T, p, out=self._grad)
-                self.adam_step(self._grad, step)
-        nll = -torch.log(picked.clamp_min_(torch.finfo(picked.dtype).tiny))
-        return (nll * scale).sum() / steps
-
-
-class SeedBatchClassifier(SoftmaxClassifier):
-    """One :class:`SoftmaxClassifier` per seed, held as one (seeds, latent + 1, K) matrix and stepped together.
-
-    Each seed's matrix is initialised from its own generator; the batched products (``bmm``)
-    and the elementwise Adam update keep the seeds independent, so seed ``k`` follows the
-    single classifier trained on ``z1[k]`` in ``orders[k]`` up to float rounding.
-    """
-
-    def __init__(
-        self,
-        latent: int,
-        n_classes: int,
-        settings: ClassifierSettings,
-        device: torch.device,
-        generators: list[torch.Generator],
-    ) -> None:
-        params = torch.stack([initial_params(latent, n_classes, device, g) for g in generators])
-        self._adopt(params, settings, device)
-
-    def log_probs(self, z: torch.Tensor) -> torch.Tensor:
-        """(seeds, n, K) log-probabilities of latent codes ``z`` (seeds, n, latent)."""
-        return torch.log_softmax(torch.baddbmm(self.params[:, -1:], z, self.params[:, :-1]), dim=2)
-
-    def train_epoch(self, z1: torch.Tensor, y: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """One epoch per seed over ``z1[k][order[k]]`` (``z1``: (seeds, n, latent + 1); ``y``: (n,) shared).
-
-        Returns each seed's mean NLL over the epoch, shape (seeds,), as the single classifier computes it.
-        """
-        b = self.settings.batch_size
-        n = order.shape[1]
-        steps = n // b if self.settings.drop_last else math.ceil(n / b)
-        if steps == 0:
-            return z1.new_zeros(z1.shape[0])
+            return z1.new_zeros(seeds)
         used = min(n, steps * b)
         device = z1.device
         order = order[:, :used]
-        xp = z1.gather(1, order.unsqueeze(2).expand(-1, -1, z1.shape[2]))
+        # One row gather over the seeds' latents laid end to end (a 3-d gather is several times slower).
+        rows = (order + torch.arange(seeds, device=device).unsqueeze(1) * n).reshape(-1)
+        xp = z1.reshape(seeds * n, -1).index_select(0, rows).view(seeds, used, -1)
         yp = y[order].unsqueeze(2)
         scale = torch.full((used, 1), 1.0 / b, device=device)
         if used % b:
             scale[used - used % b :] = 1.0 / (used % b)
         xs = xp * scale
-        neg_ones = torch.full((z1.shape[0], b, 1), -1.0, device=device)
-        picked = []
+        neg_ones = torch.full((seeds, b, 1), -1.0, device=device)
+        partial_neg_ones = neg_ones[:, : used % b] if used % b else neg_ones
+        picked = torch.empty(seeds, used, 1, device=device)
         step_values = torch.arange(self.steps + 1, self.steps + steps + 1, dtype=torch.float32, device=device)
-        batches = zip(xp.split(b, 1), xs.split(b, 1), yp.split(b, 1), step_values.unbind(), strict=True)
+        batches = zip(
+            xp.split(b, 1), xs.split(b, 1), yp.split(b, 1), picked.split(b, 1), step_values.unbind(), strict=True
+        )
         with _single_thread(device):
-            for x_b, xs_b, y_b, step in batches:
+            for x_b, xs_b, y_b, picked_b, step in batches:
                 p = torch.softmax(torch.bmm(x_b, self.params), dim=2)
-                picked.append(p.gather(2, y_b))
-                p.scatter_add_(2, y_b, neg_ones[:, : y_b.shape[1]])
+                torch.gather(p, 2, y_b, out=picked_b)
+                p.scatter_add_(2, y_b, neg_ones if y_b.shape[1] == b else partial_neg_ones)
                 torch.bmm(xs_b.transpose(1, 2), p, out=self._grad)
                 self.adam_step(self._grad, step)
-        nll = -torch.log(torch.cat(picked, dim=1).clamp_min_(torch.finfo(z1.dtype).tiny))
+        nll = -torch.log(picked.clamp_min_(torch.finfo(picked.dtype).tiny))
         return (nll * scale).sum(dim=(1, 2)) / steps
 
 
@@ -274,53 +223,23 @@ def train_final_classifier(
     test_unseen_z: torch.Tensor,
     n_classes: int,
     settings: ClassifierSettings,
-    ctx: RunContext,
-    generator: torch.Generator,
-) -> Iterator[Scores]:
-    """Train the final classifier and yield test log-probabilities after every epoch (1-based).
-
-    Each epoch is a fresh random permutation of the training latents cut into batches (the
-    reference's ``DataLoader(shuffle=True, drop_last=True)``). Logs ``classifier`` rows with the
-    epoch's mean NLL and adds the stage's own wall time (not the consumer's) to
-    ``ctx.timings["classifier_s"]``.
-    """
-    device = train_z.device
-    start = _now(device)
-    clf = SoftmaxClassifier(train_z.shape[1], n_classes, settings, device, generator)
-    z1 = with_ones(train_z)
-    elapsed = _now(device) - start
-    for epoch in ctx.progress_bar(range(1, settings.epochs + 1), "classifier epochs"):
-        start = _now(device)
-        order = torch.randperm(z1.shape[0], generator=generator, device=device)
-        loss = clf.train_epoch(z1, train_y, order)
-        seen, unseen = clf.log_probs(test_seen_z), clf.log_probs(test_unseen_z)
-        elapsed += _now(device) - start
-        ctx.timings["classifier_s"] = ctx.timings.get("classifier_s", 0.0) + elapsed
-        elapsed = 0.0
-        ctx.log("classifier", epoch, loss=float(loss))
-        yield Scores(epoch=epoch, seen=seen, unseen=unseen)
-
-
-def train_final_classifier_seeds(
-    train_z: torch.Tensor,
-    train_y: torch.Tensor,
-    test_seen_z: torch.Tensor,
-    test_unseen_z: torch.Tensor,
-    n_classes: int,
-    settings: ClassifierSettings,
-    ctxs: list[RunContext],
-    generators: list[torch.Generator],
+    ctxs: Sequence[RunContext],
+    generators: Sequence[torch.Generator],
 ) -> Iterator[list[Scores | TrainingDiverged]]:
-    """:func:`train_final_classifier` for K seeds at once (latents stacked on a leading seed axis).
+    """Train one final classifier per seed and yield each seed's test log-probabilities after every epoch (1-based).
 
-    Every seed draws its initialisation and epoch orders from its own generator in the single
-    stage's order. Yields, per epoch, each seed's :class:`Scores`, or the :class:`TrainingDiverged`
-    that ended it (its later entries repeat it). The stage's wall time goes to every seed's timings.
+    The latents carry a leading seed axis: ``train_z`` (K, n, latent), ``test_*_z`` (K, m, latent);
+    ``train_y`` (n,) is shared. Each epoch is, per seed, a fresh random permutation of the training
+    latents cut into batches (the reference's ``DataLoader(shuffle=True, drop_last=True)``); every
+    seed draws its initialisation and epoch orders from its own generator. Yields, per epoch, each
+    seed's :class:`Scores`, or the :class:`TrainingDiverged` that ended it (its later entries
+    repeat it). Logs ``classifier`` rows with the epoch's mean NLL and adds the stage's own wall
+    time (not the consumer's) to every context's ``timings["classifier_s"]``.
     """
     device = train_z.device
     start = _now(device)
-    clf = SeedBatchClassifier(train_z.shape[2], n_classes, settings, device, generators)
-    z1 = torch.cat((train_z, train_z.new_ones(*train_z.shape[:2], 1)), dim=2)
+    clf = SoftmaxClassifier(train_z.shape[2], n_classes, settings, device, generators)
+    z1 = with_ones(train_z)
     elapsed = _now(device) - start
     failures: list[TrainingDiverged | None] = [None] * len(ctxs)
     for epoch in ctxs[0].progress_bar(range(1, settings.epochs + 1), "classifier epochs"):

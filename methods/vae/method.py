@@ -15,19 +15,13 @@ import numpy as np
 import torch
 
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
-from gzslbench.methods.vae.classifier import (
-    ClassifierSettings,
-    per_class_indices,
-    train_final_classifier,
-    train_final_classifier_seeds,
-)
+from gzslbench.methods.vae.classifier import ClassifierSettings, per_class_indices, train_final_classifier
 from gzslbench.methods.vae.model import (
     BackboneSpec,
     CrossModalVAE,
     VAESettings,
     backbone_spec,
     train_vae,
-    train_vae_seeds,
 )
 from gzslbench.methods.vae.parts import draw_noise, random_permutations, reparameterize
 
@@ -83,44 +77,21 @@ class CrossModalVAEMethod(Method):
 
     batched_seeds: ClassVar[bool] = True
 
-    def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
-        device = ctx.device
-        vae_settings, cls_settings, spec, (train_x, train_y, attributes) = _prepare(split, config, device)
-        model = CrossModalVAE(spec, device, ctx.generator(STREAM_INIT))
-        with ctx.timer("vae_s"):
-            train_vae(model, train_x, train_y, attributes, vae_settings, ctx, ctx.generator(STREAM_VAE))
-        ctx.timings["vae_epoch_s"] = ctx.timings["vae_s"] / max(vae_settings.epochs, 1)
-        ctx.save_model(model)
-
-        with ctx.timer("encode_s"), torch.no_grad():
-            latents = encode_for_classifier(model, split, config, vae_settings, ctx.generator(STREAM_ENCODE))
-        yield from train_final_classifier(
-            *latents, split.n_classes, cls_settings, ctx, ctx.generator(STREAM_CLASSIFIER)
-        )
-
     def predict_seeds(
         self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
     ) -> Iterator[list[Scores | TrainingDiverged]]:
-        if len(ctxs) == 1:
-            yield from super().predict_seeds(split, config, ctxs)
-        else:
-            yield from self.predict_batched(split, config, ctxs)
+        """Train one backbone and one classifier per context (stacked across seeds) and yield every seed's scores.
 
-    def predict_batched(
-        self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
-    ) -> Iterator[list[Scores | TrainingDiverged]]:
-        """:meth:`predict` for several seeds as one computation (stacked VAEs, then stacked classifiers).
-
-        Every seed draws from its own context's streams in :meth:`predict`'s order. The encoding
-        step runs per seed (one pass, cheap). Stage timings are the batch's wall time, recorded in
-        every seed's context.
+        A single run is a list of one. Every seed draws from its own context's streams in the
+        same order whatever the number of seeds. The encoding step runs per seed (one pass,
+        cheap). Stage timings are the call's wall time, recorded in every seed's context.
         """
         device = ctxs[0].device
         vae_settings, cls_settings, spec, (train_x, train_y, attributes) = _prepare(split, config, device)
         models = [CrossModalVAE(spec, device, ctx.generator(STREAM_INIT)) for ctx in ctxs]
         first = ctxs[0]
         with first.timer("vae_s"):
-            failures = train_vae_seeds(
+            failures = train_vae(
                 models,
                 train_x,
                 train_y,
@@ -136,17 +107,18 @@ class CrossModalVAEMethod(Method):
                 ctx.timings.update(first.timings)
             yield list(failures)  # type: ignore[arg-type]
             return
+        for k in live:
+            ctxs[k].save_model(models[k])
         latents = []
         with first.timer("encode_s"), torch.no_grad():
             for k in live:
-                ctxs[k].save_model(models[k])
                 latents.append(
                     encode_for_classifier(models[k], split, config, vae_settings, ctxs[k].generator(STREAM_ENCODE))
                 )
         train_z, test_seen_z, test_unseen_z = (torch.stack([z[i] for z in latents]) for i in (0, 2, 3))
         for ctx in ctxs[1:]:
             ctx.timings.update(first.timings)
-        stage = train_final_classifier_seeds(
+        stage = train_final_classifier(
             train_z,
             latents[0][1],
             test_seen_z,
