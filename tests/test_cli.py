@@ -35,7 +35,8 @@ def test_run_writes_one_record_per_seed_and_table_aggregates(invoke, tmp_path):
     assert [p.name for p in paths] == ["seed-0.json", "seed-1.json", "seed-2.json"]
     record = json.loads(paths[0].read_text())
     assert record["status"] == "ok" and record["config"] == gzslbench.get_method("ale").defaults
-    assert set(record["metrics"]) == {"last", "oracle"} and 0 <= record["metrics"]["last"]["H"] <= 100
+    assert set(record["metrics"]) == {"last", "oracle"}
+    assert record["metrics"]["last"]["H"] > 20  # ALE learns synth-tiny (chance H is near 0)
     assert record["env"]["torch"] and record["timings"]["total_s"] > 0 and record["command"].startswith("gzslbench run")
     assert paths[0].parent.name == record["config_hash"]
     table = invoke("table")

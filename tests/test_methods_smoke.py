@@ -1,4 +1,8 @@
-"""Every registered method runs end to end through the harness, on the CPU and on CUDA when present."""
+"""Every registered method runs end to end through the harness, on the CPU and on CUDA when present.
+
+That each one learns is tests/test_methods_learn.py's job; here a run must finish, report
+consistent metrics and repeat itself exactly.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ def test_method_runs_and_is_deterministic(method, device, tmp_path):
     assert first["status"] == "ok", first.get("error")
     assert first["env"]["device"].startswith(device)
     for mode in ("last", "oracle"):
-        assert all(0.0 <= first["metrics"][mode][m] <= 100.0 for m in ("U", "S", "H", "U_restricted"))
+        u, s, h = (first["metrics"][mode][m] for m in ("U", "S", "H"))
+        assert h == pytest.approx(2 * u * s / (u + s) if u + s else 0.0)  # H is the harmonic mean of U and S
     assert len(first["history"]["test"]) == overrides.get("cls_epochs", overrides.get("epochs", 1))
     if device == "cpu":
         assert first["metrics"] == second["metrics"]

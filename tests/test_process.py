@@ -39,6 +39,7 @@ def _reallocation(retain: str) -> tuple[bool, int]:
     return retained, faults
 
 
+@pytest.mark.slow  # counts page faults, which the machine's allocator state decides (about 1 process in 40 misses)
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
 def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
     # The fewest of three processes: in about 1 process in 40 (with or without address-space
@@ -71,3 +72,13 @@ def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were
     assert before == after == [3, None]
     assert run_threads == 1  # the run itself had the threads it asked for
     assert allocator_calls == 0  # retain_freed_memory never ran in the caller's process
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the allocator setting is glibc's")
+def test_gzslbench_s_own_processes_ask_glibc_to_keep_freed_memory() -> None:
+    """The setting is made (an event), and ``GZSLBENCH_RETAIN_MEMORY=0`` keeps glibc's defaults."""
+    code = "from gzslbench.execution.process import retain_freed_memory as r; print(r())"
+    for value, expected in (("1", "True"), ("0", "False")):
+        env = {**os.environ, RETAIN_MEMORY_ENV: value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
