@@ -61,6 +61,19 @@ class _FriendlyGroup(click.Group):
 OUT_DEPRECATED = "warning: --out is deprecated for the results folder; use --results"
 
 
+def results_option(help_text: str) -> Any:
+    """``--results DIR``, the results folder, passed to the command as ``out``: one spelling in every command."""
+    return click.option(
+        "--results",
+        "out",
+        default="results",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help=help_text,
+    )
+
+
 def results_folder_options(func: Any) -> Any:
     """``--results DIR`` (the results folder, passed as ``out``) and its deprecated alias ``--out`` (``legacy_out``).
 
@@ -74,15 +87,7 @@ def results_folder_options(func: Any) -> Any:
         type=click.Path(file_okay=False),
         help="Deprecated alias of --results (for one release).",
     )(func)
-    return click.option(
-        "--results",
-        "out",
-        default="results",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        metavar="DIR",
-        help="Results folder: run records are written under it (--out: deprecated alias).",
-    )(func)
+    return results_option("Results folder: run records are written under it (--out: deprecated alias).")(func)
 
 
 def results_folder(results: str, legacy_out: str | None) -> str:

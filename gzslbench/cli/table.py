@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import click
 
-from gzslbench.cli._group import cli, names
+from gzslbench.cli._group import cli, names, results_option
 from gzslbench.cli.run import SELECTION_CHOICES
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
@@ -22,15 +22,7 @@ def selection_options(func):
     func = click.option(
         "--mode", default="last", show_default=True, type=click.Choice(SELECTION_CHOICES), help="Model selection."
     )(func)
-    return click.option(
-        "--results",
-        "out",
-        default="results",
-        show_default=True,
-        type=click.Path(file_okay=False),
-        metavar="DIR",
-        help="Results folder: the run records are read from it.",
-    )(func)
+    return results_option("Results folder: the run records are read from it.")(func)
 
 
 def resolve_names(methods: tuple[str, ...], datasets: tuple[str, ...]) -> tuple[list[str], list[str]]:
