@@ -69,7 +69,7 @@ def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp
     notes = mixed_provenance(load_results(mixed))
     assert notes == [
         f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone, "
-        "cpu, batch of 2"
+        "cpu, batched"
     ]
     shown = CliRunner().invoke(cli, ["table", "--results", str(mixed)])
     assert "2 executions" in shown.output

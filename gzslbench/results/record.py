@@ -104,16 +104,18 @@ class ExecutionBlock(TypedDict, total=False):
 
 
 def execution_label(record: dict[str, Any]) -> str:
-    """``cpu, batch of 3``: the parts of a run's execution that move its numbers beyond the last digits.
+    """``cpu, batched`` or ``cpu, alone``: the kernels a run's arithmetic went through.
 
-    A batch of seeds is the same runs only up to float rounding, which training amplifies into
-    points of H; another thread count changes the order of float sums only (the record keeps it).
+    The device and batching choose other kernels, whose float rounding training amplifies into
+    points of H; the planner varies neither within a cell on a CPU of 2 cores. The thread count
+    (kept in the record) changes only the order of sums inside the same kernels, and the planner
+    gives the last runs of a command more threads for speed, so it is not part of the label.
     Records before the execution block: from ``device`` and ``timings.batch_seeds``.
     """
     block = record.get("execution") or {}
     device = block.get("device", record.get("device"))
     batch = int(block.get("batch_seeds", (record.get("timings") or {}).get("batch_seeds", 1)) or 1)
-    return f"{device}, " + ("alone" if batch == 1 else f"batch of {batch}")
+    return f"{device}, " + ("alone" if batch == 1 else "batched")
 
 
 def protocol_version(record: dict[str, Any]) -> int | None:
