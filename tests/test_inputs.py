@@ -1,0 +1,167 @@
+"""Bad input and damaged files: refused with one line naming them, never silently used, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_tiny_data
+
+from gzslbench.cli import cli
+from gzslbench.results.record import SCHEMA_VERSION
+from gzslbench.results.store import load_record, load_results
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli_runner = CliRunner()
+    return lambda *args: cli_runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    assert result.exit_code == exit_code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    return lines[0]
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail (TimeoutError) if the block runs longer than ``seconds``: for work that would otherwise never end."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def write_npz(path: Path, **changes: np.ndarray) -> Path:
+    data = make_tiny_data()
+    content = {
+        "features": data.features,
+        "labels": data.labels,
+        "attributes": data.attributes,
+        "trainval": data.trainval,
+        "test_seen": data.test_seen,
+        "test_unseen": data.test_unseen,
+        "class_names": np.array([f"c{i}" for i in range(data.n_classes)]),
+        **changes,
+    }
+    np.savez(path, **content)
+    return path
+
+
+# --- 1. a record from a newer gzslbench is never overwritten ------------------------------------
+
+
+def test_run_refuses_to_overwrite_a_record_of_a_newer_gzslbench_unless_forced(invoke, tmp_path):
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q").exit_code == 0
+    path = next((tmp_path / "results" / "runs").rglob("seed-0.json"))
+    newer = {**json.loads(path.read_text()), "schema_version": SCHEMA_VERSION + 1, "metrics": {"from": "the future"}}
+    path.write_text(json.dumps(newer))
+    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q"))
+    assert str(path.relative_to(tmp_path)) in line and "newer gzslbench" in line and "--force" in line
+    assert json.loads(path.read_text()) == newer  # nothing was run, nothing overwritten
+    assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q", "--force").exit_code == 0
+    assert load_record(path)["schema_version"] == SCHEMA_VERSION
+
+
+# --- 2. corrupt metric values and misplaced records never reach a table -------------------------
+
+
+def _damage_seed_0(results: Path, edit) -> Path:
+    path = results / "runs" / "synth-cub" / "acmr" / "cfg0" / "seed-0.json"
+    record = json.loads(path.read_text())
+    path.write_text(edit(record))
+    return path
+
+
+def _with_h(value):
+    def edit(record):
+        record["metrics"]["last"]["H"] = value
+        return json.dumps(record)
+
+    return edit
+
+
+def _raw_h(text):
+    def edit(record):
+        record["metrics"]["last"]["H"] = 12345.5
+        return json.dumps(record).replace("12345.5", text)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (_with_h(250.0), "'H' = 250.0 is outside 0..100"),
+        (_with_h(-1.0), "'H' = -1.0 is outside 0..100"),
+        (_raw_h("NaN"), "'H' = nan is not a finite number"),
+        (_raw_h("1e999"), "'H' = inf is not a finite number"),
+        (_with_h("40.0"), "'H' = '40.0' is not a number"),
+        (_with_h(True), "'H' = True is not a number"),
+        (_with_h(None), "'H' is missing"),
+    ],
+)
+def test_corrupt_metric_values_are_named_skipped_and_refused_under_strict(paper_results, edit, reason):
+    path = _damage_seed_0(paper_results, edit)
+    problems: list[str] = []
+    frame = load_results(paper_results, problems=problems)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: ") and reason in problems[0], problems
+    assert sorted(frame.loc[(frame["method"] == "acmr") & (frame["dataset"] == "synth-cub"), "seed"].unique()) == [1, 2]
+    shown = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "-d", "synth-cub"])
+    assert shown.exit_code == 0, shown.output
+    assert f"warning: skipped {path}: " in shown.output and "43.0 ± 1.4" in shown.output  # seeds 1 and 2 only
+    strict = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--strict"])
+    assert strict.exit_code == 2 and "--strict: 1 unusable record(s)" in strict.output
+
+
+def test_non_finite_metric_of_another_mode_is_refused_and_absent_metrics_may_be_null(paper_results):
+    path = _damage_seed_0(paper_results, lambda r: json.dumps(r).replace('"U": 31.0', '"U": NaN'))
+    assert "NaN" in path.read_text()  # oracle U of seed 0
+    problems: list[str] = []
+    load_results(paper_results, problems=problems)
+    assert len(problems) == 1 and "metrics 'oracle': 'U' = nan is not a finite number" in problems[0]
+
+    def absent(record):
+        record["metrics"]["oracle"]["U"] = 31.0
+        record["metrics"]["last"].update(AUSUC=None, U_cs=None, S_cs=None, H_cs=None, gamma_cs=None)
+        return json.dumps(record)
+
+    _damage_seed_0(paper_results, absent)  # strict JSON writes a NaN metric as null: legitimately absent
+    problems.clear()
+    load_results(paper_results, problems=problems)
+    assert problems == []
+
+
+def test_a_copied_record_does_not_count_as_another_seed(paper_results):
+    folder = paper_results / "runs" / "synth-cub" / "acmr" / "cfg0"
+    shutil.copy(folder / "seed-0.json", folder / "seed-7.json")
+    problems: list[str] = []
+    frame = load_results(paper_results, problems=problems)
+    assert problems == [f"{folder / 'seed-7.json'}: holds the record of seed 0, but its file name says seed 7"]
+    assert sorted(frame.loc[(frame["method"] == "acmr") & (frame["dataset"] == "synth-cub"), "seed"].unique()) == [
+        0,
+        1,
+        2,
+    ]
+    shown = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "-d", "synth-cub"])
+    assert "42.0 ± 2.0" in shown.output and "warning: skipped" in shown.output  # 3 seeds, not 4
+    strict = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--strict"])
+    assert strict.exit_code == 2
