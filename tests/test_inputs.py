@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 import signal
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,9 @@ from click.testing import CliRunner
 from conftest import make_tiny_data
 
 from gzslbench.cli import cli
+from gzslbench.core.errors import DataError
+from gzslbench.core.registry import DATASETS
+from gzslbench.data.dataset import validate
 from gzslbench.results.record import SCHEMA_VERSION
 from gzslbench.results.store import load_record, load_results
 
@@ -165,3 +172,93 @@ def test_a_copied_record_does_not_count_as_another_seed(paper_results):
     assert "42.0 ± 2.0" in shown.output and "warning: skipped" in shown.output  # 3 seeds, not 4
     strict = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--strict"])
     assert strict.exit_code == 2
+
+
+# --- 3. the converted-data cache follows the file's content ------------------------------------
+
+
+def test_the_xlsa17_cache_is_keyed_by_content_not_size_and_mtime(tmp_path, monkeypatch):
+    from test_xlsa17 import FEATURE_DIM, small_folder, write_res101
+
+    monkeypatch.setenv("GZSLBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GZSLBENCH_DATA", raising=False)
+    folder = small_folder(tmp_path / "CUB")
+    res101 = folder / "res101.mat"
+    first = DATASETS.get("cub")().load(tmp_path)
+    assert first.extra["cache"] == "written"
+    stat = res101.stat()
+    os.utime(res101, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched, same bytes: still a hit
+    assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "hit"
+
+    def replace_keeping_size_and_mtime(content: bytes) -> None:
+        before = res101.stat()
+        res101.write_bytes(content)
+        os.utime(res101, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert (res101.stat().st_size, res101.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    labels = np.repeat(np.arange(1, 7), 6)
+    other = tmp_path / "other"
+    write_res101(other, np.random.default_rng(9).random((len(labels), FEATURE_DIM), dtype=np.float32), labels)
+    replace_keeping_size_and_mtime((other / "res101.mat").read_bytes())  # other features, same size
+    again = DATASETS.get("cub")().load(tmp_path)
+    assert again.extra["cache"] == "written" and not np.array_equal(again.features, first.features)
+    replace_keeping_size_and_mtime(b"\0" * stat.st_size)  # corrupt
+    with pytest.raises(DataError, match="not a readable MATLAB file"):
+        DATASETS.get("cub")().load(tmp_path)
+
+
+# --- 5. no tracebacks, no "unexpected" errors ----------------------------------------------------
+
+
+def _npz_declaring(path: Path, key: str, shape: tuple[int, ...]) -> Path:
+    """``path`` rewritten so that ``key``'s header declares ``shape`` (float32) over only a few bytes of data."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    members[f"{key}.npy"] = header.getvalue() + b"\0" * 64  # the header starts with the magic string
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_an_npz_declaring_a_huge_array_is_refused_before_allocating_it(invoke, tmp_path):
+    npz = _npz_declaring(write_npz(tmp_path / "mine.npz"), "features", (3_000_000_000, 2048))
+    with pytest.raises(DataError) as info:
+        DATASETS.get("custom")().load(path=str(npz))
+    message = str(info.value)
+    assert message.startswith(f"{npz}: 'features' declares shape (3000000000, 2048)") and "\n" not in message
+    assert "truncated or corrupt" in message
+    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q"))
+    assert "'features' declares shape (3000000000, 2048)" in line
+
+
+# --- 6. nonsense that used to be accepted ------------------------------------------------------
+
+
+def test_a_class_with_all_zero_attributes_is_warned_about(invoke, tmp_path):
+    data = make_tiny_data()
+    attributes = data.attributes.copy()
+    attributes[[2, 7]] = 0.0
+    checked = validate(replace(data, attributes=attributes, extra={}), "mine")
+    assert checked.extra["warnings"] == [
+        "classes 2, 7 have an all-zero attribute vector: no attribute tells them apart from the other classes"
+    ]
+    attributes = data.attributes.copy()
+    attributes[7] = 0.0
+    write_npz(tmp_path / "mine.npz", attributes=attributes)
+    result = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q")
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: eszsl on custom seed 0: class 'c7' (id 7) has an all-zero attribute vector: no attribute tells it "
+        "apart from the other classes"
+    ) in result.output
+    record = load_record(next(tmp_path.rglob("seed-0.json")))
+    assert any("'c7'" in w and "all-zero attribute vector" in w for w in record["warnings"])
+
+
+def test_data_check_of_a_missing_data_dir_is_an_error(tmp_path):
+    result = CliRunner().invoke(cli, ["data", "check", "--data-dir", str(tmp_path / "nonexistent")])
+    line = one_line_error(result)
+    assert str(tmp_path / "nonexistent") in line and "does not exist" in line
