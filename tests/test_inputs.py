@@ -19,11 +19,12 @@ from click.testing import CliRunner
 from conftest import make_tiny_data
 
 from gzslbench.cli import cli
-from gzslbench.core.errors import DataError
+from gzslbench.core.errors import DataError, GZSLBenchError
 from gzslbench.core.registry import DATASETS
 from gzslbench.data.dataset import validate
 from gzslbench.results.record import SCHEMA_VERSION
 from gzslbench.results.store import load_record, load_results
+from gzslbench.studies import sweep as sweeps
 
 
 @pytest.fixture
@@ -205,6 +206,49 @@ def test_the_xlsa17_cache_is_keyed_by_content_not_size_and_mtime(tmp_path, monke
     replace_keeping_size_and_mtime(b"\0" * stat.st_size)  # corrupt
     with pytest.raises(DataError, match="not a readable MATLAB file"):
         DATASETS.get("cub")().load(tmp_path)
+
+
+# --- 4. no unbounded work without a word -------------------------------------------------------
+
+
+def test_sweep_refuses_a_grid_of_a_million_points_at_once(invoke):
+    with deadline(30):
+        result = invoke("sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=logspace(0,1,1000000)", "-q")
+    line = one_line_error(result)
+    assert "1000000" in line and str(sweeps.MAX_POINTS) in line
+
+
+def test_sweep_refuses_huge_axes_and_samples_before_building_them():
+    with deadline(10), pytest.raises(GZSLBenchError, match="more than 10000"):
+        sweeps.parse_grid(["gamma=linspace(0,1,1000000000000)"])
+    with deadline(10), pytest.raises(GZSLBenchError, match="more than 10000"):
+        sweeps.parse_grid({"gamma": list(range(1_000_000))})
+    grid = sweeps.parse_grid(["a=linspace(0,1,1000)", "b=linspace(0,1,1000)"])
+    with pytest.raises(GZSLBenchError, match="--random 20000 is more than 10000"):
+        sweeps.grid_points(grid, random=20_000)
+    assert len(sweeps.grid_points(grid, random=5)) == 5
+    assert sweeps.parse_grid({"w": [[1, 2], [2, 1], 3]})["w"] == [[1, 2], [2, 1], 3]
+    with pytest.raises(GZSLBenchError, match="appears twice"):
+        sweeps.parse_grid({"w": [[1, 2], 3, [1, 2]]})
+
+
+@pytest.mark.parametrize(
+    ("method", "setting", "message"),
+    [
+        ("acmr", "epochs=1000000000000", "'epochs' = 1000000000000 is out of range (must be >= 0 and <= 100000)"),
+        ("acmr", "cls_epochs=1000000", "config 'cls_epochs' = 1000000 is out of range"),
+        ("acmr", "batch_size=1000000000", "'batch_size' = 1000000000 is out of range (must be >= 1 and <= 100000)"),
+        ("acmr", "cls_batch_size=1000000000", "config 'cls_batch_size' = 1000000000 is out of range"),
+        ("ale", "epochs=1e12", "config 'epochs' = 1000000000000 is out of range (must be >= 1 and <= 100000)"),
+        ("devise", "batch_size=1000000000", "config 'batch_size' = 1000000000 is out of range"),
+    ],
+)
+def test_epochs_and_batch_sizes_have_an_upper_bound(invoke, tmp_path, method, setting, message):
+    with deadline(60):
+        result = invoke("run", "-m", method, "-d", "synth-tiny", "-q", "--set", setting)
+    line = one_line_error(result)
+    assert message in line
+    assert not list(tmp_path.rglob("seed-*.json"))
 
 
 # --- 5. no tracebacks, no "unexpected" errors ----------------------------------------------------
