@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import pickle
 import shutil
 import signal
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +24,13 @@ from click.testing import CliRunner
 from conftest import make_tiny_data
 
 from gzslbench.cli import cli
+from gzslbench.core import files
 from gzslbench.core.errors import DataError, GZSLBenchError
 from gzslbench.core.registry import DATASETS
 from gzslbench.data.dataset import validate
+from gzslbench.execution import execute as runner
+from gzslbench.execution.resolve import method_config
+from gzslbench.reports.plots import latent_points
 from gzslbench.results.record import SCHEMA_VERSION
 from gzslbench.results.store import load_record, load_results
 from gzslbench.studies import sweep as sweeps
@@ -254,6 +263,14 @@ def test_epochs_and_batch_sizes_have_an_upper_bound(invoke, tmp_path, method, se
 # --- 5. no tracebacks, no "unexpected" errors ----------------------------------------------------
 
 
+@pytest.mark.parametrize("args", [["-m", "", "-d", "synth-tiny"], ["-m", "eszsl", "-d", ","], ["-m", " ,"]])
+def test_run_without_a_method_or_dataset_name_is_one_line(invoke, tmp_path, args):
+    args = args if "-d" in args else [*args, "-d", "synth-tiny"]
+    line = one_line_error(invoke("run", *args, "-q"))
+    assert "no method named" in line or "no dataset named" in line
+    assert not list(tmp_path.rglob("seed-*.json"))
+
+
 def _npz_declaring(path: Path, key: str, shape: tuple[int, ...]) -> Path:
     """``path`` rewritten so that ``key``'s header declares ``shape`` (float32) over only a few bytes of data."""
     with zipfile.ZipFile(path) as archive:
@@ -276,6 +293,115 @@ def test_an_npz_declaring_a_huge_array_is_refused_before_allocating_it(invoke, t
     assert "truncated or corrupt" in message
     line = one_line_error(invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q"))
     assert "'features' declares shape (3000000000, 2048)" in line
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a model" * 10, pickle.dumps({"weights": [1, 2, 3], "f": os.path.join})],
+    ids=["garbage", "pickle"],
+)
+def test_tsne_with_a_damaged_model_file_is_one_line(tmp_path, content):
+    from conftest import write_record
+
+    pytest.importorskip("sklearn")
+    out = tmp_path / "results"
+    config = method_config("acmr", "cub", None, {})
+    write_record(out, "acmr", "synth-tiny", 0, 40.0, 30.0, 60.0, config=config, model_file="seed-0.model.pt")
+    model = next(out.rglob("seed-0.json")).with_name("seed-0.model.pt")
+    model.write_bytes(content)
+    record = load_record(model.with_name("seed-0.json"))
+    with pytest.raises(GZSLBenchError) as info:
+        latent_points(record, model, n_classes=3)
+    assert str(info.value).startswith(f"cannot load saved model '{model}'") and "\n" not in str(info.value)
+    result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(out), "--out", str(tmp_path / "fig")])
+    assert f"cannot load saved model '{model}'" in one_line_error(result)
+
+
+def test_a_full_disk_is_one_line_and_keeps_finished_records(invoke, tmp_path, monkeypatch):
+    written: list[Path] = []
+
+    def write_until_full(path, payload):
+        if written:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        files.write_json_atomic(path, payload)
+        written.append(path)
+
+    monkeypatch.setattr(runner, "write_json_atomic", write_until_full)
+    monkeypatch.delenv("GZSLBENCH_DEBUG", raising=False)
+    result = invoke("run", "-m", "ale", "-d", "synth-tiny", "--seeds", "3", "--n-jobs", "1", "-q")
+    line = one_line_error(result)
+    assert line.startswith("error: no space left on device while writing ") and "seed-1.json" in line
+    assert line.endswith("finished records are kept")
+    assert [p.name for p in sorted(tmp_path.rglob("seed-*.json"))] == ["seed-0.json"]
+    assert load_record(written[0])["status"] == "ok"
+
+
+def test_a_full_disk_during_an_atomic_write_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "runs" / "seed-0.json"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(GZSLBenchError) as info:
+        files.write_json_atomic(path, {"status": "ok"})
+    assert str(info.value) == f"no space left on device while writing {path}; finished records are kept"
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC
+    assert list(path.parent.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_ctrl_c_on_a_dask_run_prints_one_line_not_worker_tracebacks(tmp_path):
+    """A terminal's Ctrl-C reaches the command and its Dask worker processes alike: only the command speaks."""
+    pytest.importorskip("distributed")
+    command = [sys.executable, "-m", "gzslbench", "run", "-m", "cada-vae", "-d", "synth-tiny", "--seeds", "6", "-q"]
+    command += ["--set", "epochs=30", "--set", "cls_epochs=2", "--set", "visual_encoder_hidden=64"]
+    command += ["--threads", "1", "--batch-seeds", "1", "--backend", "dask", "--n-jobs", "2"]
+
+    def own_group_with_default_sigint() -> None:
+        os.setpgrp()  # a terminal's process group, of which the test is not part
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=own_group_with_default_sigint,
+    )
+    try:
+        limit = time.monotonic() + 240
+        while not list(tmp_path.rglob("seed-*.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < limit, "no record appeared in time"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the workers are mid-run
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err
+    assert len(lines) <= 3 and "interrupted: finished runs are saved" in lines[-1], err
+    for path in tmp_path.rglob("seed-*.json"):
+        assert load_record(path)["status"] == "ok"
+
+
+def test_distributed_logs_are_quiet_during_an_interrupted_shutdown_only():
+    import logging
+
+    pytest.importorskip("distributed")
+    from gzslbench.execution.dask import quiet_distributed_logs
+
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.setLevel(logging.INFO)
+    before = logging.getLogger("distributed").level
+    with quiet_distributed_logs():
+        assert not nanny.isEnabledFor(logging.CRITICAL) and not logging.getLogger("distributed").isEnabledFor(50)
+    assert nanny.level == logging.INFO and logging.getLogger("distributed").level == before
 
 
 # --- 6. nonsense that used to be accepted ------------------------------------------------------
@@ -302,7 +428,21 @@ def test_a_class_with_all_zero_attributes_is_warned_about(invoke, tmp_path):
     assert any("'c7'" in w and "all-zero attribute vector" in w for w in record["warnings"])
 
 
+@pytest.mark.parametrize("value", ["", ",", " "])
+def test_table_with_no_metric_named_is_an_error(paper_results, value):
+    result = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--metrics", value])
+    assert "--metrics names no metric" in one_line_error(result)
+
+
 def test_data_check_of_a_missing_data_dir_is_an_error(tmp_path):
     result = CliRunner().invoke(cli, ["data", "check", "--data-dir", str(tmp_path / "nonexistent")])
     line = one_line_error(result)
     assert str(tmp_path / "nonexistent") in line and "does not exist" in line
+
+
+def test_bench_refuses_zero_threads(capsys):
+    from test_bench import bench
+
+    assert bench.main(["--quick", "--size", "tiny", "--threads", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: --threads must be at least 1, got 0\n"
