@@ -587,7 +587,7 @@ def run_bench(
     shape = SIZES[size]
     device = torch.device(device)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = threads or cores
+    threads = cores if threads is None else threads
     if threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)

@@ -6,6 +6,7 @@ Each helper raises one :class:`~gzslbench.core.errors.DataError` line of the for
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,22 @@ from gzslbench.core.errors import DataError
 def fail(path: Path | str, key: str, problem: str) -> DataError:
     """The one-line error for variable ``key`` of file ``path``."""
     return DataError(f"{path}: '{key}' {problem}")
+
+
+def check_declared_size(path: Path | str, key: str, shape: tuple[int, ...], dtype: np.dtype, available: int) -> None:
+    """DataError unless ``available`` bytes can hold an array of ``shape`` and ``dtype`` (its header's claim).
+
+    Called before the array is read, so a damaged header that declares terabytes is refused
+    instead of allocated.
+    """
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > available:
+        raise fail(
+            path,
+            key,
+            f"declares shape {tuple(shape)} of {dtype} ({declared:,} bytes) but the file holds {available:,} bytes "
+            "of it: the file is truncated or corrupt",
+        )
 
 
 def as_matrix(value: Any, path: Path | str, key: str) -> np.ndarray:

@@ -8,9 +8,13 @@ Usage::
         save_arrays(key, arrays, meta)
 
 Reading ``res101.mat`` takes seconds to minutes; a memory-mapped ``.npy`` opens in milliseconds.
-The key hashes each source file's resolved path, size and modification time, so editing or
-replacing a source file invalidates its entry. Entries are written to a temporary folder and
-renamed into place, so a crash or a concurrent writer never leaves a half-written entry.
+The key hashes each source file's bytes (BLAKE2b over the whole file), so any change of content
+invalidates its entry, even one that keeps the size and modification time; a file merely
+touched or copied elsewhere keeps it. Hashing all of a 200 MB ``res101.mat`` takes 0.2 to 0.5 s
+from the page cache (measured on a 2-core machine, idle and loaded), against seconds to minutes
+for converting it; a sampled hash would be faster but could miss a damaged block.
+Entries are written to a temporary folder and renamed into place, so a crash or a concurrent
+writer never leaves a half-written entry.
 """
 
 from __future__ import annotations
@@ -41,12 +45,17 @@ def converted_dir() -> Path:
     return cache_root() / "converted"
 
 
+def content_hash(path: Path) -> str:
+    """BLAKE2b of all of ``path``'s bytes (hex)."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
+
+
 def cache_key(*sources: Path) -> str:
-    """A short hex key of the sources' resolved paths, sizes and modification times."""
+    """A short hex key of the sources' contents (in order): equal bytes, equal key, wherever the files lie."""
     digest = hashlib.sha256(f"format={CACHE_FORMAT}".encode())
     for source in sources:
-        stat = source.stat()
-        digest.update(f"|{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        digest.update(f"|{source.stat().st_size}|{content_hash(source)}".encode())
     return digest.hexdigest()[:24]
 
 

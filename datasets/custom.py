@@ -38,7 +38,7 @@ import numpy as np
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import register_dataset
 from gzslbench.data.dataset import GZSLData, validate
-from gzslbench.datasets._arrays import as_integers, as_matrix, fail
+from gzslbench.datasets._arrays import as_integers, as_matrix, check_declared_size, fail
 from gzslbench.datasets.base import DatasetAdapter
 
 REQUIRED = ("features", "labels", "attributes", "trainval", "test_seen", "test_unseen")
@@ -65,8 +65,11 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: not a readable .npz file (not a zip archive; write it with numpy.savez)")
     try:
+        check_members(path)
         with np.load(path, allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
+    except DataError:
+        raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise DataError(
@@ -76,6 +79,28 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from exc
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from exc
+    except MemoryError:
+        raise DataError(f"{path}: its arrays do not fit in memory") from None
+
+
+def check_members(path: Path) -> None:
+    """Refuse an array whose ``.npy`` header declares more bytes than its member of the archive holds.
+
+    Only the headers are read; numpy would allocate the declared shape before reading the data.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                if not dtype.hasobject:  # pickled objects: refused by np.load(allow_pickle=False) below
+                    key, available = info.filename.removesuffix(".npy"), info.file_size - member.tell()
+                    check_declared_size(path, key, shape, dtype, available)
 
 
 def load_npz(path: Path, defaults_from: str = "cub", name: str = "custom") -> GZSLData:

@@ -142,21 +142,31 @@ def to_data(
 def load_folder(folder: Path, name: str, defaults_from: str, use_cache: bool = True) -> GZSLData:
     """Load one xlsa17 dataset folder, through the converted-copy cache unless ``use_cache`` is False."""
     res_path, att_path = folder / FEATURES_FILE, folder / SPLITS_FILE
-    key = cache_key(res_path, att_path)
     if use_cache:
+        key = cache_key(res_path, att_path)
         hit = load_arrays(key)
         if hit is not None:  # entries are written only after full validation
             arrays, meta = hit
-            return to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit")
+            return with_warnings(
+                to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit"), meta.get("warnings")
+            )
     arrays, names = convert(folder)
     data = validate(to_data(name, defaults_from, folder, arrays, names, "off"), str(att_path))
+    warnings = data.extra.get("warnings")
     if not use_cache:
         return data
-    save_arrays(key, arrays, {"class_names": names, "sources": [str(res_path), str(att_path)]})
+    save_arrays(key, arrays, {"class_names": names, "sources": [str(res_path), str(att_path)], "warnings": warnings})
     reopened = load_arrays(key)  # serve the memory-mapped copy, so the in-memory one can be freed
     if reopened is None:
-        return to_data(name, defaults_from, folder, arrays, names, "unwritable")
-    return to_data(name, defaults_from, folder, reopened[0], names, "written")
+        return with_warnings(to_data(name, defaults_from, folder, arrays, names, "unwritable"), warnings)
+    return with_warnings(to_data(name, defaults_from, folder, reopened[0], names, "written"), warnings)
+
+
+def with_warnings(data: GZSLData, warnings: list[str] | None) -> GZSLData:
+    """``data`` carrying the warnings its validation gave (a cache hit is not validated again)."""
+    if warnings:
+        data.extra["warnings"] = list(warnings)
+    return data
 
 
 def parse_cache_option(name: str, options: dict[str, Any]) -> bool:

@@ -31,7 +31,13 @@ def unit_rows(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 # Valid values of the keys every SGD-trained bilinear baseline shares.
-SGD_RANGES: dict[str, Constraint] = {"lr": Range(gt=0), "epochs": Range(ge=1), "batch_size": Range(ge=1)}
+# Upper bounds only catch typos (epochs=1e12 would train until killed): far above the reference 20 epochs
+# and batches of 32, and a batch above any dataset's size.
+SGD_RANGES: dict[str, Constraint] = {
+    "lr": Range(gt=0),
+    "epochs": Range(ge=1, le=100_000),
+    "batch_size": Range(ge=1, le=100_000),
+}
 
 
 def train_bilinear(

@@ -41,15 +41,15 @@ def _one_error_line(result) -> str:
 @pytest.mark.parametrize(
     ("method", "setting", "expected"),
     [
-        ("acmr", "epochs=-2", "config 'epochs' = -2 is out of range (must be >= 0)"),
+        ("acmr", "epochs=-2", "config 'epochs' = -2 is out of range (must be >= 0 and <= 100000)"),
         ("acmr", "lr=-0.001", "config 'lr' = -0.001 is out of range (must be > 0)"),
         ("acmr", "latent_size=0", "config 'latent_size' = 0 is out of range (must be >= 1)"),
         ("acmr", "seen_samples=-1", "config 'seen_samples' = -1 is out of range (must be >= 1)"),
         ("eszsl", "gamma=-1000", "config 'gamma' = -1000.0 is out of range (must be > 0)"),
         ("eszsl", "lam=0", "config 'lam' = 0.0 is out of range (must be > 0)"),
-        ("acmr", "batch_size=0", "config 'batch_size' = 0 is out of range (must be >= 1)"),
-        ("acmr", "cls_batch_size=-4", "config 'cls_batch_size' = -4 is out of range (must be >= 1)"),
-        ("cada-vae", "cls_epochs=0", "config 'cls_epochs' = 0 is out of range (must be >= 1)"),
+        ("acmr", "batch_size=0", "config 'batch_size' = 0 is out of range (must be >= 1 and <= 100000)"),
+        ("acmr", "cls_batch_size=-4", "config 'cls_batch_size' = -4 is out of range (must be >= 1 and <= 100000)"),
+        ("cada-vae", "cls_epochs=0", "config 'cls_epochs' = 0 is out of range (must be >= 1 and <= 100000)"),
         ("acmr", "lr=nan", "config 'lr' = nan is not finite (must be > 0)"),
         ("acmr", "lr=inf", "config 'lr' = inf is not finite (must be > 0)"),
         ("eszsl", "gamma=.inf", "config 'gamma' = inf is not finite (must be > 0)"),
@@ -197,5 +197,5 @@ def test_empty_config_files_and_a_byte_order_mark_are_fine(tmp_path):
 def test_out_of_range_value_in_a_config_file_is_refused(invoke, tmp_path):
     (tmp_path / "c.toml").write_text("epochs = -2\n")
     line = _one_error_line(invoke("run", "-m", "cada-vae", "-d", "synth-tiny", "--config", "c.toml"))
-    assert line == "error: method 'cada-vae': config 'epochs' = -2 is out of range (must be >= 0)"
+    assert line == "error: method 'cada-vae': config 'epochs' = -2 is out of range (must be >= 0 and <= 100000)"
     assert not _records(tmp_path)

@@ -148,7 +148,7 @@ def test_default_data_dir_is_used_without_env(monkeypatch) -> None:
 
 
 def test_cache_serves_second_load(tmp_path: Path) -> None:
-    """The second load is a memory-mapped cache hit equal to the first; touching a source re-converts."""
+    """The second load is a memory-mapped cache hit equal to the first; changing a source's bytes re-converts."""
     folder = small_folder(tmp_path / "CUB")
     first = DATASETS.get("cub")().load(tmp_path)
     second = DATASETS.get("cub")().load(tmp_path)
@@ -160,6 +160,9 @@ def test_cache_serves_second_load(tmp_path: Path) -> None:
     assert second.class_names == [f"class{c}" for c in range(6)]
     stat = (folder / "res101.mat").stat()
     os.utime(folder / "res101.mat", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "hit"  # touched, same bytes
+    other = np.random.default_rng(5).random((36, FEATURE_DIM), dtype=np.float32)
+    write_res101(folder, other, np.repeat(np.arange(1, 7), 6))
     assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "written"
     assert DATASETS.get("cub")().load(tmp_path, cache="false").extra["cache"] == "off"
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message
 from gzslbench.execution.process import set_up_own_process
 
 
@@ -52,6 +52,9 @@ class _FriendlyGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # a write outside atomic_path: nothing is lost
+                click.echo(f"error: {disk_full_message(exc.filename)}", err=True)
+                ctx.exit(2)
             if os.environ.get("GZSLBENCH_DEBUG"):
                 traceback.print_exc()
             click.echo(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)

@@ -94,6 +94,8 @@ def check_command(datasets: tuple[str, ...], data_dir: str | None) -> None:
     datasets are not an error; a present but invalid one makes the command fail.
     """
     root = data_root(data_dir)
+    if data_dir is not None and not root.is_dir():  # a named root that is not there is a typo, not "all absent"
+        raise DataError(f"--data-dir '{data_dir}' does not exist (or is not a folder)")
     names = [DATASETS.get(n).name for n in datasets] if datasets else xlsa17_names()
     rows, invalid = [], []
     for name in names:
@@ -111,6 +113,8 @@ def check_command(datasets: tuple[str, ...], data_dir: str | None) -> None:
             continue
         classes = f"{data.n_classes} ({len(data.seen_classes)}/{len(data.unseen_classes)})"
         rows.append([name, "valid", data.features.shape[0], classes, data.fingerprint, data.source])
+        for warning in data.extra.get("warnings") or []:
+            click.echo(f"warning: {name}: {warning}", err=True)
     headers = ["dataset", "status", "instances", "classes (seen/unseen)", "fingerprint", "folder / reason"]
     click.echo(f"data root: {root}")
     click.echo(tabulate(rows, headers=headers, tablefmt="github"))

@@ -82,8 +82,8 @@ def make_table(
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
-    """``u,s,h,ausuc,h_cs`` -> the canonical metric names; one-line error for an unknown one."""
-    if not text:
+    """``u,s,h,ausuc,h_cs`` -> the canonical metric names (None: U, S, H); one-line error for an unknown one."""
+    if text is None:
         return SHOWN
     canonical = {m.lower(): m for m in TABLE_METRICS}
     chosen = []
@@ -91,6 +91,10 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
         if name not in canonical:
             raise GZSLBenchError(f"unknown metric '{name}' (choose from {', '.join(m.lower() for m in TABLE_METRICS)})")
         chosen.append(canonical[name])
+    if not chosen:
+        raise GZSLBenchError(
+            f"--metrics names no metric (got {text!r}); choose from {', '.join(m.lower() for m in TABLE_METRICS)}"
+        )
     return tuple(chosen)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class GZSLBenchError(Exception):
     """Base class for errors caused by user input (names, files, options), not by bugs."""
@@ -20,6 +22,26 @@ class ConfigError(GZSLBenchError, ValueError):
 
 class DataError(GZSLBenchError, ValueError):
     """A dataset file that is missing, unreadable or inconsistent."""
+
+
+class DiskFullError(GZSLBenchError, OSError):
+    """No space left (or quota exceeded) while writing a file; what was written before is intact."""
+
+    def __init__(self, message: str, code: int = errno.ENOSPC) -> None:
+        super().__init__(message)
+        self.errno = code
+
+    def __str__(self) -> str:  # OSError would prefix "[Errno 28]"
+        return str(self.args[0]) if self.args else ""
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_message(path: object | None = None) -> str:
+    """The one line for a full disk: nothing finished is lost, since every file is written atomically."""
+    where = f" while writing {path}" if path else ""
+    return f"no space left on device{where}; finished records are kept"
 
 
 class MissingExtraError(GZSLBenchError, ImportError):

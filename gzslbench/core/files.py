@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gzslbench.core.errors import DISK_FULL, DiskFullError, disk_full_message
+
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
 
@@ -24,17 +26,30 @@ TEMP_SUFFIX = ".tmp"
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temp path beside ``path`` for the block to write; renamed onto ``path`` if the block succeeds.
 
-    A failed block removes its temp file; a killed process leaves a hidden ``.<name>.*.tmp``.
+    A failed block removes its temp file; a killed process leaves a hidden ``.<name>.*.tmp``. A full
+    disk (or quota) is :class:`~gzslbench.core.errors.DiskFullError`, one line naming ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        if _disk_full(exc):
+            raise DiskFullError(disk_full_message(path), exc.errno) from exc
+        raise
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and _disk_full(exc):
+            raise DiskFullError(disk_full_message(path), exc.errno) from exc
         raise
+
+
+def _disk_full(exc: OSError) -> bool:
+    """A write that failed for want of space (or quota), not already reported as such."""
+    return exc.errno in DISK_FULL and not isinstance(exc, DiskFullError)
 
 
 def finite_or_none(value: Any) -> Any:

@@ -94,7 +94,11 @@ class GZSLData:
 
 
 def validate(data: GZSLData, where: str) -> GZSLData:
-    """Check shapes, index ranges, split disjointness and finiteness; raise DataError naming ``where``."""
+    """Check shapes, index ranges, split disjointness and finiteness; raise DataError naming ``where``.
+
+    What is valid but suspect (a class whose attributes are all zero) goes to ``data.extra["warnings"]``,
+    which every run on the data records and prints.
+    """
 
     def fail(problem: str) -> None:
         raise DataError(f"{where}: {problem}")
@@ -157,4 +161,22 @@ def validate(data: GZSLData, where: str) -> GZSLData:
         fail(f"{unused.size} class(es) have attributes but no instance in any split (rows {shown}; 0-based)")
     if data.class_names is not None and len(data.class_names) != att.shape[0]:
         fail(f"{len(data.class_names)} class names for {att.shape[0]} attribute rows")
+    warnings = [w for w in [zero_attributes_warning(att, data.class_names)] if w]
+    if warnings:
+        data.extra["warnings"] = warnings
     return data
+
+
+def zero_attributes_warning(attributes: np.ndarray, class_names: list[str] | None = None) -> str | None:
+    """A warning naming the classes whose attribute vector is all zeros (nothing tells them apart), or None."""
+    zero = np.flatnonzero(~np.any(attributes != 0, axis=1))
+    if not zero.size:
+        return None
+    named = [f"'{class_names[c]}' (id {c})" if class_names else str(c) for c in zero[:5]]
+    more = f" and {zero.size - 5} more" if zero.size > 5 else ""
+    if zero.size == 1:
+        return f"class {named[0]} has an all-zero attribute vector: no attribute tells it apart from the other classes"
+    return (
+        f"classes {', '.join(named)}{more} have an all-zero attribute vector: no attribute tells them apart from the "
+        "other classes"
+    )

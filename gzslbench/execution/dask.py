@@ -16,13 +16,17 @@ claim lock died with it, and what it left (claim file, temp file) is removed her
 raises instead of dying (a filesystem error while saving, say) is resubmitted ``RETRIES`` times.
 A scheduler of one's own should set ``distributed.scheduler.worker-saturation`` to 1.0, as the
 LocalCluster here does, so that no run waits queued on a worker that another run kills.
+
+Ctrl-C in a terminal reaches the command and its LocalCluster's worker processes alike; the
+workers ignore it (the command stops them as it closes the cluster), and the distributed loggers
+are quiet while it does, so an interrupted run ends with the command's one line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +90,42 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
         yield client
 
 
+def ignore_interrupts_plugin() -> Any:
+    """A worker plugin that makes a worker process ignore SIGINT (Ctrl-C): the command that owns it stops it."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreInterrupts(WorkerPlugin):
+        name = "gzslbench-ignore-interrupts"
+
+        def setup(self, worker: Any) -> None:
+            import signal
+            import threading
+
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return IgnoreInterrupts()
+
+
+@contextmanager
+def quiet_distributed_logs() -> Iterator[None]:
+    """Silence the dask.distributed loggers in this process for the block; their levels are restored after.
+
+    For shutting a cluster down after an interrupt, when its warnings about closed comms and
+    cancelled tasks say nothing the command's own line does not.
+    """
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def lost_record(spec: RunSpec, out: str, reason: str) -> dict[str, Any]:
     """Report a run whose worker died: nothing is written, and the dead worker's temp files go."""
     remove_partial_writes(spec.path(out))
@@ -102,7 +142,10 @@ def run_on_dask(
     """
     distributed = _distributed()
     out = str(Path(out).resolve())
-    with dask_client(n_workers, scheduler) as client:
+    shutdown = ExitStack()  # left after the client and cluster are closed
+    with shutdown, dask_client(n_workers, scheduler) as client:
+        if not scheduler:  # our own LocalCluster's workers: Ctrl-C is the command's to handle
+            client.register_plugin(ignore_interrupts_plugin())
         futures = {
             client.submit(
                 run_in_worker,
@@ -127,5 +170,8 @@ def run_on_dask(
                     yield spec, lost_record(spec, out, f"its Dask worker died while running it ({exc})")
                 except Exception as exc:
                     yield spec, lost_record(spec, out, f"Dask task failed: {type(exc).__name__}: {exc}")
+        except (KeyboardInterrupt, GeneratorExit):
+            shutdown.enter_context(quiet_distributed_logs())
+            raise
         finally:
             client.cancel(list(futures))

@@ -108,6 +108,7 @@ def save_scores(path: Path, split: Split, scores: Scores) -> None:
 def data_block(data: GZSLData, validate: bool, warnings: list[str]) -> dict[str, Any]:
     """The record's ``data`` block: counts, fingerprint and, for a --val run, the validation split's provenance."""
     block: dict[str, Any] = {**data.summary(), "fingerprint": data.fingerprint, "validation": None}
+    warnings.extend(data.extra.get("warnings") or [])  # the data validation's (e.g. a class of all-zero attributes)
     if data.extra.get("validation_restricted"):
         block["validation_restricted"] = data.extra["validation_restricted"]
     if validate:

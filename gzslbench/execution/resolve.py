@@ -95,6 +95,9 @@ def plan_specs(
     A method whose result does not depend on the seed (``seed_dependent = False``) gets one spec,
     with the first seed: more seeds would train the same model again.
     """
+    for kind, given in (("method", methods), ("dataset", datasets)):
+        if not [name for name in given if str(name).strip()]:  # `run -m ''`: nothing to run is a typo
+            raise ConfigError(f"no {kind} named: give at least one with --{kind} NAME (`gzslbench list {kind}s`)")
     seeds = list(seeds)
     resolved_device = str(resolve_device(device))
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None

@@ -2,7 +2,8 @@
 
 Resume rule: a spec with a finished (``ok``) record is skipped, unless ``force``. A record made
 from other data (its data fingerprint differs from the data loaded now) is never reused: the
-command stops before running anything and asks for ``--force`` or another results folder. A
+command stops before running anything and asks for ``--force`` or another results folder; so
+it does for a record written by a newer gzslbench, which only that version can read. A
 record from another code version or device is reused; ``table`` shows such mixes and
 ``--strict`` refuses them. An unreadable or incomplete record is rerun.
 
@@ -29,8 +30,21 @@ from gzslbench.execution.execute import execute_and_save, is_finished, run_in_wo
 from gzslbench.execution.planning import ExecutionPlan, cpu_count, plan_execution, seed_batches
 from gzslbench.execution.spec import RunSpec
 from gzslbench.protocol.selection import PROTOCOL
-from gzslbench.results.record import protocol_version
-from gzslbench.results.store import read_record, remove_partial_writes, remove_stale_temp_files
+from gzslbench.results.record import SCHEMA_VERSION, NewerRecordError, RecordError, protocol_version
+from gzslbench.results.store import load_record, read_record, remove_partial_writes, remove_stale_temp_files
+
+
+def newer_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[Path, int | None]]:
+    """The specs' records that a newer gzslbench wrote, with their schema versions: this one cannot read them."""
+    found = []
+    for spec in specs:
+        try:
+            load_record(spec.path(out))
+        except NewerRecordError as exc:
+            found.append((spec.path(out), exc.schema))
+        except RecordError:
+            continue
+    return found
 
 
 def stale_records(specs: Iterable[RunSpec], out: str | Path) -> list[tuple[RunSpec, str]]:
@@ -134,6 +148,14 @@ def run_specs(
     """
     remove_stale_temp_files(out, older_than_s=60.0)
     if not force:
+        newer = newer_records(specs, out)
+        if newer:
+            (path, schema), others = newer[0], f" (and {len(newer) - 1} more)" if len(newer) > 1 else ""
+            raise GZSLBenchError(
+                f"{path}{others}: written by a newer gzslbench (record schema {schema}, this one reads up to "
+                f"{SCHEMA_VERSION}), so not overwritten; upgrade gzslbench, pass --force to replace it, or "
+                "--results another folder"
+            )
         stale = stale_records(specs, out)
         if stale:
             spec, why = stale[0]

@@ -17,6 +17,7 @@ a figure is drawn: without them, importing this module works and drawing raises
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -359,10 +360,18 @@ def latent_points(
     spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
     model = CrossModalVAE(spec, device, torch.Generator().manual_seed(0))
     try:
-        state = torch.load(model_file, map_location=device, weights_only=True)
+        with warnings.catch_warnings():  # the unpickler's notes on a foreign pickle: the error below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(model_file, map_location=device, weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise GZSLBenchError(f"cannot load saved model '{model_file}': {exc}") from exc
+    except Exception as exc:
+        # Garbage makes the unpickler fail in any way (IndexError, KeyError, UnpicklingError, ...); a pickle of
+        # something else is refused by weights_only; another model's weights fail load_state_dict.
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise GZSLBenchError(
+            f"cannot load saved model '{model_file}': not a state dict of this model ({type(exc).__name__}: "
+            f"{first_line[:200]}); rerun with --save-model --force to save it again"
+        ) from exc
     model.eval()
     settings = VAESettings.from_config(config)
     generator = torch.Generator().manual_seed(int(record["seed"]))

@@ -6,11 +6,13 @@ code version, environment) and to report it (metrics per selection mode, history
 Records are strict JSON: a value that is not finite is written as ``null``.
 
 Older records are upgraded when read (:func:`upgrade`); a record from a newer gzslbench is
-refused with a message that says to upgrade.
+refused with a message that says to upgrade. A finished record whose reported numbers are not
+finite percentages (0..100) is refused too, so a damaged file never reaches a table.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, TypedDict
 
 from gzslbench.core.errors import GZSLBenchError
@@ -21,6 +23,14 @@ METRICS = ("U", "S", "H", "U_restricted", "AUSUC", "U_cs", "S_cs", "H_cs")
 
 class RecordError(GZSLBenchError):
     """A record file that cannot be used: unreadable, truncated, foreign or of an unknown schema."""
+
+
+class NewerRecordError(RecordError):
+    """A record of a newer gzslbench (record schema ``schema``): only it can read it; never overwritten unasked."""
+
+    def __init__(self, message: str, schema: int | None = None) -> None:
+        super().__init__(message)
+        self.schema = schema
 
 
 class CodeVersion(TypedDict):
@@ -165,6 +175,10 @@ class RunRecord(TypedDict, total=False):
 
 REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")
 REQUIRED_OK = ("metrics",)
+# Every selection mode of an ok record reports these; the other percentages may be null (absent:
+# strict JSON writes a NaN as null, e.g. an AUSUC without a curve).
+REQUIRED_PERCENT = ("U", "S", "H")
+PERCENT = (*METRICS, "val_H")
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
@@ -193,9 +207,10 @@ def check(record: Any, where: str) -> RunRecord:
     if not isinstance(version, int) or "status" not in record:
         raise RecordError(f"{where}: not a gzslbench run record (no schema_version / status)")
     if version > SCHEMA_VERSION:
-        raise RecordError(
+        raise NewerRecordError(
             f"{where}: written by a newer gzslbench (record schema {version}, this one reads up to "
-            f"{SCHEMA_VERSION}); upgrade gzslbench to read it"
+            f"{SCHEMA_VERSION}); upgrade gzslbench to read it",
+            version,
         )
     if version < SCHEMA_VERSION:
         record = upgrade(record)
@@ -204,7 +219,30 @@ def check(record: Any, where: str) -> RunRecord:
         missing += [k for k in REQUIRED_OK if not isinstance(record.get(k), dict) or not record.get(k)]
     if missing:
         raise RecordError(f"{where}: incomplete run record (missing {', '.join(missing)}); rerun it with --force")
+    if record["status"] == "ok":
+        for mode, values in record["metrics"].items():
+            problem = metrics_problem(values)
+            if problem:
+                raise RecordError(f"{where}: metrics '{mode}': {problem}; rerun it with --force")
     return record  # type: ignore[return-value]
+
+
+def metrics_problem(values: Any) -> str | None:
+    """Why one selection mode's numbers cannot be reported, or None: percentages are finite and in 0..100."""
+    if not isinstance(values, dict):
+        return f"not a mapping of metrics (a JSON {type(values).__name__})"
+    for key in PERCENT:
+        value = values.get(key)
+        if value is None:
+            if key in REQUIRED_PERCENT:
+                return f"'{key}' is missing"
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            return f"'{key}' = {value!r} is not a number"
+        elif not math.isfinite(value):
+            return f"'{key}' = {value!r} is not a finite number"
+        elif not 0.0 <= value <= 100.0:
+            return f"'{key}' = {value!r} is outside 0..100 (a percentage)"
+    return None
 
 
 def code_label(record: RunRecord) -> str:

@@ -11,6 +11,7 @@ Records are read only through :func:`load_record` / :func:`iter_records`, which 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from gzslbench.results.record import (
 )
 
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
+_RECORD_NAME = re.compile(r"seed-(\d+)\.json")
 
 
 def record_path(out: str | Path, dataset: str, method: str, config_hash: str, seed: int) -> Path:
@@ -92,7 +94,12 @@ def load_record(path: Path) -> RunRecord:
         payload = json.loads(text)
     except ValueError as exc:
         raise RecordError(f"{path}: not valid JSON, probably truncated ({exc})") from None
-    return check(payload, str(path))
+    record = check(payload, str(path))
+    named = _RECORD_NAME.fullmatch(path.name)
+    if named and record["seed"] != int(named[1]):  # a copy (seed-0.json saved as seed-7.json) is no other seed
+        seed = record["seed"]
+        raise RecordError(f"{path}: holds the record of seed {seed!r}, but its file name says seed {named[1]}")
+    return record
 
 
 def read_record(path: Path) -> RunRecord | None:

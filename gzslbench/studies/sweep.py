@@ -39,7 +39,7 @@ from gzslbench.execution.resolve import get_method, method_config, plan_specs
 from gzslbench.execution.schedule import run_specs
 from gzslbench.execution.spec import RunSpec
 
-MAX_POINTS = 10_000  # a larger grid is a typo or wants --random
+MAX_POINTS = 10_000  # a larger grid (or axis, or sample) is a typo or wants --random
 _SPACE = re.compile(r"^\s*(logspace|linspace)\s*\((.*)\)\s*$")
 _INDEXED = re.compile(r"^(?P<name>[^\[\]]+)\[(?P<index>\d+)\]$")
 
@@ -67,6 +67,8 @@ def parse_axis(key: str, text: Any) -> list[Any]:
                 raise ConfigError(f"{where}: expected {kind}(start, stop, count), got '{text}'") from None
             if num < 1:
                 raise ConfigError(f"{where}: {kind} needs a count of at least 1, got {num}")
+            if num > MAX_POINTS:  # refused before numpy builds it
+                raise ConfigError(f"{where}: {kind} of {num} values (more than {MAX_POINTS}); use fewer")
             space = np.logspace(start, stop, num) if kind == "logspace" else np.linspace(start, stop, num)
             return [_clean(float(v)) for v in space]
         try:
@@ -80,11 +82,19 @@ def parse_axis(key: str, text: Any) -> list[Any]:
         )
     if not text:
         raise ConfigError(f"{where}: the list of values is empty")
-    seen: list[Any] = []
+    if len(text) > MAX_POINTS:
+        raise ConfigError(f"{where}: {len(text)} values (more than {MAX_POINTS}); use fewer")
+    hashable: set[Any] = set()
+    unhashable: list[Any] = []  # lists, e.g. a whole kl_schedule per value
     for value in text:
-        if value in seen:
+        try:
+            seen = value in hashable
+            hashable.add(value)
+        except TypeError:
+            seen = value in unhashable
+            unhashable.append(value)
+        if seen:
             raise ConfigError(f"{where}: value {value!r} appears twice")
-        seen.append(value)
     return list(text)
 
 
@@ -144,6 +154,8 @@ def grid_points(grid: Grid, random: int | None = None, random_seed: int = 0) -> 
         raise ConfigError(f"--random must be at least 1, got {random}")
     if random is None and total > MAX_POINTS:
         raise ConfigError(f"the grid has {total} points (more than {MAX_POINTS}); sample some with --random K")
+    if random is not None and min(random, total) > MAX_POINTS:
+        raise ConfigError(f"--random {random} is more than {MAX_POINTS} points; sample fewer")
     if random is not None and random < total:
         indices = np.sort(np.random.default_rng(random_seed).choice(total, size=random, replace=False))
     else:

@@ -66,8 +66,10 @@ _COMMON: dict[str, Any] = {
 # baseline that shows what VAE training adds. A factor of 0 switches a loss term off and
 # ``unseen_samples=0`` leaves the unseen classes out of the classifier's material.
 VAE_RANGES: dict[str, Constraint] = {
-    "epochs": Range(ge=0),
-    "batch_size": Range(ge=1),
+    # Upper bounds only catch typos (epochs=1e12 would train until killed): far above any reference
+    # setting (at most 300 epochs, batches of 50) and, for batches, above any dataset's size.
+    "epochs": Range(ge=0, le=100_000),
+    "batch_size": Range(ge=1, le=100_000),
     "latent_size": Range(ge=1),
     "visual_encoder_hidden": Range(ge=1),
     "visual_decoder_hidden": Range(ge=1),
@@ -88,10 +90,10 @@ VAE_RANGES: dict[str, Constraint] = {
     "batch_sampling": OneOf(BATCH_SAMPLINGS),
     "seen_samples": Range(ge=1),
     "unseen_samples": Range(ge=0),
-    "cls_epochs": Range(ge=1),
+    "cls_epochs": Range(ge=1, le=100_000),
     "cls_lr": Range(gt=0),
     "cls_beta1": Range(ge=0, lt=1),
-    "cls_batch_size": Range(ge=1),
+    "cls_batch_size": Range(ge=1, le=100_000),
     "oracle_from_epoch": Range(ge=1, le="cls_epochs"),  # a later epoch would leave nothing to select from
 }
 
