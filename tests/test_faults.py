@@ -68,11 +68,12 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(invoke, mo
         raise RuntimeError("kaput")
 
     monkeypatch.setattr("gzslbench.cli.run.run", boom)
+    monkeypatch.setenv("GZSLBENCH_DEBUG", "")  # restored after the test, whatever --debug sets
+    monkeypatch.delenv("GZSLBENCH_DEBUG")
     line = one_line_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny"), exit_code=1)
     assert "unexpected RuntimeError: kaput" in line and "--debug" in line
     debug = CliRunner().invoke(cli, ["--debug", "run", "-m", "eszsl", "-d", "synth-tiny"], catch_exceptions=False)
     assert debug.exit_code == 1 and "Traceback" in debug.output
-    monkeypatch.delenv("GZSLBENCH_DEBUG", raising=False)
 
 
 @pytest.mark.parametrize(
