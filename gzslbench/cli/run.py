@@ -59,7 +59,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     default="auto",
     show_default=True,
     metavar="N|auto",
-    help="Runs in parallel (-1: one per core; auto: planned with --batch-seeds and --threads, see README).",
+    help="Runs in parallel (-1: one per core; auto: planned with --batch-seeds and --threads, see docs/speed.md).",
 )
 @click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs].")
 @click.option(
