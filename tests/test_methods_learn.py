@@ -25,6 +25,17 @@ BUDGET = {
     "devise": {"epochs": 2},
     "eszsl": {"gamma": 10.0, "lam": 0.1},  # the defaults were set on ResNet features: H 0 here
     "sae": {},
+    # narrow networks, a larger learning rate and classification weight, 30 generated features per unseen class
+    "f-clswgan": {
+        "epochs": 60,
+        "generator_hidden": 256,
+        "critic_hidden": 256,
+        "lr": 2e-3,
+        "cls_weight": 1.0,
+        "syn_num": 30,
+        "pretrain_epochs": 20,
+        "cls_epochs": 10,
+    },
 }
 CHANCE = 100 / 5  # U_restricted: synth-tiny's 5 unseen classes
 

@@ -113,6 +113,7 @@ METHODS: Registry = Registry(
         "gzslbench.methods.ale",
         "gzslbench.methods.devise",
         "gzslbench.methods.vae.registry",
+        "gzslbench.methods.gan.registry",
     ),
 )
 DATASETS: Registry = Registry(

@@ -24,6 +24,7 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "sae": ("SAE", "embedding"),
     "ale": ("ALE", "embedding"),
     "devise": ("DeViSE", "embedding"),
+    "f-clswgan": ("f-CLSWGAN", "gan"),
 }
 # Table 2's groups, in print order; "other" holds methods with no known family.
 FAMILIES: dict[str, str] = {

@@ -1,0 +1,111 @@
+"""Loss terms of the conditional WGAN-GP (Gulrajani et al. 2017) as f-CLSWGAN uses them (paper Eq. 2 and 4).
+
+Every term is a batch mean, as in the reference (``criticD_real.mean()``, ``nn.NLLLoss()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from gzslbench.methods.gan.parts import LEAKY_SLOPE, Critic
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``alpha * real + (1 - alpha) * fake`` with one ``alpha`` in [0, 1) per row (shape ``(n, 1)``)."""
+    return torch.lerp(fake, real, alpha)
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    attributes: torch.Tensor,
+    alpha: torch.Tensor,
+    weight: float,
+) -> torch.Tensor:
+    """``weight * mean_i (||grad_x D(x_i, a_i)||_2 - 1)^2`` at ``x_i`` between real and generated rows (Eq. 2).
+
+    ``x_i = alpha_i * real_i + (1 - alpha_i) * fake_i``; the gradient is taken w.r.t. the features
+    only (the attributes condition both sides alike) and built with ``create_graph=True`` so that
+    the penalty trains the critic. ``fake`` must not carry the generator's graph (the reference
+    passes ``fake.data``).
+    """
+    x = interpolate(real, fake, alpha).requires_grad_(True)
+    scores = critic(x, attributes)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return weight * (grad.norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def critic_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, wasserstein)``: the critic minimises ``E[D(fake)] - E[D(real)] + penalty``.
+
+    ``wasserstein = E[D(real)] - E[D(fake)]`` is the critic's estimate of the Wasserstein distance
+    (the reference prints it as ``Wasserstein_dist``).
+    """
+    wasserstein = real_scores.mean() - fake_scores.mean()
+    return penalty - wasserstein, wasserstein.detach()
+
+
+def classification_loss(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Paper Eq. 4's L_CLS: mean negative log-likelihood of the generated rows' classes under the frozen classifier."""
+    return torch.nn.functional.nll_loss(log_probs, labels)
+
+
+@dataclass(frozen=True)
+class CriticStep:
+    """The terms of one critic step (0-d tensors without graph): loss, Wasserstein estimate, penalty."""
+
+    loss: torch.Tensor
+    wasserstein: torch.Tensor
+    penalty: torch.Tensor
+
+
+@torch.no_grad()
+def critic_step_gradients(
+    critic: Critic, real: torch.Tensor, fake: torch.Tensor, attributes: torch.Tensor, alpha: torch.Tensor, weight: float
+) -> CriticStep:
+    """Write into ``critic``'s ``.grad`` the gradient of the WGAN-GP critic loss, derived by hand, and return its terms.
+
+    The loss is :func:`critic_loss` with :func:`gradient_penalty`: ``mean D(fake) - mean D(real)
+    + weight * mean_i (||g_i|| - 1)^2``, ``g_i = grad_x D(x_hat_i, a_i)``. For the one-hidden-layer
+    critic ``D(x, a) = w2 . lrelu(W_x^T x + W_a^T a + b1) + b2`` the input gradient is
+    ``g_i = W_x (w2 * s_i)`` with ``s_i`` the LeakyReLU slopes (1 or 0.2) at ``x_hat_i``: piecewise
+    constant in the parameters, so the penalty reaches only ``W_x`` and ``w2``
+    (``dP/dW_x = sum_i r_i (w2 * s_i)^T`` and ``dP/dw2 = sum_i s_i * (W_x^T r_i)`` with
+    ``r_i = dP/dg_i``). That is what autograd's double backward computes (``tests/test_gan.py``
+    checks it), without its passes through the zero gradient of the slopes, and the feature block
+    of ``W``'s gradient is one product over the real, generated and penalty rows together.
+    """
+    n, dim = len(real), critic.feature_dim
+    w = critic.hidden.weight_t  # (dim + attribute_dim, hidden): feature rows, then attribute rows
+    w_x, w_a = w[:dim], w[dim:]
+    w2 = critic.out.weight_t[:, 0]
+    a_term = torch.addmm(critic.hidden.bias, attributes, w_a)
+    rows = torch.cat((real, fake, interpolate(real, fake, alpha)))
+    h = torch.addmm(a_term.repeat(3, 1), rows, w_x)
+    slope = torch.where(h > 0, h.new_ones(()), h.new_full((), LEAKY_SLOPE))
+    act = (h[: 2 * n] * slope[: 2 * n]).view(2, n, -1)
+    mean_act = act.mean(dim=1)  # mean hidden activation of the real and of the generated rows
+    wasserstein = (mean_act[0] - mean_act[1]) @ w2
+    v = slope[2 * n :] * w2  # (n, hidden): w2 * s_i at the penalty rows
+    g = v @ w_x.T  # (n, dim): the critic's input gradients
+    norm = g.norm(dim=1)
+    penalty = weight * (norm - 1.0).pow(2).mean()
+    r = g * ((2.0 * weight / n) * (norm - 1.0) / norm.clamp_min(torch.finfo(g.dtype).tiny)).unsqueeze(1)
+    # dL/dh of the real (-1/n) and generated (+1/n) rows' scores
+    d_h = slope[: 2 * n].view(2, n, -1) * (w2 / n)
+    d_h[0].neg_()
+    d_h = d_h.view(2 * n, -1)
+    grad_w = torch.empty_like(w)
+    torch.mm(torch.cat((rows[: 2 * n], r)).T, torch.cat((d_h, v)), out=grad_w[:dim])
+    torch.mm(attributes.T, d_h[:n] + d_h[n:], out=grad_w[dim:])
+    critic.hidden.weight_t.grad = grad_w
+    critic.hidden.bias.grad = d_h.sum(dim=0)
+    critic.out.weight_t.grad = ((mean_act[1] - mean_act[0]) + (slope[2 * n :] * (r @ w_x)).sum(dim=0)).unsqueeze(1)
+    critic.out.bias.grad = torch.zeros_like(critic.out.bias)
+    return CriticStep(penalty - wasserstein, wasserstein, penalty)

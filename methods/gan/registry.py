@@ -1,0 +1,167 @@
+"""The registered feature-generating GAN methods: f-CLSWGAN (f-VAEGAN and TF-VAEGAN are to share this backbone).
+
+Each method is a subclass of :class:`~gzslbench.methods.gan.method.FeatureGeneratingMethod` that
+sets its defaults, per-dataset settings and validation grid. f-CLSWGAN's settings come from the
+authors' PyTorch release (``clswgan.py`` and ``script/reproduce_gzsl_*.sh``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gzslbench.core.config import Constraint, OneOf, Range
+from gzslbench.core.registry import register_method
+from gzslbench.methods.gan.method import FeatureGeneratingMethod
+from gzslbench.methods.gan.model import GENERATOR_BATCHES
+
+CLSWGAN_CITATION = (
+    "Xian, Lorenz, Schiele and Akata, Feature Generating Networks for Zero-Shot Learning (f-CLSWGAN), "
+    "CVPR 2018. https://arxiv.org/abs/1712.00981"
+)
+
+# Defaults: the authors' script for CUB (script/reproduce_gzsl_cub.sh) and the argparse defaults of
+# clswgan.py for what the scripts leave out; the per-dataset table below overrides four keys.
+_CLSWGAN: dict[str, Any] = {
+    "epochs": 56,  # --nepoch
+    "batch_size": 64,  # --batch_size
+    "lr": 1e-4,  # --lr (generator and critic)
+    "beta1": 0.5,  # --beta1 (Adam betas (0.5, 0.999) for both)
+    "critic_iters": 5,  # --critic_iter
+    "gp_weight": 10.0,  # --lambda1
+    "cls_weight": 0.01,  # --cls_weight, the paper's beta
+    "noise_size": 0,  # --nz; 0 = the attribute size, as every script sets nz = attSize
+    "generator_hidden": 4096,  # --ngh
+    "critic_hidden": 4096,  # --ndh (the argparse default is 1024; every script sets 4096)
+    "generator_batch": "last_critic",
+    "pretrain_epochs": 50,  # classifier.CLASSIFIER(..., 0.001, 0.5, 50, 100) in clswgan.py
+    "pretrain_lr": 1e-3,
+    "pretrain_beta1": 0.5,
+    "pretrain_batch_size": 100,
+    "syn_num": 300,  # --syn_num
+    "cls_epochs": 25,  # classifier2.CLASSIFIER(..., opt.classifier_lr, 0.5, 25, opt.syn_num, True)
+    "cls_lr": 1e-3,  # --classifier_lr
+    "cls_beta1": 0.5,
+    "cls_batch_size": 0,  # 0 = syn_num, the reference's batch size of the final classifier
+}
+
+_COUNT = Range(ge=1, le=100_000)
+GAN_RANGES: dict[str, Constraint] = {
+    "epochs": Range(ge=0, le=100_000),  # 0: the untrained generator, the baseline of what GAN training adds
+    "batch_size": _COUNT,
+    "lr": Range(gt=0, le=1),
+    "beta1": Range(ge=0, lt=1),
+    "critic_iters": Range(ge=1, le=100),
+    "gp_weight": Range(ge=0, le=1e6),  # 0 switches the gradient penalty off (a plain, unconstrained critic)
+    "cls_weight": Range(ge=0, le=1e6),  # 0 switches the classification loss off: f-WGAN
+    "noise_size": Range(ge=0, le=100_000),
+    "generator_hidden": Range(ge=1, le=65_536),
+    "critic_hidden": Range(ge=1, le=65_536),
+    "generator_batch": OneOf(GENERATOR_BATCHES),
+    "pretrain_epochs": Range(ge=0, le=100_000),
+    "pretrain_lr": Range(gt=0, le=1),
+    "pretrain_beta1": Range(ge=0, lt=1),
+    "pretrain_batch_size": _COUNT,
+    "syn_num": Range(ge=0, le=100_000),  # 0: no generated features, the classifier never sees an unseen class
+    "cls_epochs": _COUNT,
+    "cls_lr": Range(gt=0, le=1),
+    "cls_beta1": Range(ge=0, lt=1),
+    "cls_batch_size": Range(ge=0, le=100_000),
+}
+
+CLSWGAN_DATASETS: dict[str, dict[str, Any]] = {
+    # script/reproduce_gzsl_cub.sh (--manualSeed 3483)
+    "cub": {"epochs": 56, "lr": 1e-4, "cls_weight": 0.01, "syn_num": 300},
+    # script/reproduce_gzsl_sun.sh (--manualSeed 4115)
+    "sun": {"epochs": 40, "lr": 2e-4, "cls_weight": 0.01, "syn_num": 400},
+    # script/reproduce_gzsl_awa.sh, run on AWA1 (--dataset AWA1, --manualSeed 9182)
+    "awa1": {"epochs": 30, "lr": 1e-5, "cls_weight": 0.01, "syn_num": 1800},
+    # script/reproduce_gzsl_flowers.sh (--manualSeed 806)
+    "flo": {"epochs": 80, "lr": 1e-4, "cls_weight": 0.1, "syn_num": 1200},
+}
+
+CLSWGAN_NEAREST: dict[str, tuple[str, str]] = {
+    "awa2": (
+        "awa1",
+        "no script in the release; AWA2 has AWA1's 50 animal classes, 85 attributes and 40/10 split "
+        "with new images, so AWA1's script is the nearest",
+    ),
+    "apy": (
+        "awa1",
+        "no script in the release; coarse-grained objects with few classes (20 seen / 12 unseen) and "
+        "64-d attributes are nearest to AWA1 (40 / 10, 85-d), as for the VAE methods",
+    ),
+}
+
+# Validation grid: the classification-loss weight over the scripts' two values and one decade
+# below, and the number of generated features per unseen class (around each script's value), the
+# quantity the paper varies when it studies how many synthetic features the classifier needs.
+CLSWGAN_SPACE: dict[str, list[Any]] = {"cls_weight": [0.001, 0.01, 0.1], "syn_num": [100, 300, 1000]}
+CLSWGAN_DATASET_SPACE: dict[str, dict[str, list[Any]]] = {
+    "sun": {"syn_num": [100, 400, 1000]},
+    "awa1": {"syn_num": [300, 1800, 3000]},
+    "flo": {"syn_num": [300, 1200, 3000]},
+}
+
+
+@register_method("f-clswgan")
+class FCLSWGAN(FeatureGeneratingMethod):
+    """Xian, Lorenz, Schiele and Akata, "Feature Generating Networks for Zero-Shot Learning"
+    (f-CLSWGAN), CVPR 2018.
+
+    A conditional WGAN-GP generates features of the unseen classes from their attributes; a
+    softmax over all classes is then trained on the real seen features and the generated unseen
+    ones. Networks (``parts.py``): generator ``[z; a] -> 4096 -> LeakyReLU(0.2) -> 2048 -> ReLU``
+    with ``z ~ N(0, I)`` of the attribute size; critic ``[x; a] -> 4096 -> LeakyReLU(0.2) -> 1``;
+    weights N(0, 0.02^2), zero biases. Losses, each a batch mean (``losses.py``), combined in
+    ``model.train_gan``:
+
+    * critic, minimised ``critic_iters`` (5) times per generator step, each on a fresh batch of
+      ``batch_size`` (64) real features: ``E[D(G(z, a), a)] - E[D(x, a)]`` + ``gp_weight`` (10) x
+      ``(||grad_x D(x_hat, a)|| - 1)^2`` at ``x_hat`` drawn between real and generated rows (paper
+      Eq. 2), with its gradients in closed form in ``losses.critic_step_gradients``
+      (``losses.critic_loss`` and ``losses.gradient_penalty`` are the autograd definitions it is
+      tested against);
+    * generator: ``-E[D(G(z, a), a)]`` + ``cls_weight`` (the paper's beta; scripts 0.01, FLO 0.1) x the
+      NLL of the generated rows' classes under a linear softmax pre-trained on real seen features
+      and frozen (``losses.classification_loss``, paper Eq. 4; the classifier:
+      ``classifier.pretrain_classifier``, 50 epochs, batch 100, Adam lr 1e-3, beta1 0.5).
+
+    Adam (lr per dataset, betas (0.5, 0.999)) for both networks. A GAN epoch is
+    ``ceil(n_train / batch_size)`` generator steps. Then ``syn_num`` features per unseen class
+    (``model.generate_features``) and the final softmax (``classifier.train_final_classifier``):
+    25 epochs, Adam lr 1e-3, beta1 0.5, batch ``syn_num``; test scores after every epoch.
+
+    Per dataset (``script/reproduce_gzsl_*.sh``; AWA2 and APY take AWA1's):
+
+    ====  ==========  ====  ==========  =======
+    data  GAN epochs  lr    cls_weight  syn_num
+    ====  ==========  ====  ==========  =======
+    CUB   56          1e-4  0.01        300
+    SUN   40          2e-4  0.01        400
+    AWA1  30          1e-5  0.01        1800
+    FLO   80          1e-4  0.1         1200
+    ====  ==========  ====  ==========  =======
+
+    Reference behaviour the paper does not state, each the default and each a config switch:
+
+    * ``generator_batch="last_critic"``: the generator step conditions on the attributes (and
+      takes the classification labels) of the last critic step's batch, with new noise;
+      ``"fresh"`` draws a batch of its own, as independent expectations in Eq. 2 and 4 read.
+    * ``cls_batch_size=0``: the final classifier's batch size is ``syn_num`` (the reference
+      passes ``opt.syn_num``); a positive value decouples the two.
+    * Mini-batches of both softmax classifiers follow the reference's ``next_batch``: one
+      stream of random permutations cut into consecutive batches (``classifier.BatchStream``).
+    * The reference trains and scores a final classifier after every GAN epoch and prints the
+      best of its 25 epochs on the test set; here it is trained once, after the last GAN epoch,
+      and the protocol selects (``oracle`` is the reference's number, ``last`` and ``val``
+      are honest).
+    """
+
+    description: ClassVar[str] = "f-CLSWGAN: conditional WGAN-GP feature generator with a classification loss."
+    reference: ClassVar[str] = CLSWGAN_CITATION
+    defaults: ClassVar[dict[str, Any]] = _CLSWGAN
+    ranges: ClassVar[dict[str, Constraint]] = GAN_RANGES
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = CLSWGAN_DATASETS
+    nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = CLSWGAN_NEAREST
+    search_space: ClassVar[dict[str, list[Any]]] = CLSWGAN_SPACE
+    dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = CLSWGAN_DATASET_SPACE
