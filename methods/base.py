@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import torch
 from tqdm.auto import tqdm
 
+from gzslbench.core.environment import torch_threads
 from gzslbench.core.files import atomic_path
 from gzslbench.protocol.scores import Scores
 
@@ -38,6 +39,11 @@ T = TypeVar("T")
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run is recorded as failed with this reason."""
+
+
+def one_cpu_thread(device: torch.device) -> AbstractContextManager[None]:
+    """One torch thread on a CPU for the block (a small classifier: thread hand-offs cost more than they save)."""
+    return torch_threads(1 if device.type == "cpu" else None)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny hand-built dataset, a results folder, and the real xlsa17 split files."""
+"""Shared fixtures: a tiny hand-built dataset, a results folder, the real xlsa17 split files, the CLI."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from gzslbench.cli import cli
 from gzslbench.data.dataset import GZSLData, validate
 
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17-att"
@@ -106,3 +108,20 @@ def paper_results(tmp_path) -> Path:
     write_record(out, "cada-vae", "synth-sun", 1, 0.0, 0.0, 0.0, status="failed", error="TrainingDiverged: nan")
     write_record(out, "acmr", "cub", 0, 54.0, 50.0, 58.0)
     return out
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    """Call the CLI in ``tmp_path`` (arguments as strings), exceptions propagating to the test."""
+    monkeypatch.chdir(tmp_path)
+    cli_runner = CliRunner()
+    return lambda *args: cli_runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, exit_code: int = 2) -> str:
+    """The command's single ``error:`` line, after checking it exited with ``exit_code`` and printed no traceback."""
+    assert result.exit_code == exit_code, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]

@@ -134,8 +134,8 @@ def leftovers(out: Path) -> list[str]:
 
 
 def specs_with_hang(tmp_path: Path, pid_dir: Path, hang_attempts: int) -> tuple[list[RunSpec], RunSpec]:
-    """Two ESZSL runs and one run of the hanging method on synth-tiny."""
-    specs = plan(["ale"], ["synth-tiny"], [0, 1], threads=1, device="cpu")
+    """Two one-epoch ALE runs (done before any worker dies) and one run of the hanging method on synth-tiny."""
+    specs = plan(["ale"], ["synth-tiny"], [0, 1], overrides={"epochs": 1}, threads=1, device="cpu")
     config = {"pid_dir": str(pid_dir), "hang_attempts": hang_attempts}
     hang = RunSpec(HANG_METHOD, "synth-tiny", 0, config, dict(specs[0].dataset_options), threads=1)
     return [*specs, hang], hang

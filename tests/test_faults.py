@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import one_line_error
 
 from gzslbench.cli import cli
 from gzslbench.execution import execute as runner
@@ -29,19 +30,7 @@ SLOW_RUN = [
 ]
 
 
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cli_runner = CliRunner()
-    return lambda *args: cli_runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
-
-def one_line_error(result, exit_code: int = 2) -> str:
-    assert result.exit_code == exit_code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_tiny_data
+from conftest import make_tiny_data, one_line_error
 
 from gzslbench.cli import cli
 from gzslbench.core import files
@@ -36,19 +36,11 @@ from gzslbench.results.store import load_record, load_results
 from gzslbench.studies import sweep as sweeps
 
 
-@pytest.fixture
-def invoke(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cli_runner = CliRunner()
-    return lambda *args: cli_runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, exit_code: int = 2) -> str:
-    assert result.exit_code == exit_code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output and "unexpected" not in result.output
-    return lines[0]
+def handled_error(result, exit_code: int = 2) -> str:
+    """:func:`one_line_error`, and the error was foreseen (no ``unexpected ...`` line)."""
+    line = one_line_error(result, exit_code)
+    assert "unexpected" not in result.output
+    return line
 
 
 @contextmanager
@@ -91,7 +83,7 @@ def test_run_refuses_to_overwrite_a_record_of_a_newer_gzslbench_unless_forced(in
     path = next((tmp_path / "results" / "runs").rglob("seed-0.json"))
     newer = {**json.loads(path.read_text()), "schema_version": SCHEMA_VERSION + 1, "metrics": {"from": "the future"}}
     path.write_text(json.dumps(newer))
-    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q"))
+    line = handled_error(invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q"))
     assert str(path.relative_to(tmp_path)) in line and "newer gzslbench" in line and "--force" in line
     assert json.loads(path.read_text()) == newer  # nothing was run, nothing overwritten
     assert invoke("run", "-m", "eszsl", "-d", "synth-tiny", "-q", "--force").exit_code == 0
@@ -223,7 +215,7 @@ def test_the_xlsa17_cache_is_keyed_by_content_not_size_and_mtime(tmp_path, monke
 def test_sweep_refuses_a_grid_of_a_million_points_at_once(invoke):
     with deadline(30):
         result = invoke("sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=logspace(0,1,1000000)", "-q")
-    line = one_line_error(result)
+    line = handled_error(result)
     assert "1000000" in line and str(sweeps.MAX_POINTS) in line
 
 
@@ -255,7 +247,7 @@ def test_sweep_refuses_huge_axes_and_samples_before_building_them():
 def test_epochs_and_batch_sizes_have_an_upper_bound(invoke, tmp_path, method, setting, message):
     with deadline(60):
         result = invoke("run", "-m", method, "-d", "synth-tiny", "-q", "--set", setting)
-    line = one_line_error(result)
+    line = handled_error(result)
     assert message in line
     assert not list(tmp_path.rglob("seed-*.json"))
 
@@ -266,7 +258,7 @@ def test_epochs_and_batch_sizes_have_an_upper_bound(invoke, tmp_path, method, se
 @pytest.mark.parametrize("args", [["-m", "", "-d", "synth-tiny"], ["-m", "eszsl", "-d", ","], ["-m", " ,"]])
 def test_run_without_a_method_or_dataset_name_is_one_line(invoke, tmp_path, args):
     args = args if "-d" in args else [*args, "-d", "synth-tiny"]
-    line = one_line_error(invoke("run", *args, "-q"))
+    line = handled_error(invoke("run", *args, "-q"))
     assert "no method named" in line or "no dataset named" in line
     assert not list(tmp_path.rglob("seed-*.json"))
 
@@ -291,7 +283,7 @@ def test_an_npz_declaring_a_huge_array_is_refused_before_allocating_it(invoke, t
     message = str(info.value)
     assert message.startswith(f"{npz}: 'features' declares shape (3000000000, 2048)") and "\n" not in message
     assert "truncated or corrupt" in message
-    line = one_line_error(invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q"))
+    line = handled_error(invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q"))
     assert "'features' declares shape (3000000000, 2048)" in line
 
 
@@ -314,7 +306,7 @@ def test_tsne_with_a_damaged_model_file_is_one_line(tmp_path, content):
         latent_points(record, model, n_classes=3)
     assert str(info.value).startswith(f"cannot load saved model '{model}'") and "\n" not in str(info.value)
     result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(out), "--out", str(tmp_path / "fig")])
-    assert f"cannot load saved model '{model}'" in one_line_error(result)
+    assert f"cannot load saved model '{model}'" in handled_error(result)
 
 
 def test_a_full_disk_is_one_line_and_keeps_finished_records(invoke, tmp_path, monkeypatch):
@@ -329,7 +321,7 @@ def test_a_full_disk_is_one_line_and_keeps_finished_records(invoke, tmp_path, mo
     monkeypatch.setattr(runner, "write_json_atomic", write_until_full)
     monkeypatch.delenv("GZSLBENCH_DEBUG", raising=False)
     result = invoke("run", "-m", "ale", "-d", "synth-tiny", "--seeds", "3", "--n-jobs", "1", "-q")
-    line = one_line_error(result)
+    line = handled_error(result)
     assert line.startswith("error: no space left on device while writing ") and "seed-1.json" in line
     assert line.endswith("finished records are kept")
     assert [p.name for p in sorted(tmp_path.rglob("seed-*.json"))] == ["seed-0.json"]
@@ -431,12 +423,12 @@ def test_a_class_with_all_zero_attributes_is_warned_about(invoke, tmp_path):
 @pytest.mark.parametrize("value", ["", ",", " "])
 def test_table_with_no_metric_named_is_an_error(paper_results, value):
     result = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--metrics", value])
-    assert "--metrics names no metric" in one_line_error(result)
+    assert "--metrics names no metric" in handled_error(result)
 
 
 def test_data_check_of_a_missing_data_dir_is_an_error(tmp_path):
     result = CliRunner().invoke(cli, ["data", "check", "--data-dir", str(tmp_path / "nonexistent")])
-    line = one_line_error(result)
+    line = handled_error(result)
     assert str(tmp_path / "nonexistent") in line and "does not exist" in line
 
 

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gzslbench.core.environment import code_version, environment
+from gzslbench.core.environment import code_version, environment, torch_threads
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.process import set_up_own_process, torch_threads
+from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method, load_dataset
 from gzslbench.execution.spec import RunSpec
 from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged

@@ -1,9 +1,10 @@
 """Process-wide settings, and who may change them.
 
-A run holds torch's thread count only while it runs (:func:`torch_threads`), so a Python caller
-gets its own setting back. Settings that last for the life of a process (the allocator's,
-:func:`set_up_own_process`) are made only in processes gzslbench owns: its worker processes and
-the command line, never in a caller's notebook.
+A run holds torch's thread count only while it runs
+(:func:`~gzslbench.core.environment.torch_threads`), so a Python caller gets its own setting back.
+Settings that last for the life of a process (the allocator's, :func:`set_up_own_process`) are
+made only in processes gzslbench owns: its worker processes and the command line, never in a
+caller's notebook.
 """
 
 from __future__ import annotations
@@ -11,28 +12,12 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
-
-import torch
 
 RETAIN_MEMORY_ENV = "GZSLBENCH_RETAIN_MEMORY"
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Torch uses ``threads`` intra-op threads inside the block (None: as it is), the caller's count after."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def set_up_own_process() -> None:

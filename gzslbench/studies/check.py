@@ -42,12 +42,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from gzslbench.core.environment import code_version, environment
+from gzslbench.core.environment import code_version, environment, torch_threads
 from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.api import run
-from gzslbench.execution.process import torch_threads
 from gzslbench.results.store import iter_records
 
 CHECK_METRICS = ("H", "U", "S")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from gzslbench.methods.base import RunContext, Scores
+from gzslbench.methods.base import RunContext, Scores, one_cpu_thread
 from gzslbench.methods.gan.parts import LinearSoftmax, init_normal_
 
 
@@ -78,20 +77,6 @@ class BatchStream:
         rows = torch.cat(parts)
         self._pending = rows[need:]
         return rows[:need].view(batches, self.batch)
-
-
-@contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run on one thread on a CPU: for a linear softmax's small products, thread hand-offs cost more than they save."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def new_classifier(in_dim: int, n_classes: int, device: torch.device, generator: torch.Generator) -> LinearSoftmax:

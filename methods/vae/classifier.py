@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gzslbench.methods.base import RunContext, Scores, TrainingDiverged
+from gzslbench.methods.base import RunContext, Scores, TrainingDiverged, one_cpu_thread
 from gzslbench.methods.vae.parts import INIT_GAIN
 
 
@@ -191,7 +190,7 @@ class SoftmaxClassifier:
         batches = zip(
             xp.split(b, 1), xs.split(b, 1), yp.split(b, 1), picked.split(b, 1), step_values.unbind(), strict=True
         )
-        with _single_thread(device):
+        with one_cpu_thread(device):
             for x_b, xs_b, y_b, picked_b, step in batches:
                 p = torch.softmax(torch.bmm(x_b, self.params), dim=2)
                 torch.gather(p, 2, y_b, out=picked_b)
@@ -200,20 +199,6 @@ class SoftmaxClassifier:
                 self.adam_step(self._grad, step)
         nll = -torch.log(picked.clamp_min_(torch.finfo(picked.dtype).tiny))
         return (nll * scale).sum(dim=(1, 2)) / steps
-
-
-@contextmanager
-def _single_thread(device: torch.device) -> Iterator[None]:
-    """Run tiny CPU operations on one thread: thread hand-offs cost more than the work itself."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def train_final_classifier(
