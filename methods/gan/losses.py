@@ -1,6 +1,8 @@
-"""Loss terms of the conditional WGAN-GP (Gulrajani et al. 2017) as f-CLSWGAN uses them (paper Eq. 2 and 4).
+"""Loss terms of the conditional WGAN-GP (Gulrajani et al. 2017) as f-CLSWGAN uses them (Eq. 2 and 4), and VAE terms.
 
-Every term is a batch mean, as in the reference (``criticD_real.mean()``, ``nn.NLLLoss()``).
+Every WGAN term is a batch mean, as in the reference (``criticD_real.mean()``, ``nn.NLLLoss()``).
+The VAE terms of f-VAEGAN are sums over feature (or latent) dimensions averaged over the batch, as
+TF-VAEGAN's ``loss_fn`` computes them (``size_average=False`` then ``/ x.size(0)``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from gzslbench.methods.gan.parts import LEAKY_SLOPE, Critic
 
@@ -51,6 +54,30 @@ def critic_loss(
     return penalty - wasserstein, wasserstein.detach()
 
 
+RECONSTRUCTION_LOSSES = ("bce", "l2")
+
+
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """The VAE's -log p(x | z, a) up to constants: summed over feature dimensions, averaged over rows.
+
+    ``"bce"`` is TF-VAEGAN's binary cross-entropy of sigmoid outputs against the [0, 1]-scaled
+    real features (the log clamped at -100 by torch, as in the reference's ``F.binary_cross_entropy``);
+    ``"l2"`` the squared error, a Gaussian decoder's term.
+    """
+    if kind == "bce":
+        total = F.binary_cross_entropy(recon, x, reduction="sum")
+    elif kind == "l2":
+        total = (recon - x).pow(2).sum()
+    else:
+        raise ValueError(f"reconstruction loss {kind!r} is not one of {RECONSTRUCTION_LOSSES}")
+    return total / len(x)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, averaged over rows (TF-VAEGAN's ``KLD``)."""
+    return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp()) / len(mu)
+
+
 def classification_loss(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Paper Eq. 4's L_CLS: mean negative log-likelihood of the generated rows' classes under the frozen classifier."""
     return torch.nn.functional.nll_loss(log_probs, labels)
@@ -58,16 +85,26 @@ def classification_loss(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.
 
 @dataclass(frozen=True)
 class CriticStep:
-    """The terms of one critic step (0-d tensors without graph): loss, Wasserstein estimate, penalty."""
+    """The terms of one critic step (0-d tensors without graph): loss, Wasserstein estimate, weighted penalty.
+
+    ``deviation`` is the unweighted ``mean_i (||g_i|| - 1)^2``, which TF-VAEGAN's adaptive penalty
+    weight steers by.
+    """
 
     loss: torch.Tensor
     wasserstein: torch.Tensor
     penalty: torch.Tensor
+    deviation: torch.Tensor
 
 
 @torch.no_grad()
 def critic_step_gradients(
-    critic: Critic, real: torch.Tensor, fake: torch.Tensor, attributes: torch.Tensor, alpha: torch.Tensor, weight: float
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    attributes: torch.Tensor,
+    alpha: torch.Tensor,
+    weight: float | torch.Tensor,
 ) -> CriticStep:
     """Write into ``critic``'s ``.grad`` the gradient of the WGAN-GP critic loss, derived by hand, and return its terms.
 
@@ -80,6 +117,7 @@ def critic_step_gradients(
     ``r_i = dP/dg_i``). That is what autograd's double backward computes (``tests/test_gan.py``
     checks it), without its passes through the zero gradient of the slopes, and the feature block
     of ``W``'s gradient is one product over the real, generated and penalty rows together.
+    ``weight`` may be a 0-d tensor (an adaptive weight kept on the device, read without a sync).
     """
     n, dim = len(real), critic.feature_dim
     w = critic.hidden.weight_t  # (dim + attribute_dim, hidden): feature rows, then attribute rows
@@ -95,7 +133,8 @@ def critic_step_gradients(
     v = slope[2 * n :] * w2  # (n, hidden): w2 * s_i at the penalty rows
     g = v @ w_x.T  # (n, dim): the critic's input gradients
     norm = g.norm(dim=1)
-    penalty = weight * (norm - 1.0).pow(2).mean()
+    deviation = (norm - 1.0).pow(2).mean()
+    penalty = weight * deviation
     r = g * ((2.0 * weight / n) * (norm - 1.0) / norm.clamp_min(torch.finfo(g.dtype).tiny)).unsqueeze(1)
     # dL/dh of the real (-1/n) and generated (+1/n) rows' scores
     d_h = slope[: 2 * n].view(2, n, -1) * (w2 / n)
@@ -108,4 +147,4 @@ def critic_step_gradients(
     critic.hidden.bias.grad = d_h.sum(dim=0)
     critic.out.weight_t.grad = ((mean_act[1] - mean_act[0]) + (slope[2 * n :] * (r @ w_x)).sum(dim=0)).unsqueeze(1)
     critic.out.bias.grad = torch.zeros_like(critic.out.bias)
-    return CriticStep(penalty - wasserstein, wasserstein, penalty)
+    return CriticStep(penalty - wasserstein, wasserstein, penalty, deviation)

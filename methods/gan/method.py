@@ -1,14 +1,17 @@
-"""The method shared by the feature-generating GANs: pre-train a classifier, train the GAN, generate, classify.
+"""The methods shared by the feature-generating GANs: train a generator, generate unseen features, classify.
 
 Registered methods (:mod:`gzslbench.methods.gan.registry`) are subclasses that set ``defaults``,
-``dataset_defaults`` and their documentation; the pipeline lives here, the networks in
-:mod:`~gzslbench.methods.gan.parts`, the GAN loop in :mod:`~gzslbench.methods.gan.model` and the
-two softmax classifiers in :mod:`~gzslbench.methods.gan.classifier`.
+``dataset_defaults`` and their documentation. :class:`FeatureGeneratingMethod` holds the pipeline
+around the generator; :class:`CLSWGANMethod` (f-CLSWGAN) and :class:`VAEGANMethod` (f-VAEGAN)
+train it. The networks live in :mod:`~gzslbench.methods.gan.parts`, the training loops in
+:mod:`~gzslbench.methods.gan.model` and the two softmax classifiers in
+:mod:`~gzslbench.methods.gan.classifier`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,7 +19,17 @@ import torch
 
 from gzslbench.methods.base import Method, RunContext, Scores
 from gzslbench.methods.gan.classifier import SoftmaxSettings, pretrain_classifier, train_final_classifier
-from gzslbench.methods.gan.model import FeatureGAN, GANSettings, GANSpec, generate_features, train_gan
+from gzslbench.methods.gan.model import (
+    FeatureGAN,
+    FeatureVAEGAN,
+    GANSettings,
+    GANSpec,
+    VAEGANSettings,
+    VAEGANSpec,
+    generate_features,
+    train_gan,
+    train_vaegan,
+)
 
 if TYPE_CHECKING:
     from gzslbench.protocol.splits import Split
@@ -25,24 +38,31 @@ if TYPE_CHECKING:
 STREAM_INIT, STREAM_PRETRAIN, STREAM_GAN, STREAM_GENERATE, STREAM_CLASSIFIER = 0, 1, 2, 3, 4
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """A split's training material as tensors on the run's device."""
+
+    x: torch.Tensor  # (n, feature_dim) min-max scaled real seen features
+    y: torch.Tensor  # (n,) their class ids (rows of ``attributes``)
+    attributes: torch.Tensor  # (n_classes, attribute_dim)
+    seen: torch.Tensor  # seen class ids, increasing
+
+
 class FeatureGeneratingMethod(Method):
-    """Generate features of the unseen classes with a conditional GAN, then train a GZSL softmax on them.
+    """Generate features of the unseen classes with a conditional generator, then train a GZSL softmax on them.
 
     Pipeline of :meth:`predict`, one seed per call:
 
-    1. pre-train a linear softmax over the seen classes on the real (min-max scaled) training
-       features, then freeze it (``pretrain_*`` keys; :func:`~gzslbench.methods.gan.classifier.pretrain_classifier`);
-    2. train the generator and critic (:func:`~gzslbench.methods.gan.model.train_gan`);
-    3. generate ``syn_num`` features per unseen class (:func:`~gzslbench.methods.gan.model.generate_features`);
-    4. train a linear softmax over all classes on every real training feature plus the generated
+    1. train the generator (:meth:`train_generator`, the subclass's part; its adversarial loop timed as ``gan_s``);
+    2. generate ``syn_num`` features per unseen class (:func:`~gzslbench.methods.gan.model.generate_features`);
+    3. train a linear softmax over all classes on every real training feature plus the generated
        ones and yield test scores after every epoch (``cls_*`` keys;
        :func:`~gzslbench.methods.gan.classifier.train_final_classifier`).
 
-    Random streams (``ctx.generator(offset)``): 0 network init, 1 pre-trained classifier, 2 GAN
-    training, 3 generation, 4 final classifier; everything runs on ``ctx.device``.
-    History: ``pretrain`` and ``classifier`` rows (mean NLL per epoch), ``gan`` rows (per GAN
-    epoch: ``critic_loss``, ``wasserstein``, ``gradient_penalty``, ``generator_loss``,
-    ``adversarial``, ``classification``). Timings: ``pretrain_s``, ``gan_s``, ``gan_epoch_s``,
+    Random streams (``ctx.generator(offset)``): 0 network init, 1 pre-trained classifier, 2
+    generator training, 3 generation, 4 final classifier; everything runs on ``ctx.device``.
+    History: ``gan`` rows (per epoch, the loop's terms: :func:`~gzslbench.methods.gan.model.train_adversarial`)
+    and ``classifier`` rows (mean NLL per epoch). Timings: ``gan_s``, ``gan_epoch_s``,
     ``generate_s``, ``classifier_s``.
     """
 
@@ -53,48 +73,33 @@ class FeatureGeneratingMethod(Method):
                 "cls_batch_size=0 ties the final classifier's batch size to syn_num, which is 0: set cls_batch_size"
             )
 
+    def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
+        """Build and train the generator on ``data``; return it and the number of epochs it trained."""
+        raise NotImplementedError
+
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         device = ctx.device
 
         def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
-        train_x, train_y, attributes = (
+        data = TrainingData(
             tensor(split.train_x),
             tensor(split.train_y, torch.long),
             tensor(split.attributes),
+            tensor(split.seen, torch.long),
         )
-        seen, unseen = tensor(split.seen, torch.long), tensor(split.unseen, torch.long)
-        # The pre-trained classifier's classes are the seen classes in increasing id order (the reference's map_label).
-        seen_index = torch.full((split.n_classes,), -1, dtype=torch.long, device=device)
-        seen_index[seen] = torch.arange(len(seen), device=device)
-        train_seen_y = seen_index[train_y]
-
-        with ctx.timer("pretrain_s"):
-            classifier = pretrain_classifier(
-                train_x,
-                train_seen_y,
-                len(seen),
-                SoftmaxSettings.pretrained(config),
-                ctx,
-                ctx.generator(STREAM_PRETRAIN),
-            )
-        spec = GANSpec.from_config(config, split.feature_dim, attributes.shape[1])
-        gan = FeatureGAN(spec, device, ctx.generator(STREAM_INIT))
-        settings = GANSettings.from_config(config)
-        with ctx.timer("gan_s"):
-            train_gan(
-                gan, classifier, train_x, train_y, train_seen_y, attributes, settings, ctx, ctx.generator(STREAM_GAN)
-            )
-        ctx.timings["gan_epoch_s"] = ctx.timings["gan_s"] / max(settings.epochs, 1)
+        unseen = tensor(split.unseen, torch.long)
+        gan, epochs = self.train_generator(data, config, ctx)
+        ctx.timings["gan_epoch_s"] = ctx.timings["gan_s"] / max(epochs, 1)
         ctx.save_model(gan)
         with ctx.timer("generate_s"):
             syn_x, syn_y = generate_features(
-                gan, attributes, unseen, int(config["syn_num"]), ctx.generator(STREAM_GENERATE)
+                gan, data.attributes, unseen, int(config["syn_num"]), ctx.generator(STREAM_GENERATE)
             )
         yield from train_final_classifier(
-            torch.cat((train_x, syn_x)),
-            torch.cat((train_y, syn_y)),
+            torch.cat((data.x, syn_x)),
+            torch.cat((data.y, syn_y)),
             tensor(split.test_seen_x),
             tensor(split.test_unseen_x),
             split.n_classes,
@@ -102,3 +107,56 @@ class FeatureGeneratingMethod(Method):
             ctx,
             ctx.generator(STREAM_CLASSIFIER),
         )
+
+
+class CLSWGANMethod(FeatureGeneratingMethod):
+    """f-CLSWGAN's generator: pre-train a frozen seen-class softmax, then the WGAN-GP with its classification loss.
+
+    1. pre-train a linear softmax over the seen classes on the real (min-max scaled) training
+       features, then freeze it (``pretrain_*`` keys; :func:`~gzslbench.methods.gan.classifier.pretrain_classifier`;
+       ``pretrain`` history rows, timing ``pretrain_s``);
+    2. train the generator and critic (:func:`~gzslbench.methods.gan.model.train_gan`; ``gan``
+       rows: ``critic_loss``, ``wasserstein``, ``gradient_penalty``, ``generator_loss``,
+       ``adversarial``, ``classification``).
+    """
+
+    def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
+        device = data.x.device
+        # The pre-trained classifier's classes are the seen classes in increasing id order (the reference's map_label).
+        seen_index = torch.full((len(data.attributes),), -1, dtype=torch.long, device=device)
+        seen_index[data.seen] = torch.arange(len(data.seen), device=device)
+        train_seen_y = seen_index[data.y]
+        with ctx.timer("pretrain_s"):
+            classifier = pretrain_classifier(
+                data.x,
+                train_seen_y,
+                len(data.seen),
+                SoftmaxSettings.pretrained(config),
+                ctx,
+                ctx.generator(STREAM_PRETRAIN),
+            )
+        spec = GANSpec.from_config(config, data.x.shape[1], data.attributes.shape[1])
+        gan = FeatureGAN(spec, device, ctx.generator(STREAM_INIT))
+        settings = GANSettings.from_config(config)
+        with ctx.timer("gan_s"):
+            train_gan(
+                gan, classifier, data.x, data.y, train_seen_y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN)
+            )
+        return gan, settings.epochs
+
+
+class VAEGANMethod(FeatureGeneratingMethod):
+    """f-VAEGAN's generator: the decoder of a conditional VAE trained jointly with a WGAN-GP critic.
+
+    :func:`~gzslbench.methods.gan.model.train_vaegan`; ``gan`` history rows: ``critic_loss``,
+    ``wasserstein``, ``gradient_penalty``, ``generator_loss``, ``adversarial``,
+    ``reconstruction``, ``kl`` (and ``gp_weight`` with ``gp_schedule="adaptive"``).
+    """
+
+    def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
+        spec = VAEGANSpec.from_config(config, data.x.shape[1], data.attributes.shape[1])
+        gan = FeatureVAEGAN(spec, data.x.device, ctx.generator(STREAM_INIT))
+        settings = VAEGANSettings.from_config(config)
+        with ctx.timer("gan_s"):
+            train_vaegan(gan, data.x, data.y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN))
+        return gan, settings.epochs

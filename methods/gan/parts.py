@@ -1,8 +1,11 @@
-"""Building blocks of the feature-generating GAN family: conditional generator, conditional critic, linear softmax.
+"""Building blocks of the feature-generating GAN family: conditional generator, critic, VAE encoder, linear softmax.
 
 The shapes follow the f-CLSWGAN reference release (``model.py``: ``MLP_G``, ``MLP_CRITIC``;
 ``classifier.py``: ``LINEAR_LOGSOFTMAX``): one hidden layer each, LeakyReLU(0.2) after it, a ReLU
-on the generator's output (ResNet features are non-negative). Every fully connected layer is
+on the generator's output (ResNet features are non-negative). f-VAEGAN (TF-VAEGAN's
+``networks/TFVAEGAN_model.py``) ends its generator with a sigmoid instead, since its
+reconstruction loss is a binary cross-entropy on [0, 1]-scaled features, and adds the
+:class:`Encoder` of its VAE. Every fully connected layer is
 initialised as the reference's ``weights_init`` does, weights from N(0, 0.02^2) and zero biases,
 drawn from an explicit ``torch.Generator`` so that a run never touches the global RNG state.
 The generator and critic store weights as (in, out) (the VAE family's :class:`Dense`): the same
@@ -19,6 +22,8 @@ from gzslbench.methods.vae.parts import Dense
 
 LEAKY_SLOPE = 0.2  # nn.LeakyReLU(0.2) in the reference's generator and critic
 INIT_STD = 0.02  # weights_init: Linear weights ~ N(0, 0.02^2), biases 0
+# The generator's output activation: ReLU (f-CLSWGAN) or sigmoid (f-VAEGAN, for its BCE reconstruction).
+GENERATOR_OUTPUTS = ("relu", "sigmoid")
 
 
 def init_normal_(module: nn.Module, generator: torch.Generator, std: float = INIT_STD) -> None:
@@ -34,17 +39,61 @@ def init_normal_(module: nn.Module, generator: torch.Generator, std: float = INI
 
 
 class Generator(nn.Module):
-    """G(z, a): ``[z; a]`` -> Linear -> LeakyReLU(0.2) -> Linear -> ReLU, a feature vector per row."""
+    """G(z, a): ``[z; a]`` -> Linear -> LeakyReLU(0.2) -> Linear -> ReLU (or sigmoid), a feature vector per row."""
 
-    def __init__(self, noise_dim: int, attribute_dim: int, hidden: int, feature_dim: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        noise_dim: int,
+        attribute_dim: int,
+        hidden: int,
+        feature_dim: int,
+        device: torch.device,
+        output: str = "relu",
+    ) -> None:
         super().__init__()
+        if output not in GENERATOR_OUTPUTS:
+            raise ValueError(f"generator output {output!r} is not one of {GENERATOR_OUTPUTS}")
         self.noise_dim = noise_dim
+        self.output = output
         self.hidden = Dense(noise_dim + attribute_dim, hidden, device)
         self.out = Dense(hidden, feature_dim, device)
 
     def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.hidden(torch.cat((z, a), dim=1)), LEAKY_SLOPE)
-        return torch.relu(self.out(h))
+        out = self.out(h)
+        return torch.sigmoid(out) if self.output == "sigmoid" else torch.relu(out)
+
+
+class Encoder(nn.Module):
+    """E(x, a) -> (mu, logvar) of q(z | x, a): ``[x; a]`` -> hidden -> LeakyReLU -> 2 latent -> LeakyReLU -> heads.
+
+    TF-VAEGAN's ``Encoder``: a wide first layer (``encoder_layer_sizes[-1]``, 4096), a second
+    layer of twice the latent size and two linear heads for the mean and the log-variance. The
+    heads are held as one layer of ``2 * latent`` outputs (the same function and init as two).
+    """
+
+    def __init__(
+        self, feature_dim: int, attribute_dim: int, hidden: int, latent_dim: int, device: torch.device
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.hidden = Dense(feature_dim + attribute_dim, hidden, device)
+        self.middle = Dense(hidden, 2 * latent_dim, device)
+        self.heads = Dense(2 * latent_dim, 2 * latent_dim, device)
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.leaky_relu(self.hidden(torch.cat((x, a), dim=1)), LEAKY_SLOPE)
+        h = F.leaky_relu(self.middle(h), LEAKY_SLOPE)
+        mu, logvar = self.heads(h).chunk(2, dim=1)
+        return mu, logvar
+
+    def sample(
+        self, x: torch.Tensor, a: torch.Tensor, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(z, mu, logvar)``, ``z = mu + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)`` from ``rng``."""
+        mu, logvar = self(x, a)
+        eps = torch.randn(mu.shape, generator=rng, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar), mu, logvar
 
 
 class Critic(nn.Module):

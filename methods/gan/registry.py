@@ -1,6 +1,6 @@
 """The registered feature-generating GAN methods: f-CLSWGAN (f-VAEGAN and TF-VAEGAN are to share this backbone).
 
-Each method is a subclass of :class:`~gzslbench.methods.gan.method.FeatureGeneratingMethod` that
+Each method is a subclass of :class:`~gzslbench.methods.gan.method.CLSWGANMethod` (or its siblings) that
 sets its defaults, per-dataset settings and validation grid. f-CLSWGAN's settings come from the
 authors' PyTorch release (``clswgan.py`` and ``script/reproduce_gzsl_*.sh``).
 """
@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from gzslbench.core.config import Constraint, OneOf, Range
 from gzslbench.core.registry import register_method
-from gzslbench.methods.gan.method import FeatureGeneratingMethod
+from gzslbench.methods.gan.method import CLSWGANMethod
 from gzslbench.methods.gan.model import GENERATOR_BATCHES
 
 CLSWGAN_CITATION = (
@@ -104,7 +104,7 @@ CLSWGAN_DATASET_SPACE: dict[str, dict[str, list[Any]]] = {
 
 
 @register_method("f-clswgan")
-class FCLSWGAN(FeatureGeneratingMethod):
+class FCLSWGAN(CLSWGANMethod):
     """Xian, Lorenz, Schiele and Akata, "Feature Generating Networks for Zero-Shot Learning"
     (f-CLSWGAN), CVPR 2018.
 
