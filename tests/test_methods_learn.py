@@ -36,6 +36,16 @@ BUDGET = {
         "pretrain_epochs": 20,
         "cls_epochs": 10,
     },
+    # narrow networks, a larger learning rate, 30 generated features per unseen class
+    "f-vaegan": {
+        "epochs": 60,
+        "generator_hidden": 256,
+        "critic_hidden": 256,
+        "encoder_hidden": 256,
+        "lr": 2e-3,
+        "syn_num": 30,
+        "cls_epochs": 10,
+    },
 }
 CHANCE = 100 / 5  # U_restricted: synth-tiny's 5 unseen classes
 

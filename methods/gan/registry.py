@@ -1,8 +1,11 @@
-"""The registered feature-generating GAN methods: f-CLSWGAN (f-VAEGAN and TF-VAEGAN are to share this backbone).
+"""The registered feature-generating GAN methods: f-CLSWGAN and f-VAEGAN (TF-VAEGAN is to share this backbone).
 
-Each method is a subclass of :class:`~gzslbench.methods.gan.method.CLSWGANMethod` (or its siblings) that
-sets its defaults, per-dataset settings and validation grid. f-CLSWGAN's settings come from the
-authors' PyTorch release (``clswgan.py`` and ``script/reproduce_gzsl_*.sh``).
+Each method is a subclass of :class:`~gzslbench.methods.gan.method.CLSWGANMethod` or
+:class:`~gzslbench.methods.gan.method.VAEGANMethod` that sets its defaults, per-dataset settings
+and validation grid. f-CLSWGAN's settings come from the authors' PyTorch release (``clswgan.py``
+and ``script/reproduce_gzsl_*.sh``); f-VAEGAN's from the official TF-VAEGAN code
+(``train_images.py``, ``config_images.py`` and ``scripts/run_*_tfvaegan.py``) with its feedback
+module and semantic decoder switched off, which the TF-VAEGAN paper calls its f-VAEGAN baseline.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from typing import Any, ClassVar
 
 from gzslbench.core.config import Constraint, OneOf, Range
 from gzslbench.core.registry import register_method
-from gzslbench.methods.gan.method import CLSWGANMethod
-from gzslbench.methods.gan.model import GENERATOR_BATCHES
+from gzslbench.methods.gan.losses import RECONSTRUCTION_LOSSES
+from gzslbench.methods.gan.method import CLSWGANMethod, VAEGANMethod
+from gzslbench.methods.gan.model import ADVERSARIAL_NOISES, GENERATOR_BATCHES, GP_SCHEDULES
 
 CLSWGAN_CITATION = (
     "Xian, Lorenz, Schiele and Akata, Feature Generating Networks for Zero-Shot Learning (f-CLSWGAN), "
@@ -165,3 +169,213 @@ class FCLSWGAN(CLSWGANMethod):
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = CLSWGAN_NEAREST
     search_space: ClassVar[dict[str, list[Any]]] = CLSWGAN_SPACE
     dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = CLSWGAN_DATASET_SPACE
+
+
+# ---- f-VAEGAN -----------------------------------------------------------------------------------------------------
+
+VAEGAN_CITATION = (
+    "Xian, Sharma, Schiele and Akata, f-VAEGAN-D2: A Feature Generating Framework for Any-Shot Learning, "
+    "CVPR 2019. https://arxiv.org/abs/1903.10132 (inductive f-VAEGAN; settings from the TF-VAEGAN code of "
+    "Narayan, Gupta et al., ECCV 2020, https://github.com/akshitac8/tfvaegan, feedback and decoder off)"
+)
+
+# Defaults: TF-VAEGAN's scripts/run_cub_tfvaegan.py and the argparse defaults of config_images.py
+# for what the script leaves out; the per-dataset table below overrides seven keys.
+_VAEGAN: dict[str, Any] = {
+    "epochs": 300,  # --nepoch
+    "batch_size": 64,  # --batch_size
+    "lr": 1e-4,  # --lr (encoder, generator and critic)
+    "beta1": 0.5,  # --beta1 (Adam betas (0.5, 0.999) for generator and critic)
+    "encoder_beta1": 0.9,  # train_images.py: optim.Adam(netE.parameters(), lr=opt.lr), torch's default betas
+    "critic_iters": 5,  # --critic_iter
+    "gp_weight": 10.0,  # --lambda1, the penalty weight's starting value under the adaptive rule
+    "gp_schedule": "adaptive",  # train_images.py: lambda1 *= 1.1 / /= 1.1 after each critic phase
+    "critic_weight": 10.0,  # --gammaD: scales the critic's whole loss, penalty included
+    "adversarial_weight": 10.0,  # --gammaG: the WGAN generator term in the encoder-generator loss
+    "reconstruction_weight": 1.0,  # loss_fn returns BCE + KLD unweighted
+    "kl_weight": 1.0,
+    "reconstruction_loss": "bce",  # loss_fn: binary_cross_entropy(size_average=False) / batch
+    "adversarial_noise": "encoded",  # --encoded_noise
+    "noise_size": 0,  # --nz = --latent_size = attSize in every script; 0 = the attribute size
+    "generator_hidden": 4096,  # decoder_layer_sizes[0]
+    "critic_hidden": 4096,  # --ndh
+    "encoder_hidden": 4096,  # encoder_layer_sizes[-1]
+    "generator_batch": "last_critic",  # the generator step reuses the last critic batch (input_res)
+    "syn_num": 300,  # --syn_num
+    "cls_epochs": 25,  # classifier.CLASSIFIER(..., opt.classifier_lr, 0.5, 25, opt.syn_num, ...)
+    "cls_lr": 1e-3,  # --classifier_lr
+    "cls_beta1": 0.5,
+    "cls_batch_size": 0,  # 0 = syn_num, the reference's batch size of the final classifier
+}
+
+_SHARED_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "beta1",
+    "critic_iters",
+    "gp_weight",
+    "noise_size",
+    "generator_hidden",
+    "critic_hidden",
+    "generator_batch",
+    "syn_num",
+    "cls_epochs",
+    "cls_lr",
+    "cls_beta1",
+    "cls_batch_size",
+)
+VAEGAN_RANGES: dict[str, Constraint] = {
+    **{key: GAN_RANGES[key] for key in _SHARED_KEYS},
+    "encoder_beta1": Range(ge=0, lt=1),
+    "gp_schedule": OneOf(GP_SCHEDULES),
+    "critic_weight": Range(gt=0, le=1e6),  # a factor on the critic's loss; 0 would freeze the critic
+    "adversarial_weight": Range(ge=0, le=1e6),  # 0 switches the GAN term off: a conditional VAE
+    "reconstruction_weight": Range(ge=0, le=1e6),  # 0 (with kl_weight 0) leaves the encoder only the GAN term
+    "kl_weight": Range(ge=0, le=1e6),
+    "reconstruction_loss": OneOf(RECONSTRUCTION_LOSSES),
+    "adversarial_noise": OneOf(ADVERSARIAL_NOISES),
+    "encoder_hidden": Range(ge=1, le=65_536),
+}
+
+VAEGAN_DATASETS: dict[str, dict[str, Any]] = {
+    # scripts/run_cub_tfvaegan.py (--manualSeed 3483)
+    "cub": {
+        "epochs": 300,
+        "lr": 1e-4,
+        "cls_lr": 1e-3,
+        "syn_num": 300,
+        "critic_weight": 10.0,
+        "adversarial_weight": 10.0,
+        "adversarial_noise": "encoded",
+    },
+    # scripts/run_sun_tfvaegan.py (--manualSeed 4115)
+    "sun": {
+        "epochs": 400,
+        "lr": 1e-3,
+        "cls_lr": 5e-4,
+        "syn_num": 400,
+        "critic_weight": 1.0,
+        "adversarial_weight": 1.0,
+        "adversarial_noise": "encoded",
+    },
+    # scripts/run_awa_tfvaegan.py, run on AWA2 (--dataset AWA2, --manualSeed 9182)
+    "awa2": {
+        "epochs": 120,
+        "lr": 1e-5,
+        "cls_lr": 1e-3,
+        "syn_num": 1800,
+        "critic_weight": 10.0,
+        "adversarial_weight": 10.0,
+        "adversarial_noise": "encoded",
+    },
+    # scripts/run_flo_tfvaegan.py (--manualSeed 806; no --encoded_noise: the GAN term uses prior noise)
+    "flo": {
+        "epochs": 500,
+        "lr": 1e-4,
+        "cls_lr": 1e-3,
+        "syn_num": 1200,
+        "critic_weight": 10.0,
+        "adversarial_weight": 10.0,
+        "adversarial_noise": "prior",
+    },
+}
+
+VAEGAN_NEAREST: dict[str, tuple[str, str]] = {
+    "awa1": (
+        "awa2",
+        "no AWA1 script in the release; its run_awa_tfvaegan.py runs AWA2, which has AWA1's 50 animal classes, "
+        "85 attributes and 40/10 split with new images",
+    ),
+    "apy": (
+        "awa2",
+        "no script in the release; coarse-grained objects with few classes (20 seen / 12 unseen) and 64-d "
+        "attributes are nearest to AWA2 (40 / 10, 85-d), as f-CLSWGAN takes AWA1's",
+    ),
+}
+
+# Validation grid: the GAN term's weight over the scripts' two values (1 on SUN, 10 elsewhere) and a
+# decade beyond, and the number of generated features per unseen class around each script's value.
+# The critic's weight is left alone: under Adam a constant factor on a loss barely changes its steps.
+VAEGAN_SPACE: dict[str, list[Any]] = {"adversarial_weight": [1.0, 10.0, 100.0], "syn_num": [100, 300, 1000]}
+VAEGAN_DATASET_SPACE: dict[str, dict[str, list[Any]]] = {
+    "sun": {"adversarial_weight": [0.1, 1.0, 10.0], "syn_num": [100, 400, 1000]},
+    "awa2": {"syn_num": [300, 1800, 3000]},
+    "flo": {"syn_num": [300, 1200, 3000]},
+}
+
+
+@register_method("f-vaegan")
+class FVAEGAN(VAEGANMethod):
+    """Xian, Sharma, Schiele and Akata, "f-VAEGAN-D2: A Feature Generating Framework for Any-Shot
+    Learning", CVPR 2019, inductive (no D2); as the official TF-VAEGAN code (Narayan, Gupta et al.,
+    ECCV 2020) runs it with its feedback module and semantic decoder switched off.
+
+    A conditional VAE whose decoder is the conditional generator G(z, a), trained jointly with a
+    WGAN-GP critic D(x, a); G then generates features of the unseen classes from their
+    attributes, and a softmax over all classes trains on real seen plus generated unseen
+    features. Networks (``parts.py``): encoder ``[x; a] -> 4096 -> LeakyReLU(0.2) -> 2 nz ->
+    LeakyReLU(0.2) -> (mu, logvar)`` of size ``nz`` (the attribute size); generator ``[z; a] ->
+    4096 -> LeakyReLU(0.2) -> 2048 -> sigmoid``; critic ``[x; a] -> 4096 -> LeakyReLU(0.2) -> 1``;
+    weights N(0, 0.02^2), zero biases. Losses (``losses.py``), combined in ``model.train_vaegan``:
+
+    * encoder and generator, one step per critic phase, on the last critic batch: ``reconstruction_weight``
+      (1) x the binary cross-entropy of ``G(z, a)``, ``z ~ q(z | x, a)``, against ``x``, summed
+      over features and averaged over rows (``losses.reconstruction_loss``) + ``kl_weight`` (1) x
+      ``KL(q(z | x, a) || N(0, I))``, summed over latent dimensions and averaged over rows
+      (``losses.kl_divergence``) + ``adversarial_weight`` (gammaG: 10; SUN 1) x ``-E[D(G(z, a), a)]``
+      on the same reconstructed features (``adversarial_noise="encoded"``; FLO: fresh prior
+      noise, ``"prior"``);
+    * critic, ``critic_iters`` (5) steps per generator step, each on a fresh batch of
+      ``batch_size`` (64): ``critic_weight`` (gammaD: 10; SUN 1) x (``E[D(G(z, a), a)] - E[D(x, a)]``
+      + ``lambda`` x ``(||grad_x D(x_hat, a)|| - 1)^2``), with the generated rows from the same
+      source as the generator's term, in closed form as f-CLSWGAN's
+      (``losses.critic_step_gradients``); ``lambda`` starts at ``gp_weight`` (10) and adapts
+      (``model.PenaltyWeight``).
+
+    Adam at ``lr`` (per dataset): betas (0.5, 0.999) for generator and critic, (0.9, 0.999) for
+    the encoder. A GAN epoch is ``ceil(n_train / batch_size)`` generator steps. Then ``syn_num``
+    features per unseen class from prior noise (``model.generate_features``) and the final
+    softmax (``classifier.train_final_classifier``): 25 epochs, Adam lr ``cls_lr``, beta1 0.5,
+    batch ``syn_num``; test scores after every epoch.
+
+    Per dataset (``scripts/run_*_tfvaegan.py``; AWA1 and APY take AWA2's):
+
+    ====  ======  ====  ======  =======  =============  =================
+    data  epochs  lr    cls_lr  syn_num  gammaD/gammaG  adversarial_noise
+    ====  ======  ====  ======  =======  =============  =================
+    CUB   300     1e-4  1e-3    300      10             encoded
+    SUN   400     1e-3  5e-4    400      1              encoded
+    AWA2  120     1e-5  1e-3    1800     10             encoded
+    FLO   500     1e-4  1e-3    1200     10             prior
+    ====  ======  ====  ======  =======  =============  =================
+
+    Reference behaviour that differs from the f-VAEGAN paper, each the default and each a
+    config switch away from the paper:
+
+    * ``gp_schedule="adaptive"``: after each critic phase the penalty weight grows by 1.1 when
+      the mean ``(||g|| - 1)^2`` exceeds 1.05 and shrinks by 1.1 when it is below 1.001;
+      ``"fixed"`` keeps WGAN-GP's constant ``gp_weight`` as the paper's loss states.
+    * ``adversarial_noise="encoded"`` (CUB, SUN, AWA2 scripts): the GAN's generated features are
+      decoded posterior samples of the real batch; ``"prior"`` generates them from
+      ``z ~ N(0, I)`` as in the paper's WGAN loss (the FLO script's setting).
+    * ``encoder_beta1=0.9``: the encoder's Adam keeps torch's default betas while generator and
+      critic use 0.5.
+
+    Switched-off TF-VAEGAN parts: the feedback module (``--feedback_loop 1``, so an epoch is one
+    pass where the scripts' ``--feedback_loop 2`` made two, the second with feedback: at the
+    scripts' epoch counts this trains half their generator steps) and the semantic decoder (its
+    loss weight 0, no decoder features in the classifier). As for f-CLSWGAN, the reference
+    trains and scores a final classifier after every GAN epoch and prints the best on the test
+    set; here it trains once, after the last GAN epoch, and the protocol selects (``oracle`` is
+    test-set selection, ``last`` and ``val`` are honest). ``cls_batch_size=0`` means ``syn_num``.
+    """
+
+    description: ClassVar[str] = "f-VAEGAN: conditional VAE whose decoder is a WGAN-GP generator of unseen features."
+    reference: ClassVar[str] = VAEGAN_CITATION
+    defaults: ClassVar[dict[str, Any]] = _VAEGAN
+    ranges: ClassVar[dict[str, Constraint]] = VAEGAN_RANGES
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = VAEGAN_DATASETS
+    nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = VAEGAN_NEAREST
+    search_space: ClassVar[dict[str, list[Any]]] = VAEGAN_SPACE
+    dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = VAEGAN_DATASET_SPACE
