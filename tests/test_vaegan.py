@@ -253,3 +253,6 @@ def test_the_cli_runs_f_vaegan_end_to_end(invoke, tmp_path: Path):
         assert all(math.isfinite(record["metrics"][mode]["H"]) for mode in ("last", "oracle"))
     listing = invoke("list", "methods")
     assert "f-vaegan" in listing.output
+    shown = invoke("config", "-m", "f-vaegan", "-d", "awa1")
+    assert shown.exit_code == 0 and "awa2 settings for awa1" in shown.output
+    assert "epochs = 120" in shown.output and "gp_schedule = 'adaptive'" in shown.output
