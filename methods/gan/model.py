@@ -71,7 +71,7 @@ class GANSpec:
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "str": str}
-S = TypeVar("S", bound="AdversarialSettings")
+SettingsT = TypeVar("SettingsT", bound="AdversarialSettings")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class AdversarialSettings:
     generator_batch: str
 
     @classmethod
-    def from_config(cls: type[S], config: Mapping[str, Any]) -> S:
+    def from_config(cls: type[SettingsT], config: Mapping[str, Any]) -> SettingsT:
         """Every field from the config key of its name, converted to the field's type."""
         return cls(**{f.name: _CONVERT[str(f.type)](config[f.name]) for f in dataclasses.fields(cls)})
 
