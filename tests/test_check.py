@@ -1,9 +1,13 @@
-"""``gzslbench check``: the suite file, the tolerance, and that deliberate breakage fails the check."""
+"""``gzslbench check``: the suite file, the paired statistic and its noise model, and that deliberate
+breakage fails the check."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,9 @@ threads = 1
 [tolerance]
 k = 4.0
 floor = 3.0
+[noise]
+seeds = 3
+threads = 2
 [[case]]
 method = "cada-vae"
 dataset = "custom"
@@ -93,16 +100,44 @@ def test_update_records_values_code_and_environment(made: tuple[Path, Path]) -> 
     assert entry["U"]["mean"] > 10 and entry["S"]["mean"] > 40  # the tiny case learns: chance is 6.7%
     assert entry["suite_entry"]["overrides"]["unseen_samples"] == 50.0
     assert data["code"]["gzslbench"] == gzslbench.__version__ and "git_commit" in data["code"]
-    assert "torch" in data["environment"] and data["mode"] == "last"
+    assert "torch" in data["environment"] and data["mode"] == "last" and data["format"] == check.BASELINE_FORMAT
+
+
+def test_update_measures_the_noise_model_between_thread_counts(made: tuple[Path, Path]) -> None:
+    """The noise model: per metric the RMS of seed-by-seed differences, 2 threads against the suite's 1."""
+    _, baseline = made
+    entry = json.loads(baseline.read_text())["cases"]["cada-vae@custom"]
+    noise = entry["noise"]
+    assert noise["threads"] == [1, 2] and noise["seeds"] == [0, 1, 2]
+    assert noise["suite_entry"] == entry["suite_entry"] and noise["config_hash"] == entry["config_hash"]
+    for metric in check.CHECK_METRICS:
+        diffs = noise[metric]["differences"]
+        assert len(diffs) == 3
+        assert noise[metric]["sigma"] == pytest.approx(math.sqrt(np.mean(np.square(diffs))), abs=1e-3)
 
 
 def test_runs_use_the_suite_thread_count(made: tuple[Path, Path]) -> None:
-    """The suite's ``threads = 1`` reaches every run, not the runner's default of one thread per core."""
+    """The suite's ``threads = 1`` reaches every run, not the runner's default of one thread per core; the
+    noise model's runs use its ``[noise] threads = 2``."""
     from gzslbench.results.store import iter_records
 
     _, baseline = made
-    records = list(iter_records(baseline.parent / "results"))
-    assert records and {(r["threads"], r["env"]["torch_threads"]) for r in records} == {(1, 1)}
+    results = baseline.parent / "results"
+    main = list(iter_records(results / "runs"))
+    other = list(iter_records(results / "noise-threads-2"))
+    assert main and {(r["threads"], r["env"]["torch_threads"]) for r in main} == {(1, 1)}
+    assert len(other) == 3 and {(r["threads"], r["env"]["torch_threads"]) for r in other} == {(2, 2)}
+
+
+def test_threads_option_overrides_the_suite(made: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--threads 2`` runs the suite on 2 threads and, against the 1-thread baseline, unchanged code passes."""
+    from gzslbench.results.store import iter_records
+
+    suite, baseline = made
+    code, output = run_check(suite, baseline, "--threads", "2", "--results", str(tmp_path))
+    assert code == 0, output
+    assert "torch threads 2" in output and "ok: every case within tolerance" in output
+    assert {r["threads"] for r in iter_records(tmp_path)} == {2}
 
 
 def test_unchanged_code_passes_twice(made: tuple[Path, Path]) -> None:
@@ -161,33 +196,170 @@ def test_alignment_off_is_flagged(made: tuple[Path, Path], tmp_path: Path) -> No
     assert "improved" in {row.verdict for row in rows}
 
 
-def test_tolerance_is_k_standard_errors_with_a_floor() -> None:
-    base = {"mean": 50.0, "std": 2.0, "values": [48.0, 50.0, 52.0]}
-    now = {"mean": 50.0, "std": 2.0, "values": [48.0, 50.0, 52.0]}
-    assert check.tolerance(base, now, k=4.0, floor=1.0) == pytest.approx(4.0 * np.sqrt(8 / 3))
-    assert check.tolerance(base, now, k=4.0, floor=10.0) == 10.0
-    golden = {"mean": 11.4, "std": 0.0, "values": [11.4]}
-    assert check.tolerance(golden, golden, k=4.0, floor=0.5) == 0.5
+def test_tolerance_is_k_noise_standard_errors_with_a_floor() -> None:
+    """tol = max(k * sigma / sqrt(n), floor); the detectable drop adds z = 1.645 standard errors."""
+    assert check.tolerance(2.0, 4, k=4.0, floor=1.0) == pytest.approx(4.0)
+    assert check.tolerance(2.0, 4, k=4.0, floor=10.0) == 10.0
+    assert check.tolerance(0.0, 1, k=4.0, floor=0.5) == 0.5  # a golden value: the floor alone
+    assert check.detectable_drop(2.0, 4, k=4.0, floor=1.0) == pytest.approx(4.0 + 1.645)
+    assert check.detectable_drop(0.0, 1, k=4.0, floor=0.5) == 0.5
+
+
+def _records(seeds, values: dict[str, list[float]] | float) -> list[dict]:
+    """Synthetic run records: per metric one value per seed (or one value for every metric and seed)."""
+    if not isinstance(values, dict):
+        values = {m: [values] * len(seeds) for m in check.CHECK_METRICS}
+    return [
+        {
+            "status": "ok",
+            "seed": seed,
+            "config_hash": "x",
+            "metrics": {"last": {m: values[m][j] for m in check.CHECK_METRICS}},
+        }
+        for j, seed in enumerate(seeds)
+    ]
+
+
+def _baseline(suite: check.Suite, base: list[dict], sigma: float) -> dict:
+    """A baseline of ``suite``'s single case from ``base``, with a noise model of per-seed RMS ``sigma``."""
+    case = suite.cases[0]
+    seeds = list(case.noise_seeds)
+    ref = _records(seeds, {m: [50.0] * len(seeds) for m in check.CHECK_METRICS})
+    # Differences alternating +sigma / -sigma: their RMS is sigma.
+    other = _records(seeds, {m: [50.0 + sigma * (-1) ** j for j in range(len(seeds))] for m in check.CHECK_METRICS})
+    noise = check.measure_noise(case, ref, other, [1, 2])
+    return {"cases": {case.key: {"suite_entry": case.entry(), **check.summarize(base), "noise": noise}}}
+
+
+def _suite(tmp_path: Path, seeds: int = 3) -> check.Suite:
+    suite = check.load_suite(write_suite(tmp_path))
+    case = dataclasses.replace(suite.cases[0], seeds=tuple(range(seeds)), floor=0.5)
+    return dataclasses.replace(suite, cases=(case,))
 
 
 def test_verdicts_and_exit_status(tmp_path: Path) -> None:
-    suite = check.load_suite(write_suite(tmp_path))
-    key = suite.cases[0].key
-
-    def records(h: float) -> list[dict]:
-        return [
-            {"status": "ok", "seed": s, "config_hash": "x", "metrics": {"last": {"U": h, "S": h, "H": h}}}
-            for s in suite.cases[0].seeds
-        ]
-
-    baseline = {"cases": {key: {"suite_entry": suite.cases[0].entry(), **check.summarize(records(40.0))}}}
-    assert check.exit_status(check.compare(suite, baseline, {key: records(41.0)})) == check.EXIT_OK
-    assert check.exit_status(check.compare(suite, baseline, {key: records(30.0)})) == check.EXIT_REGRESSION
-    assert check.exit_status(check.compare(suite, baseline, {key: records(50.0)})) == check.EXIT_UPDATE
-    assert check.exit_status(check.compare(suite, None, {key: records(40.0)})) == check.EXIT_UPDATE
+    suite = _suite(tmp_path)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    baseline = _baseline(suite, _records(seeds, 40.0), sigma=1.0)
+    assert check.exit_status(check.compare(suite, baseline, {key: _records(seeds, 41.0)})) == check.EXIT_OK
+    assert check.exit_status(check.compare(suite, baseline, {key: _records(seeds, 30.0)})) == check.EXIT_REGRESSION
+    assert check.exit_status(check.compare(suite, baseline, {key: _records(seeds, 50.0)})) == check.EXIT_UPDATE
+    assert check.exit_status(check.compare(suite, None, {key: _records(seeds, 40.0)})) == check.EXIT_UPDATE
     failed = [{"status": "failed", "seed": 0, "error": "boom"}]
     assert check.exit_status(check.compare(suite, baseline, {key: failed})) == check.EXIT_REGRESSION
     assert check.exit_status(check.compare(suite, baseline, {})) == check.EXIT_REGRESSION
+    # A baseline seed without a run cannot be paired.
+    rows = check.compare(suite, baseline, {key: _records(seeds[:-1], 40.0)})
+    assert check.exit_status(rows) == check.EXIT_REGRESSION and rows[0].verdict == "MISSING"
+
+
+def test_a_planted_3_point_drop_is_flagged_despite_a_wide_seed_spread(tmp_path: Path) -> None:
+    """Seeds spread over 30 points (the old unpaired tolerance would be about +-36), noise sigma 1 per seed:
+    pairing seed with seed, a 3-point drop of every seed is a regression, and 0.5 points is not."""
+    suite = _suite(tmp_path, seeds=5)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    spread = [45.0, 60.0, 75.0, 52.0, 68.0]
+    base = _records(seeds, {m: spread for m in check.CHECK_METRICS})
+    baseline = _baseline(suite, base, sigma=1.0)
+    jitter = [0.4, -0.3, 0.2, -0.5, 0.1]
+
+    def now(drop: float) -> list[dict]:
+        return _records(
+            seeds, {m: [v - drop + e for v, e in zip(spread, jitter, strict=True)] for m in check.CHECK_METRICS}
+        )
+
+    rows = check.compare(suite, baseline, {key: now(3.0)})
+    h = next(row for row in rows if row.metric == "H")
+    assert h.verdict == "REGRESSION" and h.difference == pytest.approx(-3.0 - 0.02)
+    assert h.tolerance == pytest.approx(4.0 / math.sqrt(5)) and h.detectable <= 3.0
+    assert check.exit_status(rows) == check.EXIT_REGRESSION
+    assert check.exit_status(check.compare(suite, baseline, {key: now(0.5)})) == check.EXIT_OK
+
+
+def test_a_noisier_run_does_not_widen_its_own_tolerance(tmp_path: Path) -> None:
+    """The tolerance comes from the baseline's noise model, not from the current run's spread."""
+    suite = _suite(tmp_path, seeds=4)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    baseline = _baseline(suite, _records(seeds, 60.0), sigma=1.0)
+    calm = check.compare(suite, baseline, {key: _records(seeds, 60.0)})
+    swing = [+12.0, -12.0, +12.0, -12.0]  # mean 0: a change that only makes results noisier
+
+    def noisy(drop: float) -> list[dict]:
+        return _records(seeds, {m: [60.0 - drop + e for e in swing] for m in check.CHECK_METRICS})
+
+    rows = check.compare(suite, baseline, {key: noisy(0.0)})
+    assert [row.tolerance for row in rows] == [row.tolerance for row in calm]
+    assert {row.verdict for row in rows} == {"ok"}
+    dropped = check.compare(suite, baseline, {key: noisy(3.0)})
+    assert {row.verdict for row in dropped} == {"REGRESSION"}
+
+
+def test_the_detectable_drop_is_flagged_95_percent_of_the_time() -> None:
+    """Per-seed differences drawn from the noise model: a true drop of the detectable size is flagged about
+    95% of the time, unchanged code almost never (2 * Phi(-4) = 6e-5 per metric)."""
+    rng = np.random.default_rng(0)
+    sigma, n, k, floor = 1.5, 5, 4.0, 0.5
+    tol, drop = check.tolerance(sigma, n, k, floor), check.detectable_drop(sigma, n, k, floor)
+    means = rng.normal(0.0, sigma, size=(200_000, n)).mean(axis=1)
+    assert abs(np.mean(means - drop < -tol) - 0.95) < 0.005
+    assert np.mean(np.abs(means) > tol) < 2e-4
+
+
+def test_a_changed_suite_entry_needs_a_new_noise_model(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    baseline = _baseline(suite, _records(seeds, 40.0), sigma=1.0)
+    entry = baseline["cases"][key]
+    stale_noise = {**entry, "noise": {**entry["noise"], "seeds": [0, 1]}}
+    rows = check.compare(suite, {"cases": {key: stale_noise}}, {key: _records(seeds, 40.0)})
+    assert {row.verdict for row in rows} == {"uncalibrated"} and check.exit_status(rows) == check.EXIT_UPDATE
+    assert all(math.isfinite(row.difference) for row in rows)
+    no_noise = {k: v for k, v in entry.items() if k != "noise"}
+    rows = check.compare(suite, {"cases": {key: no_noise}}, {key: _records(seeds, 40.0)})
+    assert {row.verdict for row in rows} == {"uncalibrated"}
+
+
+def test_measure_noise_needs_every_seed_at_both_thread_counts(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    case = suite.cases[0]
+    seeds = list(case.noise_seeds)
+    with pytest.raises(check.GZSLBenchError, match="no runs of seed"):
+        check.measure_noise(case, _records(seeds, 40.0), _records(seeds[:-1], 40.0), [1, 2])
+
+
+def test_seed_independent_methods_run_one_seed(tmp_path: Path) -> None:
+    path = tmp_path / "suite.toml"
+    path.write_text('seeds = 5\n[noise]\nseeds = 8\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n')
+    (case,) = check.load_suite(path).cases
+    assert case.seeds == (0,) and case.noise_seeds == (0,)
+
+
+def test_select_cases_cuts_suite_and_baseline(tmp_path: Path) -> None:
+    suite = check.load_suite()
+    baseline = check.read_baseline(check.default_baseline_path())
+    cut, cut_baseline = check.select_cases(suite, baseline, ["sae@synth-cub"])
+    assert [case.key for case in cut.cases] == ["sae@synth-cub"] and cut.untested_methods() == []
+    assert cut_baseline is not None and set(cut_baseline["cases"]) == {"sae@synth-cub"}
+    with pytest.raises(ConfigError, match="no case nope"):
+        check.select_cases(suite, baseline, ["nope"])
+
+
+def test_committed_baseline_detects_small_drops() -> None:
+    """Every case of the CI suite has a noise model measured for its current entry, and the smallest mean-H drop
+    flagged with 95% probability is at most 3 points for learned methods, 1 for the deterministic ones."""
+    suite = check.load_suite()
+    baseline = check.read_baseline(check.default_baseline_path())
+    assert baseline is not None and baseline["environment"]["torch_threads"] == suite.threads == 1
+    for case in suite.cases:
+        entry = baseline["cases"][case.key]
+        assert entry["suite_entry"] == case.entry(), case.key
+        noise = check.noise_model(entry, case, [suite.threads, suite.noise_threads])
+        assert noise is not None, case.key
+        drop = check.detectable_drop(noise["H"]["sigma"], len(case.seeds), suite.k, case.floor)
+        deterministic = not check.METHODS.get(case.method).seed_dependent
+        assert drop <= (1.0 if deterministic else 3.0), (case.key, drop)
+        if case.dataset == "synth-awa1":  # the VAE cases learn both sides (chance is 2%): a fault on either shows
+            assert entry["U"]["mean"] > 40 and entry["S"]["mean"] > 40, case.key
 
 
 def test_default_suite_covers_every_registered_method() -> None:
@@ -208,6 +380,8 @@ def test_default_suite_covers_every_registered_method() -> None:
         ('[[case]]\nmethod = "eszsl"\n', "dataset"),
         ('colour = "red"\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "colour"),
         ("name = 'x'\n", "no \\[\\[case\\]\\]"),
+        ('threads = 2\n[noise]\nthreads = 2\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "must differ"),
+        ('[noise]\ncolour = 1\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "\\[noise\\]"),
     ],
 )
 def test_bad_suite_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -224,3 +398,13 @@ def test_bad_suite_files_are_one_line_errors(tmp_path: Path, text: str, message:
 def test_full_ci_suite_passes_against_the_committed_baseline() -> None:
     result = CliRunner().invoke(cli, ["check"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_every_mutant_fails_the_ci_check_and_unchanged_code_passes_at_two_threads() -> None:
+    """benchmarks/mutants.py: four one-line faults each fail `gzslbench check`; unchanged code at
+    --threads 2 passes against the 1-thread baseline."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "mutants.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(", caught,") == 4 and "--threads 2: exit 0, passed" in proc.stdout

@@ -1,37 +1,54 @@
-"""Accuracy regression check: run a fixed suite and compare mean U / S / H with a committed baseline.
+"""Accuracy regression check: run a fixed suite and compare it, seed by seed, with a committed baseline.
 
 A *suite* (TOML, see ``gzslbench/suites/ci.toml``) names cases (method, dataset, dataset options,
-config overrides), the seeds and the tolerance. A *baseline* (JSON, written by ``--update``) holds
-each case's per-seed U / S / H (selection mode ``last``), the suite entry it was made from, the code
+config overrides), the seeds, the torch thread count, the tolerance and how the noise model is
+measured. A *baseline* (JSON, written by ``--update``) holds each case's per-seed H / U / S / AUSUC
+(selection mode ``last``), the suite entry it was made from, the case's noise model, the code
 version and the environment.
 
-Tolerance. For each case and metric, with baseline mean ``b`` and spread ``s_b`` over ``n_b`` seeds
-and current mean ``c`` and spread ``s_c`` over ``n_c`` seeds (sample standard deviations)::
+Paired statistic. A seed's run is reproducible given the seed and the thread count, so seed ``j`` of
+the current run is compared with seed ``j`` of the baseline: the seed-to-seed spread cancels. For
+each case and metric, over the case's ``n`` seeds::
 
-    tol = max(k * sqrt(s_b**2 / n_b + s_c**2 / n_c), floor)
+    d_j  = now_j - baseline_j                   (per-seed difference, percentage points)
+    diff = mean_j d_j
 
-``c - b < -tol`` is a regression, ``c - b > tol`` an unexpected improvement (the baseline must then
-be updated on purpose). A fixed seed and thread count reproduce a run exactly on one machine, so
-the tolerance only has to absorb other machines' arithmetic: ``k`` standard errors of the seed
-spread, and the ``floor`` (percentage points) keeps small spreads from making the check flaky. A
-deterministic method (ESZSL: no seed dependence) has no spread, so its floor alone applies: a golden
-value with an absolute tolerance.
+Noise model. What is left between two runs of one seed is the arithmetic: another machine, BLAS or
+thread count rounds differently, and training amplifies the rounding. ``sigma`` is that per-seed
+difference measured on unchanged code: the root mean square, over the ``noise.seeds`` calibration
+seeds, of ``run_j(noise.threads) - run_j(threads)`` (by default 2 threads against the suite's 1).
+``--update`` measures it and stores it in the baseline with the differences it came from. The
+current run's own spread never enters the tolerance, so a change that makes results noisier does
+not widen its own tolerance. Then::
+
+    tol             = max(k * sigma / sqrt(n), floor)
+    detectable drop = tol + z * sigma / sqrt(n)        (z = 1.645)
+
+``diff < -tol`` is a regression, ``diff > tol`` an unexpected improvement (the baseline must then be
+updated on purpose). Under the noise model ``diff`` is normal with mean 0 and standard deviation
+``sigma / sqrt(n)``: unchanged code on another machine fails a metric with probability
+``2 * Phi(-k)`` (6e-5 for ``k = 4``), and a true drop of ``detectable drop`` points is flagged with
+probability ``Phi(z) = 95%``. The ``floor`` (percentage points) is the tolerance of a case whose
+noise is zero: the closed-form, seed-independent ESZSL and SAE (one run per config), and methods
+that reproduce bit for bit across thread counts.
 
 Verdicts and the exit status of :func:`exit_status`: ``ok`` (0); ``REGRESSION``, ``FAILED`` (a run
-failed), ``MISSING`` (no result for a baseline case) (1); ``improved``, ``new`` (no baseline entry),
-``stale`` (the suite entry changed since the baseline was made), ``untested`` (a registered method
-the suite lacks, when the suite asks for every method) (3: update the suite or the baseline on purpose).
+failed), ``MISSING`` (no result for a baseline case or seed) (1); ``improved``, ``new`` (no baseline
+entry), ``stale`` (the suite entry changed since the baseline was made), ``uncalibrated`` (no noise
+model for the case's current suite entry), ``untested`` (a registered method the suite lacks, when
+the suite asks for every method) (3: update the suite or the baseline on purpose).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -47,16 +64,20 @@ from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.api import run
+from gzslbench.execution.planning import cpu_count
 from gzslbench.results.store import iter_records
 
-CHECK_METRICS = ("H", "U", "S")
+CHECK_METRICS = ("H", "U", "S", "AUSUC")
 MODE = "last"  # fixed epoch counts: no selection on test data
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2
 EXIT_OK, EXIT_REGRESSION, EXIT_UPDATE = 0, 1, 3
 FAILING = ("REGRESSION", "FAILED", "MISSING")
-NEEDS_UPDATE = ("improved", "new", "stale", "untested")
+NEEDS_UPDATE = ("improved", "new", "stale", "uncalibrated", "untested")
 DEFAULT_K = 4.0
-DEFAULT_FLOOR = 2.0
+DEFAULT_FLOOR = 0.5
+POWER_Z = 1.645  # one-sided normal quantile of the power the detectable drop is quoted at (95%)
+DEFAULT_NOISE_SEEDS = 16
+DEFAULT_NOISE_THREADS = 2
 
 
 def default_suite_path() -> Path:
@@ -71,7 +92,10 @@ def default_baseline_path() -> Path:
 
 @dataclass(frozen=True)
 class Case:
-    """One (method, dataset, options, overrides) cell of a suite, run over the suite's seeds."""
+    """One (method, dataset, options, overrides) cell of a suite, run over the suite's seeds.
+
+    ``noise_seeds`` are the seeds the noise model is measured on (a superset of ``seeds``).
+    """
 
     method: str
     dataset: str
@@ -80,6 +104,7 @@ class Case:
     seeds: tuple[int, ...] = ()
     floor: float = DEFAULT_FLOOR
     name: str = ""
+    noise_seeds: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
@@ -98,7 +123,7 @@ class Case:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named list of cases, the tolerance and the torch thread count the runs use."""
+    """A named list of cases, the tolerance, the torch thread count the runs use and the noise calibration."""
 
     name: str
     cases: tuple[Case, ...]
@@ -106,6 +131,8 @@ class Suite:
     threads: int | None = None
     all_methods: bool = False
     path: str = ""
+    noise_threads: int = DEFAULT_NOISE_THREADS
+    jobs: int = 1
 
     def untested_methods(self) -> list[str]:
         """Registered methods with no case, when the suite claims to cover every method."""
@@ -143,6 +170,12 @@ def _number(table: Mapping[str, Any], key: str, default: float, where: str) -> f
     return float(value)
 
 
+def _threads(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: threads must be an integer >= 1, got {value!r}")
+    return value
+
+
 def load_suite(path: str | Path | None = None) -> Suite:
     """Read and check a suite file (the packaged CI suite when ``path`` is None)."""
     path = Path(path) if path else default_suite_path()
@@ -152,7 +185,7 @@ def load_suite(path: str | Path | None = None) -> Suite:
         raise ConfigError(f"cannot read suite file '{path}': {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    known = {"name", "seeds", "threads", "all_methods", "tolerance", "case"}
+    known = {"name", "seeds", "threads", "jobs", "all_methods", "tolerance", "noise", "case"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -161,14 +194,24 @@ def load_suite(path: str | Path | None = None) -> Suite:
         raise ConfigError(f"{path}: [tolerance] takes k and floor")
     k = _number(tolerance, "k", DEFAULT_K, f"{path} [tolerance]")
     floor = _number(tolerance, "floor", DEFAULT_FLOOR, f"{path} [tolerance]")
+    noise = data.get("noise", {})
+    if not isinstance(noise, dict) or set(noise) - {"seeds", "threads"}:
+        raise ConfigError(f"{path}: [noise] takes seeds and threads")
+    noise_seeds = _seeds(noise.get("seeds", DEFAULT_NOISE_SEEDS), f"{path} [noise]")
     seeds = _seeds(data.get("seeds", 3), str(path))
     threads = data.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"{path}: threads must be an integer >= 1, got {threads!r}")
+    if threads is not None:
+        threads = _threads(threads, str(path))
+    noise_threads = _threads(noise.get("threads", DEFAULT_NOISE_THREADS), f"{path} [noise]")
+    jobs = data.get("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"{path}: jobs must be an integer >= 1, got {jobs!r}")
+    if noise_threads == (threads or 0):
+        raise ConfigError(f"{path}: [noise] threads must differ from the suite's threads ({threads})")
     raw_cases = data.get("case", [])
     if not isinstance(raw_cases, list) or not raw_cases:
         raise ConfigError(f"{path}: no [[case]] entries")
-    cases = [_case(raw, i, path, seeds, floor) for i, raw in enumerate(raw_cases, 1)]
+    cases = [_case(raw, i, path, seeds, floor, noise_seeds) for i, raw in enumerate(raw_cases, 1)]
     keys = [case.key for case in cases]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
@@ -180,10 +223,12 @@ def load_suite(path: str | Path | None = None) -> Suite:
         threads=threads,
         all_methods=bool(data.get("all_methods", False)),
         path=str(path),
+        noise_threads=noise_threads,
+        jobs=jobs,
     )
 
 
-def _case(raw: Any, index: int, path: Path, seeds: tuple[int, ...], floor: float) -> Case:
+def _case(raw: Any, index: int, path: Path, seeds: tuple[int, ...], floor: float, noise_seeds: tuple[int, ...]) -> Case:
     where = f"{path} case {index}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table")
@@ -196,15 +241,43 @@ def _case(raw: Any, index: int, path: Path, seeds: tuple[int, ...], floor: float
     for key in ("options", "overrides"):
         if not isinstance(raw.get(key, {}), dict):
             raise ConfigError(f"{where}: `{key}` must be a table")
+    method = METHODS.get(raw["method"])
+    case_seeds = _seeds(raw["seeds"], where) if "seeds" in raw else seeds
+    if not method.seed_dependent:
+        # One run per config (gzslbench runs a seed-independent method once): one seed, a golden value.
+        case_seeds, case_noise_seeds = case_seeds[:1], case_seeds[:1]
+    else:
+        case_noise_seeds = tuple(sorted(set(case_seeds) | set(noise_seeds)))
     return Case(
-        method=METHODS.get(raw["method"]).name,
+        method=method.name,
         dataset=DATASETS.get(raw["dataset"]).name,
         options=dict(raw.get("options", {})),
         overrides=dict(raw.get("overrides", {})),
-        seeds=_seeds(raw["seeds"], where) if "seeds" in raw else seeds,
+        seeds=case_seeds,
         floor=_number(raw, "floor", floor, where),
         name=str(raw.get("name", "")),
+        noise_seeds=case_noise_seeds,
     )
+
+
+def select_cases(
+    suite: Suite, baseline: Mapping[str, Any] | None, keys: Sequence[str]
+) -> tuple[Suite, dict[str, Any] | None]:
+    """The suite and baseline cut down to the cases ``keys`` (a quick re-check of a few cases).
+
+    The cut suite does not claim every method, and the baseline's other cases are left out, so
+    neither is reported as untested or missing.
+    """
+    known = [case.key for case in suite.cases]
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ConfigError(f"no case {', '.join(unknown)} in suite '{suite.name}'; its cases: {', '.join(known)}")
+    cases = tuple(case for case in suite.cases if case.key in keys)
+    cut = dataclasses.replace(suite, cases=cases, all_methods=False)
+    if baseline is None:
+        return cut, None
+    entries = {key: entry for key, entry in baseline.get("cases", {}).items() if key in keys}
+    return cut, {**baseline, "cases": entries}
 
 
 def _seed_ranges(seeds: Sequence[int]) -> list[tuple[int, int]]:
@@ -218,6 +291,35 @@ def _seed_ranges(seeds: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
+def run_case(
+    case: Case, seeds: Sequence[int], out: str | Path, threads: int | None, device: str = "cpu", jobs: int = 1
+) -> list[dict[str, Any]]:
+    """Run ``case`` afresh for ``seeds`` at ``threads`` torch threads into ``out``; its records, seed by seed.
+
+    The seeds are spread over up to ``jobs`` processes, no more than the cores hold at ``threads``
+    threads each; a run's result does not depend on the process it ran in.
+    """
+    n_jobs = max(1, min(jobs, len(seeds), cpu_count() // (threads or 1)))
+    return [
+        record
+        for start, count in _seed_ranges(sorted(seeds))
+        for record in run(
+            case.method,
+            case.dataset,
+            seeds=count,
+            seed_start=start,
+            options=case.options,
+            overrides=case.overrides,
+            out=out,
+            device=device,
+            threads=threads,
+            n_jobs=n_jobs,
+            force=True,
+            quiet=True,
+        )
+    ]
+
+
 def run_suite(
     suite: Suite, out: str | Path, device: str = "cpu", progress: Any = None
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
@@ -229,23 +331,7 @@ def run_suite(
     seconds: dict[str, float] = {}
     for case in suite.cases:
         tic = time.perf_counter()
-        records[case.key] = [
-            record
-            for start, count in _seed_ranges(case.seeds)
-            for record in run(
-                case.method,
-                case.dataset,
-                seeds=count,
-                seed_start=start,
-                options=case.options,
-                overrides=case.overrides,
-                out=out,
-                device=device,
-                threads=suite.threads,
-                force=True,
-                quiet=True,
-            )
-        ]
+        records[case.key] = run_case(case, case.seeds, out, suite.threads, device, suite.jobs)
         seconds[case.key] = time.perf_counter() - tic
         if progress:
             progress(case.key, seconds[case.key])
@@ -257,9 +343,12 @@ def _matches(wanted: Mapping[str, Any], got: Any) -> bool:
 
 
 def collect(suite: Suite, results: str | Path) -> dict[str, list[dict[str, Any]]]:
-    """The records in an existing results folder that belong to each case (same options, overrides, seeds)."""
+    """The records in an existing results folder that belong to each case (same options, overrides, seeds,
+    and the suite's thread count when it sets one)."""
     found: dict[str, list[dict[str, Any]]] = {case.key: [] for case in suite.cases}
     for record in iter_records(results):
+        if suite.threads is not None and record.get("threads") not in (None, suite.threads):
+            continue
         for case in suite.cases:
             if (
                 record.get("method") == case.method
@@ -279,8 +368,13 @@ def collect(suite: Suite, results: str | Path) -> dict[str, list[dict[str, Any]]
     return found
 
 
+def _metric(record: Mapping[str, Any], metric: str) -> float:
+    value = record.get("metrics", {}).get(MODE, {}).get(metric)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per-metric mean, sample std and per-seed values of the successful records, and the failures."""
+    """Per-metric mean, sample std and per-seed values (in ``seeds`` order) of the successful records; the failures."""
     ok = sorted((r for r in records if r.get("status") == "ok"), key=lambda r: r["seed"])
     summary: dict[str, Any] = {
         "seeds": [r["seed"] for r in ok],
@@ -288,7 +382,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "failed": [f"seed {r.get('seed')}: {r.get('error') or r.get('status')}" for r in records if r not in ok],
     }
     for metric in CHECK_METRICS:
-        values = [float(r["metrics"][MODE][metric]) for r in ok]
+        values = [_metric(r, metric) for r in ok]
         summary[metric] = {
             "mean": float(np.mean(values)) if values else math.nan,
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
@@ -297,30 +391,88 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def paired_differences(base: Mapping[str, Any], now: Mapping[str, Any], metric: str) -> list[float]:
+    """``now - base`` of ``metric`` seed by seed, over the baseline's seeds (each must be in ``now``)."""
+    now_values = dict(zip(now["seeds"], now[metric]["values"], strict=True))
+    return [now_values[seed] - value for seed, value in zip(base["seeds"], base[metric]["values"], strict=True)]
+
+
+def tolerance(sigma: float, n: int, k: float, floor: float) -> float:
+    """``max(k * sigma / sqrt(n), floor)``: ``k`` noise standard errors of the mean of ``n`` paired differences."""
+    return max(k * sigma / math.sqrt(max(n, 1)), floor)
+
+
+def detectable_drop(sigma: float, n: int, k: float, floor: float, z: float = POWER_Z) -> float:
+    """The smallest true drop of the mean that the check flags with probability ``Phi(z)`` (95%):
+    ``tolerance + z * sigma / sqrt(n)``."""
+    return tolerance(sigma, n, k, floor) + z * sigma / math.sqrt(max(n, 1))
+
+
+def measure_noise(
+    case: Case, reference: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]], threads: Sequence[Any]
+) -> dict[str, Any]:
+    """The noise model of ``case``: per metric the RMS of the per-seed differences ``other - reference``.
+
+    ``reference`` are the case's runs at the suite's thread count, ``other`` the same seeds at the
+    noise thread count, both of unchanged code. The differences are kept for inspection.
+    """
+    ref, oth = summarize(reference), summarize(other)
+    missing = sorted((set(case.noise_seeds) - set(ref["seeds"])) | (set(case.noise_seeds) - set(oth["seeds"])))
+    problems = ref["failed"] + oth["failed"] + ([f"no runs of seed(s) {missing}"] if missing else [])
+    if problems:
+        raise GZSLBenchError(f"cannot measure the noise of case {case.key}: {'; '.join(problems)}")
+    noise: dict[str, Any] = {
+        "suite_entry": case.entry(),
+        "seeds": list(case.noise_seeds),
+        "threads": list(threads),
+        "config_hash": ref["config_hash"],
+    }
+    for metric in CHECK_METRICS:
+        before = dict(zip(ref["seeds"], ref[metric]["values"], strict=True))
+        after = dict(zip(oth["seeds"], oth[metric]["values"], strict=True))
+        diffs = [after[seed] - before[seed] for seed in case.noise_seeds]
+        noise[metric] = {
+            "sigma": float(math.sqrt(np.mean(np.square(diffs)))),
+            "differences": [round(d, 4) for d in diffs],
+        }
+    return noise
+
+
+def noise_model(
+    entry: Mapping[str, Any] | None, case: Case, threads: Sequence[Any] | None = None
+) -> dict[str, Any] | None:
+    """A baseline entry's noise model when it was measured for this suite entry, noise seeds and config
+    (and, given ``threads``, those two thread counts); else None."""
+    noise = (entry or {}).get("noise")
+    if not isinstance(noise, Mapping) or entry is None:
+        return None
+    # The case's own seeds may change within the noise seeds: the noise model does not depend on them.
+    measured_for = {k: v for k, v in dict(noise.get("suite_entry") or {}).items() if k != "seeds"}
+    if measured_for != {k: v for k, v in case.entry().items() if k != "seeds"}:
+        return None
+    if noise.get("seeds") != list(case.noise_seeds):
+        return None
+    if noise.get("config_hash") != entry.get("config_hash"):
+        return None
+    if threads is not None and noise.get("threads") != list(threads):
+        return None
+    return dict(noise)
+
+
 @dataclass
 class Row:
-    """One line of the check table: a case's metric, both sides, the tolerance and the verdict."""
+    """One line of the check table: a case's metric, both sides, the paired difference, tolerance and verdict."""
 
     case: str
     metric: str
     verdict: str
     baseline: dict[str, Any] | None = None
     now: dict[str, Any] | None = None
+    difference: float = math.nan
+    sigma: float = math.nan
     tolerance: float = math.nan
+    detectable: float = math.nan
     note: str = ""
-
-    @property
-    def difference(self) -> float:
-        if self.baseline is None or self.now is None:
-            return math.nan
-        return self.now["mean"] - self.baseline["mean"]
-
-
-def tolerance(base: Mapping[str, Any], now: Mapping[str, Any], k: float, floor: float) -> float:
-    """``max(k * combined standard error of the two means, floor)``, in percentage points."""
-    n_base, n_now = max(len(base["values"]), 1), max(len(now["values"]), 1)
-    stderr = math.sqrt(base["std"] ** 2 / n_base + now["std"] ** 2 / n_now)
-    return max(k * stderr, floor)
 
 
 def compare(suite: Suite, baseline: Mapping[str, Any] | None, current: Mapping[str, list[dict[str, Any]]]) -> list[Row]:
@@ -339,23 +491,41 @@ def compare(suite: Suite, baseline: Mapping[str, Any] | None, current: Mapping[s
         if entry is None:
             rows += [Row(case.key, m, "new", now=summary[m], note="not in the baseline") for m in CHECK_METRICS]
             continue
-        stale = entry.get("suite_entry") != case.entry()
+        if entry.get("suite_entry") != case.entry():
+            note = "suite entry changed since the baseline"
+            rows += [Row(case.key, m, "stale", entry.get(m), summary[m], note=note) for m in CHECK_METRICS]
+            continue
+        missing = [seed for seed in entry["seeds"] if seed not in summary["seeds"]]
+        if missing:
+            rows.append(Row(case.key, "-", "MISSING", note=f"no run of baseline seed(s) {missing}"))
+            continue
         note = ""
-        if not stale and entry.get("config_hash") != summary["config_hash"]:
+        if entry.get("config_hash") != summary["config_hash"]:
             note = "resolved config differs from the baseline's (a default changed)"
+        noise = noise_model(entry, case)
+        n = len(entry["seeds"])
         for metric in CHECK_METRICS:
-            base, now = entry[metric], summary[metric]
-            tol = tolerance(base, now, suite.k, case.floor)
-            diff = now["mean"] - base["mean"]
-            if stale:
-                verdict, why = "stale", "suite entry changed since the baseline"
-            elif not math.isfinite(diff) or diff < -tol:
-                verdict, why = "REGRESSION", note
+            base, now = entry.get(metric), summary[metric]
+            if base is None:
+                rows.append(Row(case.key, metric, "new", now=now, note="metric not in the baseline"))
+                continue
+            if all(math.isnan(v) for v in base["values"]) and all(math.isnan(v) for v in now["values"]):
+                continue  # not reported by this method
+            diff = float(np.mean(paired_differences(entry, summary, metric)))
+            if noise is None or metric not in noise:
+                why = "no noise model for this suite entry: update the baseline"
+                rows.append(Row(case.key, metric, "uncalibrated", base, now, diff, note=why))
+                continue
+            sigma = float(noise[metric]["sigma"])
+            tol = tolerance(sigma, n, suite.k, case.floor)
+            if not math.isfinite(diff) or diff < -tol:
+                verdict = "REGRESSION"
             elif diff > tol:
-                verdict, why = "improved", note
+                verdict = "improved"
             else:
-                verdict, why = "ok", note
-            rows.append(Row(case.key, metric, verdict, base, now, tol, why))
+                verdict = "ok"
+            drop = detectable_drop(sigma, n, suite.k, case.floor)
+            rows.append(Row(case.key, metric, verdict, base, now, diff, sigma, tol, drop, note))
     for key in entries:
         rows.append(Row(key, "-", "MISSING", note="in the baseline but not run"))
     for method in suite.untested_methods():
@@ -376,25 +546,36 @@ def exit_status(rows: Sequence[Row]) -> int:
 def _cell(side: Mapping[str, Any] | None) -> str:
     if side is None or not math.isfinite(side["mean"]):
         return "-"
+    if len(side["values"]) < 2:
+        return f"{side['mean']:.2f}"
     return f"{side['mean']:.2f} ± {side['std']:.2f}"
 
 
+def _number_cell(value: float, sign: bool = False) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:+.2f}" if sign else f"{value:.2f}"
+
+
 def render(rows: Sequence[Row]) -> str:
-    """The check table: case, metric, baseline and now (mean ± std over seeds), difference, tolerance, verdict."""
+    """The check table: case, metric, baseline and now (mean ± std over seeds), the mean paired difference,
+    the noise model's per-seed sigma, the tolerance, the detectable drop and the verdict."""
     table = [
         [
             row.case,
             row.metric,
             _cell(row.baseline),
             _cell(row.now),
-            f"{row.difference:+.2f}" if math.isfinite(row.difference) else "-",
-            f"{row.tolerance:.2f}" if math.isfinite(row.tolerance) else "-",
+            _number_cell(row.difference, sign=True),
+            _number_cell(row.sigma),
+            _number_cell(row.tolerance),
+            _number_cell(row.detectable),
             row.verdict,
             row.note,
         ]
         for row in rows
     ]
-    headers = ["case", "metric", "baseline", "now", "diff", "tol", "verdict", "note"]
+    headers = ["case", "metric", "baseline", "now", "diff", "noise", "tol", "detectable drop", "verdict", "note"]
     return tabulate(table, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -418,11 +599,62 @@ def read_baseline(path: str | Path) -> dict[str, Any] | None:
         raise GZSLBenchError(f"baseline '{path}' is not readable JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("cases"), dict):
         raise GZSLBenchError(f"baseline '{path}' has no `cases` mapping; rewrite it with --update")
+    if data.get("format") != BASELINE_FORMAT:
+        raise GZSLBenchError(
+            f"baseline '{path}' has format {data.get('format')}, this gzslbench reads {BASELINE_FORMAT}; "
+            "rewrite it with --update"
+        )
     return data
 
 
-def make_baseline(suite: Suite, current: Mapping[str, list[dict[str, Any]]], device: str = "cpu") -> dict[str, Any]:
-    """A baseline from a complete, successful run of ``suite``, with the code version and environment."""
+def calibrate(
+    suite: Suite,
+    current: Mapping[str, list[dict[str, Any]]],
+    previous: Mapping[str, Any] | None,
+    out: str | Path,
+    device: str = "cpu",
+    recalibrate: bool = False,
+    progress: Callable[[str, str], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The noise model of every case: kept from ``previous`` (a baseline) where still valid, else measured.
+
+    Measuring runs the case's noise seeds that ``current`` lacks at the suite's thread count (into
+    ``out``), and all of them at ``suite.noise_threads`` (into ``out/noise-threads-<t>``), then
+    :func:`measure_noise`. ``progress`` is called with the case key and what was done.
+    """
+    entries = (previous or {}).get("cases", {})
+    models: dict[str, dict[str, Any]] = {}
+    other_out = Path(out) / f"noise-threads-{suite.noise_threads}"
+    for case in suite.cases:
+        entry = entries.get(case.key)
+        kept = None
+        if not recalibrate and entry is not None:
+            config_hash = summarize(current.get(case.key, []))["config_hash"]
+            kept = noise_model({**entry, "config_hash": config_hash}, case, [suite.threads, suite.noise_threads])
+        if kept is not None:
+            models[case.key] = kept
+            if progress:
+                progress(case.key, "noise model kept")
+            continue
+        tic = time.perf_counter()
+        have = [r for r in current.get(case.key, []) if r.get("status") == "ok" and r["seed"] in case.noise_seeds]
+        extra = sorted(set(case.noise_seeds) - {r["seed"] for r in have})
+        reference = have + (run_case(case, extra, out, suite.threads, device, suite.jobs) if extra else [])
+        other = run_case(case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs)
+        models[case.key] = measure_noise(case, reference, other, [suite.threads, suite.noise_threads])
+        if progress:
+            seconds = time.perf_counter() - tic
+            progress(case.key, f"noise measured on {len(case.noise_seeds)} seed(s) in {seconds:.1f} s")
+    return models
+
+
+def make_baseline(
+    suite: Suite,
+    current: Mapping[str, list[dict[str, Any]]],
+    device: str = "cpu",
+    noise: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A baseline from a complete, successful run of ``suite`` and its noise models, code version and environment."""
     cases: dict[str, Any] = {}
     for case in suite.cases:
         summary = summarize(current.get(case.key, []))
@@ -431,6 +663,8 @@ def make_baseline(suite: Suite, current: Mapping[str, list[dict[str, Any]]], dev
             raise GZSLBenchError(f"not writing a baseline: case {case.key}: {problem}")
         cases[case.key] = {"suite_entry": case.entry(), **summary}
         del cases[case.key]["failed"]
+        if noise and case.key in noise:
+            cases[case.key]["noise"] = dict(noise[case.key])
     with torch_threads(suite.threads):
         env = environment(torch.device(device))
     code = code_version()
