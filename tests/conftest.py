@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gzslbench.cli import cli
+from gzslbench.core.environment import torch_threads
 from gzslbench.data.dataset import GZSLData, validate
 
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17-att"
@@ -43,6 +44,14 @@ def make_tiny_data(seed: int = 0, n_seen: int = 6, n_unseen: int = 3, per_class:
         ),
         "tiny",
     )
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small networks run fastest on one thread, the more so on a shared CPU (as the protocol runs them);
+    the caller's thread count comes back afterwards. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

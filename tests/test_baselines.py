@@ -21,13 +21,7 @@ from gzslbench.protocol.splits import make_split
 NEW = ("sae", "ale", "devise")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny SGD steps: a second intra-op thread only adds synchronisation, badly so on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,7 @@ TINY_BUDGET: dict[str, Any] = BUDGET["f-clswgan"]  # learns synth-tiny in second
 CHANCE = 100 / 5  # U_restricted on synth-tiny's 5 unseen classes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small networks run fastest on one thread, the more so on a shared CPU (as the protocol runs them)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_split():
