@@ -240,7 +240,7 @@ def test_per_dataset_defaults_follow_the_tfvaegan_scripts():
         fixed = ("feedback_loop", "decoder_hidden", "decoder_features", "prior_feedback", "gp_schedule")
         assert tuple(config[k] for k in fixed) == (2, 4096, "embedding_hidden", "reconstruction", "adaptive")
     assert cls.defaults_for("awa1")[1]["dataset"] == "awa2" and "no AWA1 script" in cls.defaults_for("awa1")[1]["note"]
-    assert set(cls.search_space) == {"decoder_weight", "feedback_weight", "feedback_generation_weight"}
+    assert set(cls.search_space) == {"decoder_weight", "feedback_generation_weight"}
 
 
 def test_config_refuses_what_the_reference_cannot_run():

@@ -472,10 +472,10 @@ TFVAEGAN_DATASETS: dict[str, dict[str, Any]] = {
 TFVAEGAN_NEAREST: dict[str, tuple[str, str]] = VAEGAN_NEAREST
 
 # Validation grid: the decoder's loss weight over the scripts' two values (0.01, AWA2 0.1) and a decade
-# beyond, and the feedback weights at train and generation time over the scripts' range (0.01 to 1).
+# beyond, and the feedback's weight at generation (a2) over the scripts' range (0.01 to 1): it acts on
+# the features the classifier trains on directly, the training weight a1 only through the generator.
 TFVAEGAN_SPACE: dict[str, list[Any]] = {
     "decoder_weight": [0.01, 0.1, 1.0],
-    "feedback_weight": [0.01, 0.1, 1.0],
     "feedback_generation_weight": [0.01, 0.1, 1.0],
 }
 
