@@ -46,6 +46,17 @@ BUDGET = {
         "syn_num": 30,
         "cls_epochs": 10,
     },
+    # f-vaegan's budget with a narrow semantic decoder (an epoch is two passes with feedback on)
+    "tf-vaegan": {
+        "epochs": 60,
+        "generator_hidden": 256,
+        "critic_hidden": 256,
+        "encoder_hidden": 256,
+        "decoder_hidden": 256,
+        "lr": 2e-3,
+        "syn_num": 30,
+        "cls_epochs": 10,
+    },
 }
 CHANCE = 100 / 5  # U_restricted: synth-tiny's 5 unseen classes
 

@@ -27,6 +27,8 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "f-clswgan": ("f-CLSWGAN", "gan"),
     # ACMR's Table 2 prints the inductive results of the f-VAEGAN-D2 paper (inductive: no D2) under that name.
     "f-vaegan": ("f-VAEGAN-D2", "gan"),
+    # Not in ACMR's Table 2 (paper_tables.csv has no TF-VAEGAN row): the name and group for our own rows only.
+    "tf-vaegan": ("TF-VAEGAN", "gan"),
 }
 # Table 2's groups, in print order; "other" holds methods with no known family.
 FAMILIES: dict[str, str] = {

@@ -2,7 +2,8 @@
 
 Every WGAN term is a batch mean, as in the reference (``criticD_real.mean()``, ``nn.NLLLoss()``).
 The VAE terms of f-VAEGAN are sums over feature (or latent) dimensions averaged over the batch, as
-TF-VAEGAN's ``loss_fn`` computes them (``size_average=False`` then ``/ x.size(0)``).
+TF-VAEGAN's ``loss_fn`` computes them (``size_average=False`` then ``/ x.size(0)``); so is
+TF-VAEGAN's semantic decoder loss (:func:`weighted_l1`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, kind: str = "bce")
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, averaged over rows (TF-VAEGAN's ``KLD``)."""
     return -0.5 * torch.sum(1.0 + logvar - mu.pow(2) - logvar.exp()) / len(mu)
+
+
+def weighted_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """TF-VAEGAN's ``WeightedL1`` (decoder loss): ``mean_i sum_j |d_ij|^3 / ||d_i||``, ``d = pred - target``.
+
+    An L1 error whose terms are weighted by their share of the row's squared error, so the
+    largest errors of each row dominate. A row with no error contributes 0 (the reference's
+    division would give NaN there).
+    """
+    d = pred - target
+    norm = d.norm(dim=1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
+    return (d.pow(2) * d.abs() / norm).sum() / len(d)
 
 
 def classification_loss(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,10 @@
 
 Registered methods (:mod:`gzslbench.methods.gan.registry`) are subclasses that set ``defaults``,
 ``dataset_defaults`` and their documentation. :class:`FeatureGeneratingMethod` holds the pipeline
-around the generator; :class:`CLSWGANMethod` (f-CLSWGAN) and :class:`VAEGANMethod` (f-VAEGAN)
-train it. The networks live in :mod:`~gzslbench.methods.gan.parts`, the training loops in
-:mod:`~gzslbench.methods.gan.model` and the two softmax classifiers in
-:mod:`~gzslbench.methods.gan.classifier`.
+around the generator; :class:`CLSWGANMethod` (f-CLSWGAN), :class:`VAEGANMethod` (f-VAEGAN) and
+:class:`TFVAEGANMethod` (TF-VAEGAN) train it. The networks live in
+:mod:`~gzslbench.methods.gan.parts`, the training loops in :mod:`~gzslbench.methods.gan.model` and
+the two softmax classifiers in :mod:`~gzslbench.methods.gan.classifier`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ from gzslbench.methods.base import Method, RunContext, Scores
 from gzslbench.methods.gan.classifier import SoftmaxSettings, pretrain_classifier, train_final_classifier
 from gzslbench.methods.gan.model import (
     FeatureGAN,
+    FeatureTFVAEGAN,
     FeatureVAEGAN,
     GANSettings,
     GANSpec,
+    TFVAEGANSettings,
+    TFVAEGANSpec,
     VAEGANSettings,
     VAEGANSpec,
     generate_features,
     train_gan,
+    train_tfvaegan,
     train_vaegan,
 )
 
@@ -57,7 +61,9 @@ class FeatureGeneratingMethod(Method):
     2. generate ``syn_num`` features per unseen class (:func:`~gzslbench.methods.gan.model.generate_features`);
     3. train a linear softmax over all classes on every real training feature plus the generated
        ones and yield test scores after every epoch (``cls_*`` keys;
-       :func:`~gzslbench.methods.gan.classifier.train_final_classifier`).
+       :func:`~gzslbench.methods.gan.classifier.train_final_classifier`); train and test features
+       pass through the model's ``classifier_features`` first (themselves, or TF-VAEGAN's
+       discriminative features).
 
     Random streams (``ctx.generator(offset)``): 0 network init, 1 pre-trained classifier, 2
     generator training, 3 generation, 4 final classifier; everything runs on ``ctx.device``.
@@ -97,11 +103,12 @@ class FeatureGeneratingMethod(Method):
             syn_x, syn_y = generate_features(
                 gan, data.attributes, unseen, int(config["syn_num"]), ctx.generator(STREAM_GENERATE)
             )
+        features = gan.classifier_features
         yield from train_final_classifier(
-            torch.cat((data.x, syn_x)),
+            features(torch.cat((data.x, syn_x))),
             torch.cat((data.y, syn_y)),
-            tensor(split.test_seen_x),
-            tensor(split.test_unseen_x),
+            features(tensor(split.test_seen_x)),
+            features(tensor(split.test_unseen_x)),
             split.n_classes,
             SoftmaxSettings.final(config),
             ctx,
@@ -159,4 +166,25 @@ class VAEGANMethod(FeatureGeneratingMethod):
         settings = VAEGANSettings.from_config(config)
         with ctx.timer("gan_s"):
             train_vaegan(gan, data.x, data.y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN))
+        return gan, settings.epochs
+
+
+class TFVAEGANMethod(VAEGANMethod):
+    """TF-VAEGAN's generator: f-VAEGAN's plus a semantic decoder and a feedback module, and discriminative features.
+
+    :func:`~gzslbench.methods.gan.model.train_tfvaegan`; features are generated with feedback at
+    ``feedback_generation_weight`` (when ``feedback_loop=2``) and the final classifier sees
+    ``decoder_features``. ``gan`` history rows: f-VAEGAN's plus ``decoder_real`` and
+    ``decoder_generated`` while the decoder trains.
+    """
+
+    def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
+        spec = TFVAEGANSpec.from_config(config, data.x.shape[1], data.attributes.shape[1])
+        settings = TFVAEGANSettings.from_config(config)
+        generation_weight = float(config["feedback_generation_weight"]) if settings.feedback_loop == 2 else 0.0
+        gan = FeatureTFVAEGAN(
+            spec, data.x.device, ctx.generator(STREAM_INIT), generation_weight, str(config["decoder_features"])
+        )
+        with ctx.timer("gan_s"):
+            train_tfvaegan(gan, data.x, data.y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN))
         return gan, settings.epochs

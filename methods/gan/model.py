@@ -1,4 +1,4 @@
-"""The conditional WGAN-GP feature generators and their training loops: f-CLSWGAN and f-VAEGAN.
+"""The conditional WGAN-GP feature generators and their training loops: f-CLSWGAN, f-VAEGAN and TF-VAEGAN.
 
 Both share one adversarial loop (:func:`train_adversarial`, the reference's ``clswgan.py``
 loop): per generator step, ``critic_iters`` critic steps, each on a fresh random mini-batch of
@@ -11,7 +11,10 @@ the critic's generated features come from and in the generator step:
 * :func:`train_vaegan` (f-VAEGAN, TF-VAEGAN's ``train_images.py`` without feedback and
   semantic decoder): a VAE encoder's posterior samples or prior noise (``adversarial_noise``);
   encoder and generator minimise the VAE loss plus ``adversarial_weight`` times the adversarial
-  loss, and the penalty weight may adapt (``gp_schedule``).
+  loss, and the penalty weight may adapt (``gp_schedule``);
+* :func:`train_tfvaegan` (TF-VAEGAN, ``train_images.py``): f-VAEGAN's step plus a semantic
+  decoder trained on real and generated features and a feedback module that feeds the
+  decoder's hidden layer back into the generator's in every second pass of an epoch.
 
 :func:`generate_features` draws the per-class synthetic features the final classifier trains on.
 """
@@ -33,8 +36,9 @@ from gzslbench.methods.gan.losses import (
     critic_step_gradients,
     kl_divergence,
     reconstruction_loss,
+    weighted_l1,
 )
-from gzslbench.methods.gan.parts import Critic, Encoder, Generator, init_normal_
+from gzslbench.methods.gan.parts import Critic, Encoder, Feedback, Generator, SemanticDecoder, init_normal_
 
 GENERATOR_BATCHES = ("last_critic", "fresh")
 # Where the generated features the critic judges come from (f-VAEGAN): the encoder's posterior
@@ -45,6 +49,15 @@ GP_SCHEDULES = ("fixed", "adaptive")
 CRITIC_NAMES = ("critic_loss", "wasserstein", "gradient_penalty")
 LOSS_NAMES = (*CRITIC_NAMES, "generator_loss", "adversarial", "classification")
 VAEGAN_LOSS_NAMES = (*CRITIC_NAMES, "generator_loss", "adversarial", "reconstruction", "kl")
+# TF-VAEGAN's extra history terms: the decoder's loss on real features (critic phase) and on generated ones.
+DECODER_NAMES = ("decoder_real", "decoder_generated")
+# What the final classifier sees of a feature x (TF-VAEGAN): [x; a_hat; h] as the reference's
+# classifier, [x; h] as the paper describes it, or x alone (f-VAEGAN).
+DECODER_FEATURES = ("embedding_hidden", "hidden", "none")
+# Where the feedback of prior-noise features comes from in the generator step (TF-VAEGAN without
+# encoded noise): the decoder's hidden layer of the reconstruction, as the reference computes it,
+# or of the prior-noise feature itself.
+PRIOR_FEEDBACKS = ("reconstruction", "own")
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,7 @@ class GANSpec:
         )
 
 
-_CONVERT: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "str": str}
+_CONVERT: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "str": str, "bool": bool}
 SettingsT = TypeVar("SettingsT", bound="AdversarialSettings")
 
 
@@ -117,6 +130,19 @@ class VAEGANSettings(AdversarialSettings):
     gp_schedule: str
 
 
+@dataclass(frozen=True)
+class TFVAEGANSettings(VAEGANSettings):
+    """TF-VAEGAN's: f-VAEGAN's settings plus the semantic decoder's and the feedback module's training."""
+
+    decoder_weight: float
+    decoder_lr: float
+    freeze_decoder: bool
+    feedback_loop: int
+    feedback_weight: float
+    feedback_lr: float
+    prior_feedback: str
+
+
 class FeatureGAN(nn.Module):
     """A conditional generator and critic, initialised as the reference (weights N(0, 0.02^2), zero biases)."""
 
@@ -133,6 +159,14 @@ class FeatureGAN(nn.Module):
     def noise(self, n: int, rng: torch.Generator, device: torch.device) -> torch.Tensor:
         """Standard normal generator input, (n, noise_dim)."""
         return torch.randn(n, self.spec.noise_dim, generator=rng, device=device)
+
+    def generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Features at generation time (:func:`generate_features`): the generator itself."""
+        return self.generator(z, a)
+
+    def classifier_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the final classifier sees of features ``x``: ``x`` itself."""
+        return x
 
 
 @dataclass(frozen=True)
@@ -164,6 +198,87 @@ class FeatureVAEGAN(FeatureGAN):
         super().__init__(spec, device, generator)
         self.encoder = Encoder(spec.feature_dim, spec.attribute_dim, spec.encoder_hidden, spec.noise_dim, device)
         init_normal_(self.encoder, generator)
+
+
+@dataclass(frozen=True)
+class TFVAEGANSpec(VAEGANSpec):
+    """Shapes of a :class:`FeatureTFVAEGAN`: a :class:`VAEGANSpec` plus the semantic decoder's hidden width."""
+
+    decoder_hidden: int = 4096
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], feature_dim: int, attribute_dim: int) -> TFVAEGANSpec:
+        base = VAEGANSpec.from_config(config, feature_dim, attribute_dim)
+        return cls(**dataclasses.asdict(base), decoder_hidden=int(config["decoder_hidden"]))
+
+
+class FeatureTFVAEGAN(FeatureVAEGAN):
+    """A :class:`FeatureVAEGAN` with TF-VAEGAN's semantic decoder Dec(x) -> (a_hat, h) and feedback module F(h).
+
+    ``generation_weight`` is the feedback's weight when features are generated (the reference's
+    ``a2``; 0: no feedback), ``decoder_features`` what the final classifier sees
+    (``DECODER_FEATURES``). Decoder and feedback module are initialised after f-VAEGAN's
+    networks, so those start as f-VAEGAN's do on the same seed.
+    """
+
+    def __init__(
+        self,
+        spec: TFVAEGANSpec,
+        device: torch.device,
+        generator: torch.Generator,
+        generation_weight: float = 0.0,
+        decoder_features: str = "none",
+    ) -> None:
+        super().__init__(spec, device, generator)
+        if decoder_features not in DECODER_FEATURES:
+            raise ValueError(f"decoder_features {decoder_features!r} is not one of {DECODER_FEATURES}")
+        self.decoder = SemanticDecoder(spec.feature_dim, spec.decoder_hidden, spec.attribute_dim, device)
+        self.feedback = Feedback(spec.decoder_hidden, spec.generator_hidden, device)
+        init_normal_(self.decoder, generator)
+        init_normal_(self.feedback, generator)
+        self.generation_weight = generation_weight
+        self.decoder_features = decoder_features
+
+    def feedback_from(self, x: torch.Tensor) -> torch.Tensor:
+        """F(h(x)): the feedback of features ``x`` through the decoder's hidden layer (detached, as the reference's)."""
+        with torch.no_grad():
+            h = self.decoder(x)[1]
+        return self.feedback(h)
+
+    def generate_with_feedback(self, z: torch.Tensor, a: torch.Tensor, weight: float) -> torch.Tensor:
+        """The reference's two passes: ``x0 = G(z, a)``, then ``G(z, a)`` plus ``weight * F(h(x0))`` inside.
+
+        Gradients reach the generator and F through the second pass only (the first feeds the
+        decoder, whose hidden layer is detached).
+        """
+        with torch.no_grad():
+            first = self.generator(z, a)
+        return self.generator(z, a, self.feedback_from(first), weight)
+
+    def generate(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """With feedback at ``generation_weight`` (the reference's ``generate_syn_feature`` with ``a2``)."""
+        if self.generation_weight == 0.0:
+            return self.generator(z, a)
+        return self.generate_with_feedback(z, a, self.generation_weight)
+
+    @torch.no_grad()
+    def classifier_features(self, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        """The discriminative features: ``[x; a_hat; h]``, ``[x; h]`` or ``x`` (``decoder_features``), in chunks."""
+        if self.decoder_features == "none":
+            return x
+        parts = []
+        for start in range(0, len(x), chunk):
+            rows = x[start : start + chunk]
+            a_hat, h = self.decoder(rows)
+            parts.append(torch.cat((rows, a_hat, h) if self.decoder_features == "embedding_hidden" else (rows, h), 1))
+        return torch.cat(parts) if parts else x.new_empty(0, self.classifier_width())
+
+    def classifier_width(self) -> int:
+        """The width of :meth:`classifier_features`' rows."""
+        spec = self.spec
+        assert isinstance(spec, TFVAEGANSpec)
+        extra = {"embedding_hidden": spec.attribute_dim + spec.decoder_hidden, "hidden": spec.decoder_hidden}
+        return spec.feature_dim + extra.get(self.decoder_features, 0)
 
 
 class PenaltyWeight:
@@ -224,8 +339,12 @@ def train_adversarial(
     generator_names: tuple[str, ...],
     penalty: PenaltyWeight | None = None,
     critic_weight: float = 1.0,
+    passes: int = 1,
+    start_pass: Callable[[int], None] | None = None,
+    auxiliary_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    auxiliary_names: tuple[str, ...] = (),
 ) -> None:
-    """The family's loop: ``settings.epochs`` epochs of ``ceil(n / batch_size)`` generator steps.
+    """The family's loop: ``settings.epochs`` epochs of ``passes`` x ``ceil(n / batch_size)`` generator steps.
 
     Each generator step follows ``critic_iters`` critic steps. A critic step draws a batch
     (``randperm(n)[:batch]``), lets ``critic_fake(real, attributes)`` generate its counterpart
@@ -239,6 +358,12 @@ def train_adversarial(
     steps, before ``critic_weight``) and of the generator's terms (over generator steps), plus
     ``gp_weight`` at the epoch's end when it adapts; a non-finite mean raises
     :class:`~gzslbench.methods.base.TrainingDiverged` (``ctx.log``).
+
+    TF-VAEGAN's hooks: an epoch is ``passes`` passes (its ``feedback_loop``), ``start_pass(p)``
+    called before pass ``p`` (0-based) so that the steps can change with it;
+    ``auxiliary_step(real, attributes)`` runs in every critic step right after the batch is
+    drawn (the semantic decoder's step) and returns its detached terms, named
+    ``auxiliary_names`` and logged after the critic's as means over critic steps.
     """
     device = train_x.device
     n = len(train_x)
@@ -253,12 +378,17 @@ def train_adversarial(
     try:
         for epoch in ctx.progress_bar(range(1, settings.epochs + 1), "GAN epochs"):
             critic_sums = torch.zeros(len(CRITIC_NAMES), device=device)
+            auxiliary_sums = torch.zeros(len(auxiliary_names), device=device)
             generator_sums = torch.zeros(len(generator_names), device=device)
-            for _ in range(steps):
+            for step_index in range(passes * steps):
+                if start_pass is not None and step_index % steps == 0:
+                    start_pass(step_index // steps)
                 deviation = torch.zeros((), device=device)
                 for _ in range(settings.critic_iters):
                     rows = _sample_rows(n, batch, rng, device)
                     real, att = train_x[rows], attributes[train_y[rows]]
+                    if auxiliary_step is not None:
+                        auxiliary_sums += auxiliary_step(real, att)
                     with torch.no_grad():
                         fake = critic_fake(real, att)
                     alpha = torch.rand(batch, 1, generator=rng, device=device)
@@ -275,9 +405,10 @@ def train_adversarial(
                 if settings.generator_batch == "fresh":
                     rows = _sample_rows(n, batch, rng, device)
                 generator_sums += generator_step(rows)
-            values = (critic_sums.cpu() / (steps * settings.critic_iters)).tolist()
-            values += (generator_sums.cpu() / steps).tolist()
-            logged = dict(zip((*CRITIC_NAMES, *generator_names), values, strict=True))
+            values = (critic_sums.cpu() / (passes * steps * settings.critic_iters)).tolist()
+            values += (auxiliary_sums.cpu() / (passes * steps * settings.critic_iters)).tolist()
+            values += (generator_sums.cpu() / (passes * steps)).tolist()
+            logged = dict(zip((*CRITIC_NAMES, *auxiliary_names, *generator_names), values, strict=True))
             if penalty.adaptive:
                 logged["gp_weight"] = penalty.value()
             ctx.log("gan", epoch, **logged)
@@ -354,33 +485,132 @@ def train_vaegan(
     scaled by ``critic_weight`` (TF-VAEGAN's gammaD). Encoder Adam betas
     ``(encoder_beta1, 0.999)``, generator and critic ``(beta1, 0.999)``, all at ``lr``.
     """
+    _train_vaegan_family(gan, train_x, train_y, attributes, settings, ctx, rng, None)
+
+
+def train_tfvaegan(
+    gan: FeatureTFVAEGAN,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    attributes: torch.Tensor,
+    settings: TFVAEGANSettings,
+    ctx: RunContext,
+    rng: torch.Generator,
+) -> None:
+    """Train TF-VAEGAN: :func:`train_vaegan`'s networks and losses plus the semantic decoder and the feedback module.
+
+    * Semantic decoder (``decoder_weight > 0``): in every critic step, one Adam step
+      (``decoder_lr``, betas ``(beta1, 0.999)``) on ``decoder_weight * weighted_l1(Dec(x), a)``
+      of the real batch (``losses.weighted_l1``); in the generator step
+      ``decoder_weight * weighted_l1(Dec(x_gen), a)`` joins the loss, training generator (and
+      encoder) towards features that decode to their class embedding, and the decoder too
+      unless ``freeze_decoder``. ``decoder_weight=0`` leaves the decoder untrained.
+    * Feedback (``feedback_loop=2``): an epoch is two passes of steps; in the second every
+      generated feature (the critic's, the reconstruction, the prior-noise one) is
+      ``G(z, a)`` with ``feedback_weight * F(h(G(z, a)))`` added to its hidden layer
+      (:meth:`FeatureTFVAEGAN.generate_with_feedback`), and F takes an Adam step
+      (``feedback_lr``, betas ``(beta1, 0.999)``) after each generator step. With prior noise the
+      reference feeds back the hidden layer of the reconstruction (``prior_feedback``).
+
+    History: ``VAEGAN_LOSS_NAMES`` plus, with the decoder on, ``DECODER_NAMES`` (its unweighted losses).
+    """
+    _train_vaegan_family(gan, train_x, train_y, attributes, settings, ctx, rng, gan)
+
+
+def _train_vaegan_family(
+    gan: FeatureVAEGAN,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    attributes: torch.Tensor,
+    settings: VAEGANSettings,
+    ctx: RunContext,
+    rng: torch.Generator,
+    tf: FeatureTFVAEGAN | None,
+) -> None:
+    """f-VAEGAN's training, with TF-VAEGAN's decoder and feedback when ``tf`` (the same model) is given."""
     device = train_x.device
     opt_g = adam(gan.generator.parameters(), settings.lr, settings.beta1, device)
     opt_e = adam(gan.encoder.parameters(), settings.lr, settings.encoder_beta1, device)
     encoded = settings.adversarial_noise == "encoded"
+    tf_settings = settings if isinstance(settings, TFVAEGANSettings) else None
+    if tf is not None and tf_settings is None:
+        raise TypeError("TF-VAEGAN needs TFVAEGANSettings")
+    decoding = tf is not None and tf_settings is not None and tf_settings.decoder_weight > 0
+    prior_from_reconstruction = tf_settings is not None and tf_settings.prior_feedback == "reconstruction"
+    feedback_on = False  # whether the current pass feeds the decoder back into the generator
+    opt_dec = opt_f = None
+    if tf is not None and tf_settings is not None:
+        opt_dec = adam(tf.decoder.parameters(), tf_settings.decoder_lr, settings.beta1, device)
+        opt_f = adam(tf.feedback.parameters(), tf_settings.feedback_lr, settings.beta1, device)
+
+    def produce(z: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        if feedback_on and tf is not None and tf_settings is not None:
+            return tf.generate_with_feedback(z, att, tf_settings.feedback_weight)
+        return gan.generator(z, att)
 
     def critic_fake(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         z = gan.encoder.sample(real, att, rng)[0] if encoded else gan.noise(len(real), rng, device)
-        return gan.generator(z, att)
+        return produce(z, att)
 
     def generator_step(rows: torch.Tensor) -> torch.Tensor:
         real, att = train_x[rows], attributes[train_y[rows]]
         z, mu, logvar = gan.encoder.sample(real, att, rng)
-        recon = gan.generator(z, att)
+        recon = produce(z, att)
         rec = reconstruction_loss(recon, real, settings.reconstruction_loss)
         kl = kl_divergence(mu, logvar)
-        fake = recon if encoded else gan.generator(gan.noise(len(rows), rng, device), att)
+        if encoded:
+            fake = recon
+        elif feedback_on and prior_from_reconstruction:
+            assert tf is not None and tf_settings is not None
+            noise = gan.noise(len(rows), rng, device)
+            fake = gan.generator(noise, att, tf.feedback_from(recon.detach()), tf_settings.feedback_weight)
+        else:
+            fake = produce(gan.noise(len(rows), rng, device), att)
         adversarial = -gan.critic(fake, att).mean()
         loss = (
             settings.reconstruction_weight * rec + settings.kl_weight * kl + settings.adversarial_weight * adversarial
         )
+        terms = [loss, adversarial, rec, kl]
+        if decoding:
+            assert tf is not None and tf_settings is not None
+            tf.decoder.requires_grad_(not tf_settings.freeze_decoder)
+            decoder_loss = weighted_l1(tf.decoder(fake)[0], att)
+            loss = loss + tf_settings.decoder_weight * decoder_loss
+            terms = [loss, adversarial, rec, kl, decoder_loss]
         opt_e.zero_grad(set_to_none=True)
         opt_g.zero_grad(set_to_none=True)
+        if tf is not None:
+            assert opt_f is not None and opt_dec is not None
+            opt_f.zero_grad(set_to_none=True)
+            opt_dec.zero_grad(set_to_none=True)
         loss.backward()
         opt_e.step()
         opt_g.step()
-        return torch.stack((loss.detach(), adversarial.detach(), rec.detach(), kl.detach()))
+        if tf is not None and tf_settings is not None:
+            assert opt_f is not None and opt_dec is not None
+            if feedback_on:
+                opt_f.step()
+            if decoding:
+                if not tf_settings.freeze_decoder:
+                    opt_dec.step()
+                tf.decoder.requires_grad_(True)
+        return torch.stack([t.detach() for t in terms])
 
+    def decoder_step(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        assert tf is not None and tf_settings is not None and opt_dec is not None
+        loss = weighted_l1(tf.decoder(real)[0], att)
+        opt_dec.zero_grad(set_to_none=True)
+        (tf_settings.decoder_weight * loss).backward()
+        opt_dec.step()
+        return loss.detach().unsqueeze(0)
+
+    def start_pass(index: int) -> None:
+        nonlocal feedback_on
+        feedback_on = index == 1  # the reference's `if loop == 1`: the second pass feeds back
+
+    names = VAEGAN_LOSS_NAMES[len(CRITIC_NAMES) :]
+    if decoding:
+        names = (*names, DECODER_NAMES[1])
     train_adversarial(
         gan,
         train_x,
@@ -391,9 +621,13 @@ def train_vaegan(
         rng,
         critic_fake=critic_fake,
         generator_step=generator_step,
-        generator_names=VAEGAN_LOSS_NAMES[len(CRITIC_NAMES) :],
+        generator_names=names,
         penalty=PenaltyWeight(settings.gp_weight, settings.gp_schedule, device),
         critic_weight=settings.critic_weight,
+        passes=tf_settings.feedback_loop if tf is not None and tf_settings is not None else 1,
+        start_pass=start_pass if tf is not None else None,
+        auxiliary_step=decoder_step if decoding else None,
+        auxiliary_names=DECODER_NAMES[:1] if decoding else (),
     )
 
 
@@ -414,8 +648,9 @@ def generate_features(
     """``per_class`` generated features for each class id in ``classes`` (in that order) and their labels.
 
     Row ``i * per_class + j`` is the ``j``-th feature of ``classes[i]``, generated from
-    fresh standard normal noise and the class's attribute vector, as the reference's
-    ``generate_syn_feature``. Generated ``chunk`` rows at a time to bound memory.
+    fresh standard normal noise and the class's attribute vector (:meth:`FeatureGAN.generate`:
+    with TF-VAEGAN's feedback where it has one), as the reference's ``generate_syn_feature``.
+    Generated ``chunk`` rows at a time to bound memory.
     """
     device = attributes.device
     labels = classes.to(device).repeat_interleave(per_class)
@@ -425,6 +660,6 @@ def generate_features(
     noise = gan.noise(len(labels), rng, device)  # drawn at once: the features do not depend on ``chunk``
     for start in range(0, len(labels), chunk):
         part = slice(start, start + chunk)
-        features[part] = gan.generator(noise[part], attributes[labels[part]])
+        features[part] = gan.generate(noise[part], attributes[labels[part]])
     gan.train(was_training)
     return features, labels

@@ -5,7 +5,8 @@ The shapes follow the f-CLSWGAN reference release (``model.py``: ``MLP_G``, ``ML
 on the generator's output (ResNet features are non-negative). f-VAEGAN (TF-VAEGAN's
 ``networks/TFVAEGAN_model.py``) ends its generator with a sigmoid instead, since its
 reconstruction loss is a binary cross-entropy on [0, 1]-scaled features, and adds the
-:class:`Encoder` of its VAE. Every fully connected layer is
+:class:`Encoder` of its VAE; TF-VAEGAN adds the :class:`SemanticDecoder` and the :class:`Feedback`
+module, whose output enters the generator's hidden layer. Every fully connected layer is
 initialised as the reference's ``weights_init`` does, weights from N(0, 0.02^2) and zero biases,
 drawn from an explicit ``torch.Generator`` so that a run never touches the global RNG state.
 The generator and critic store weights as (in, out) (the VAE family's :class:`Dense`): the same
@@ -58,8 +59,13 @@ class Generator(nn.Module):
         self.hidden = Dense(noise_dim + attribute_dim, hidden, device)
         self.out = Dense(hidden, feature_dim, device)
 
-    def forward(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, a: torch.Tensor, feedback: torch.Tensor | None = None, weight: float = 0.0
+    ) -> torch.Tensor:
+        """``feedback`` (TF-VAEGAN), scaled by ``weight``, is added to the hidden layer after its activation."""
         h = F.leaky_relu(self.hidden(torch.cat((z, a), dim=1)), LEAKY_SLOPE)
+        if feedback is not None:
+            h = h + weight * feedback
         out = self.out(h)
         return torch.sigmoid(out) if self.output == "sigmoid" else torch.relu(out)
 
@@ -112,6 +118,41 @@ class Critic(nn.Module):
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return self.out(F.leaky_relu(self.hidden(torch.cat((x, a), dim=1)), LEAKY_SLOPE)).squeeze(1)
+
+
+class SemanticDecoder(nn.Module):
+    """Dec(x) -> (a_hat, h): ``x`` -> hidden -> LeakyReLU(0.2) = ``h`` -> attribute size -> unit L2 norm = ``a_hat``.
+
+    TF-VAEGAN's ``AttDec``: it maps a (real or generated) feature back to its class embedding;
+    its hidden layer ``h`` is what the feedback module and the discriminative features use.
+    The output is L2-normalised because xlsa17's class embeddings are.
+    """
+
+    def __init__(self, feature_dim: int, hidden: int, attribute_dim: int, device: torch.device) -> None:
+        super().__init__()
+        self.hidden = Dense(feature_dim, hidden, device)
+        self.out = Dense(hidden, attribute_dim, device)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.leaky_relu(self.hidden(x), LEAKY_SLOPE)
+        a = self.out(h)
+        return a / a.norm(dim=1, keepdim=True), h
+
+
+class Feedback(nn.Module):
+    """F(h): the decoder's hidden layer -> Linear -> LeakyReLU(0.2) -> Linear -> LeakyReLU(0.2), the generator's width.
+
+    TF-VAEGAN's ``Feedback`` (two ``ngh x ngh`` layers, as decoder and generator share the width
+    4096 there); here the first layer maps the decoder's width to the generator's.
+    """
+
+    def __init__(self, decoder_hidden: int, generator_hidden: int, device: torch.device) -> None:
+        super().__init__()
+        self.first = Dense(decoder_hidden, generator_hidden, device)
+        self.second = Dense(generator_hidden, generator_hidden, device)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.second(F.leaky_relu(self.first(h), LEAKY_SLOPE)), LEAKY_SLOPE)
 
 
 class LinearSoftmax(nn.Module):

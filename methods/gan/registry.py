@@ -1,11 +1,12 @@
-"""The registered feature-generating GAN methods: f-CLSWGAN and f-VAEGAN (TF-VAEGAN is to share this backbone).
+"""The registered feature-generating GAN methods: f-CLSWGAN, f-VAEGAN and TF-VAEGAN.
 
 Each method is a subclass of :class:`~gzslbench.methods.gan.method.CLSWGANMethod` or
 :class:`~gzslbench.methods.gan.method.VAEGANMethod` that sets its defaults, per-dataset settings
 and validation grid. f-CLSWGAN's settings come from the authors' PyTorch release (``clswgan.py``
 and ``script/reproduce_gzsl_*.sh``); f-VAEGAN's from the official TF-VAEGAN code
 (``train_images.py``, ``config_images.py`` and ``scripts/run_*_tfvaegan.py``) with its feedback
-module and semantic decoder switched off, which the TF-VAEGAN paper calls its f-VAEGAN baseline.
+module and semantic decoder switched off, which the TF-VAEGAN paper calls its f-VAEGAN baseline;
+TF-VAEGAN's from the same scripts with both on.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from typing import Any, ClassVar
 from gzslbench.core.config import Constraint, OneOf, Range
 from gzslbench.core.registry import register_method
 from gzslbench.methods.gan.losses import RECONSTRUCTION_LOSSES
-from gzslbench.methods.gan.method import CLSWGANMethod, VAEGANMethod
-from gzslbench.methods.gan.model import ADVERSARIAL_NOISES, GENERATOR_BATCHES, GP_SCHEDULES
+from gzslbench.methods.gan.method import CLSWGANMethod, TFVAEGANMethod, VAEGANMethod
+from gzslbench.methods.gan.model import (
+    ADVERSARIAL_NOISES,
+    DECODER_FEATURES,
+    GENERATOR_BATCHES,
+    GP_SCHEDULES,
+    PRIOR_FEEDBACKS,
+)
 
 CLSWGAN_CITATION = (
     "Xian, Lorenz, Schiele and Akata, Feature Generating Networks for Zero-Shot Learning (f-CLSWGAN), "
@@ -379,3 +386,161 @@ class FVAEGAN(VAEGANMethod):
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = VAEGAN_NEAREST
     search_space: ClassVar[dict[str, list[Any]]] = VAEGAN_SPACE
     dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = VAEGAN_DATASET_SPACE
+
+
+# ---- TF-VAEGAN ----------------------------------------------------------------------------------------------------
+
+TFVAEGAN_CITATION = (
+    "Narayan, Gupta, Khan, Snoek and Shao, Latent Embedding Feedback and Discriminative Features for Zero-Shot "
+    "Classification (TF-VAEGAN), ECCV 2020. https://arxiv.org/abs/2003.07833 (code: https://github.com/akshitac8/tfvaegan)"
+)
+
+# Defaults: scripts/run_cub_tfvaegan.py and the argparse defaults of config_images.py for what it leaves
+# out: f-VAEGAN's (the same scripts) plus the decoder's and the feedback module's keys.
+_TFVAEGAN: dict[str, Any] = {
+    **_VAEGAN,
+    "decoder_weight": 0.01,  # --recons_weight
+    "decoder_lr": 1e-4,  # --dec_lr
+    "decoder_hidden": 4096,  # AttDec's hidden layer: --ngh
+    "freeze_decoder": False,  # --freeze_dec (AWA2's script sets it)
+    "feedback_loop": 2,  # --feedback_loop: two passes an epoch, the second with feedback
+    "feedback_weight": 1.0,  # --a1 (training)
+    "feedback_generation_weight": 1.0,  # --a2 (feature generation)
+    "feedback_lr": 1e-5,  # --feed_lr
+    "prior_feedback": "reconstruction",  # train_images.py feeds netDec(recon_x) back into the prior-noise features
+    "decoder_features": "embedding_hidden",  # classifier_images.py compute_dec_out: [x; Dec(x); hidden]
+}
+
+TFVAEGAN_RANGES: dict[str, Constraint] = {
+    **VAEGAN_RANGES,
+    "decoder_weight": Range(ge=0, le=1e6),  # 0 switches the semantic decoder's training off
+    "decoder_lr": Range(gt=0, le=1),
+    "decoder_hidden": Range(ge=1, le=65_536),
+    "freeze_decoder": OneOf((True, False)),
+    "feedback_loop": OneOf((1, 2)),  # 1 switches the feedback module off, in training and generation
+    "feedback_weight": Range(ge=0, le=100),
+    "feedback_generation_weight": Range(ge=0, le=100),  # 0: no feedback when features are generated
+    "feedback_lr": Range(gt=0, le=1),
+    "prior_feedback": OneOf(PRIOR_FEEDBACKS),
+    "decoder_features": OneOf(DECODER_FEATURES),  # "none": the classifier sees the features alone
+}
+
+TFVAEGAN_DATASETS: dict[str, dict[str, Any]] = {
+    # scripts/run_cub_tfvaegan.py (--manualSeed 3483)
+    "cub": {
+        **VAEGAN_DATASETS["cub"],
+        "decoder_weight": 0.01,
+        "decoder_lr": 1e-4,
+        "freeze_decoder": False,
+        "feedback_weight": 1.0,
+        "feedback_generation_weight": 1.0,
+        "feedback_lr": 1e-5,
+    },
+    # scripts/run_sun_tfvaegan.py (--manualSeed 4115; no --dec_lr: config_images.py's 1e-4)
+    "sun": {
+        **VAEGAN_DATASETS["sun"],
+        "decoder_weight": 0.01,
+        "decoder_lr": 1e-4,
+        "freeze_decoder": False,
+        "feedback_weight": 0.1,
+        "feedback_generation_weight": 0.01,
+        "feedback_lr": 1e-4,
+    },
+    # scripts/run_awa_tfvaegan.py, run on AWA2 (--dataset AWA2, --manualSeed 9182; --freeze_dec)
+    "awa2": {
+        **VAEGAN_DATASETS["awa2"],
+        "decoder_weight": 0.1,
+        "decoder_lr": 1e-4,
+        "freeze_decoder": True,
+        "feedback_weight": 0.01,
+        "feedback_generation_weight": 0.01,
+        "feedback_lr": 1e-4,
+    },
+    # scripts/run_flo_tfvaegan.py (--manualSeed 806; no --encoded_noise)
+    "flo": {
+        **VAEGAN_DATASETS["flo"],
+        "decoder_weight": 0.01,
+        "decoder_lr": 1e-4,
+        "freeze_decoder": False,
+        "feedback_weight": 0.5,
+        "feedback_generation_weight": 0.5,
+        "feedback_lr": 1e-5,
+    },
+}
+
+# The same nearest scripts and reasons as f-VAEGAN's, whose settings come from the same scripts.
+TFVAEGAN_NEAREST: dict[str, tuple[str, str]] = VAEGAN_NEAREST
+
+# Validation grid: the decoder's loss weight over the scripts' two values (0.01, AWA2 0.1) and a decade
+# beyond, and the feedback's weight at generation (a2) over the scripts' range (0.01 to 1): it acts on
+# the features the classifier trains on directly, the training weight a1 only through the generator.
+TFVAEGAN_SPACE: dict[str, list[Any]] = {
+    "decoder_weight": [0.01, 0.1, 1.0],
+    "feedback_generation_weight": [0.01, 0.1, 1.0],
+}
+
+
+@register_method("tf-vaegan")
+class TFVAEGAN(TFVAEGANMethod):
+    """Narayan, Gupta, Khan, Snoek and Shao, "Latent Embedding Feedback and Discriminative Features for
+    Zero-Shot Classification" (TF-VAEGAN), ECCV 2020, inductive; settings from the official code.
+
+    f-VAEGAN (``f-vaegan``: its networks, losses, weights and defaults) plus three parts, each a
+    switch that turns it off (all three off give f-VAEGAN's numbers on the same seed):
+
+    1. Semantic embedding decoder ``Dec(x) -> (a_hat, h)`` (``parts.SemanticDecoder``: ``x ->
+       4096 -> LeakyReLU(0.2) = h -> attribute size``, L2-normalised): ``decoder_weight``
+       (recons_weight: 0.01; AWA2 0.1) x ``losses.weighted_l1(Dec(x), a)`` (the reference's
+       WeightedL1, a per-row ``sum |d|^3 / ||d||`` averaged over rows), trained on the real batch of
+       every critic step (its own Adam step, ``decoder_lr`` 1e-4, beta1 0.5) and added to the
+       encoder-generator loss on the generated features of every generator step, where it also
+       trains the decoder unless ``freeze_decoder`` (AWA2). Off: ``decoder_weight=0``.
+    2. Feedback module ``F(h)`` (``parts.Feedback``: two 4096-wide layers, LeakyReLU(0.2) after
+       each): with ``feedback_loop=2`` an epoch is two passes of generator steps, the second
+       computing every generated feature as ``G(z, a)`` with ``feedback_weight`` (a1) x
+       ``F(h(G(z, a)))`` added to the generator's hidden layer (``FeatureTFVAEGAN.generate_with_feedback``),
+       F trained by the generator loss (Adam, ``feedback_lr``, beta1 0.5); features are then
+       generated the same way with weight ``feedback_generation_weight`` (a2). Off:
+       ``feedback_loop=1`` (one pass an epoch, no feedback anywhere).
+    3. Discriminative features: the final softmax trains and tests on ``[x; a_hat; h]`` of every
+       real and generated feature (``FeatureTFVAEGAN.classifier_features``,
+       ``decoder_features="embedding_hidden"``). Off: ``"none"``.
+
+    The losses are combined in ``model.train_tfvaegan`` (f-VAEGAN's terms: ``model.train_vaegan``;
+    critic ``losses.critic_step_gradients``). Per dataset (``scripts/run_*_tfvaegan.py``; AWA1
+    and APY take AWA2's), on top of f-VAEGAN's per-dataset values:
+
+    ====  ==============  ==============  ====  ====  ===========  ==========
+    data  decoder_weight  freeze_decoder  a1    a2    feedback_lr  decoder_lr
+    ====  ==============  ==============  ====  ====  ===========  ==========
+    CUB   0.01            no              1     1     1e-5         1e-4
+    SUN   0.01            no              0.1   0.01  1e-4         1e-4
+    AWA2  0.1             yes             0.01  0.01  1e-4         1e-4
+    FLO   0.01            no              0.5   0.5   1e-5         1e-4
+    ====  ==============  ==============  ====  ====  ===========  ==========
+
+    Reference behaviour that differs from the paper, each the default and each a switch away:
+
+    * ``decoder_features="embedding_hidden"``: the reference's classifier concatenates the
+      decoder's output ``a_hat`` too; ``"hidden"`` gives the paper's ``[x; h]``.
+    * ``prior_feedback="reconstruction"`` (matters with ``adversarial_noise="prior"``, FLO): in
+      the generator step the prior-noise features get the feedback of the reconstruction's
+      decoder hidden layer, as ``train_images.py`` computes it; ``"own"`` feeds back their own.
+    * f-VAEGAN's: ``gp_schedule="adaptive"``, ``adversarial_noise`` per script, ``encoder_beta1=0.9``.
+
+    With ``feedback_loop=1`` the feedback module is off at generation too (the reference would
+    still add an untrained F's output at ``a2``). As for f-VAEGAN, the reference trains and scores a
+    final classifier after every epoch and prints the best on the test set; here it trains once,
+    after the last epoch, and the protocol selects (``oracle`` is test-set selection). The
+    reference's ZSL classifier is not run: the protocol's ZSL numbers come from the same scores.
+    """
+
+    description: ClassVar[str] = (
+        "TF-VAEGAN: f-VAEGAN with a semantic decoder, its feedback into the generator and decoder features."
+    )
+    reference: ClassVar[str] = TFVAEGAN_CITATION
+    defaults: ClassVar[dict[str, Any]] = _TFVAEGAN
+    ranges: ClassVar[dict[str, Constraint]] = TFVAEGAN_RANGES
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = TFVAEGAN_DATASETS
+    nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = TFVAEGAN_NEAREST
+    search_space: ClassVar[dict[str, list[Any]]] = TFVAEGAN_SPACE
