@@ -14,7 +14,15 @@ from matplotlib.image import imread
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.cli.report import write_report
-from gzslbench.reports.plots import latent_points, plot_bars, plot_curves, plot_sensitivity, select_records, sweeps
+from gzslbench.reports.plots import (
+    curve_panels,
+    latent_points,
+    plot_bars,
+    plot_curves,
+    plot_sensitivity,
+    select_records,
+    sweeps,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OVERRIDES = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}
@@ -59,6 +67,44 @@ def test_curves_one_figure_per_dataset_from_history(tmp_path):
     assert_figures(first, ["curves-synth-cub", "curves-synth-sun"])
     write_record(out, "acmr", "synth-cub", 1, 40.0, 30.0, 60.0, history=history(5.0))
     second = plot_curves(select_records(out, datasets=["synth-cub"]), tmp_path / "f2")
+    assert not np.array_equal(imread(first[0]), imread(second[0]))
+
+
+def gan_history(scale: float, epochs: int = 3) -> dict:
+    """A feature generator's history: a pre-trained classifier, the GAN's loss terms, the final classifier."""
+    train = [{"stage": "pretrain", "epoch": e, "loss": scale / e} for e in range(1, epochs + 1)]
+    train += [
+        {
+            "stage": "gan",
+            "epoch": e,
+            "critic_loss": -scale * e,
+            "wasserstein": scale * e,
+            "gradient_penalty": 0.1,
+            "generator_loss": scale / e,
+            "adversarial": scale,
+            "classification": 0.0,
+        }
+        for e in range(1, epochs + 1)
+    ]
+    train += [{"stage": "classifier", "epoch": e, "loss": scale / e} for e in range(1, 3)]
+    test = [{"epoch": e, "U": 10.0 * e * scale, "S": 50.0, "H": 15.0 * e * scale} for e in range(1, 3)]
+    return {"train": train, "test": test}
+
+
+def test_curves_show_the_gan_stage_losses(tmp_path):
+    out = tmp_path / "results"
+    for seed in range(2):
+        write_record(out, "f-clswgan", "synth-cub", seed, 40.0, 30.0, 60.0, history=gan_history(1.0 + seed))
+    records = select_records(out)
+    gan_panels = [("pretrain", "loss"), *(("gan", t) for t in ("critic_loss", "wasserstein", "gradient_penalty"))]
+    gan_panels += [("gan", "generator_loss"), ("gan", "adversarial"), ("classifier", "loss")]
+    assert curve_panels(records) == [*gan_panels, ("test", "U"), ("test", "S"), ("test", "H")]  # all-zero term left out
+    write_record(out, "acmr", "synth-cub", 0, 40.0, 30.0, 60.0, history=history(1.0))
+    assert ("vae", "reconstruction") in curve_panels(select_records(out))  # both families on one figure
+    first = plot_curves(records, tmp_path / "f1")
+    assert_figures(first, ["curves-synth-cub"])
+    write_record(out, "f-clswgan", "synth-cub", 1, 40.0, 30.0, 60.0, history=gan_history(4.0))
+    second = plot_curves(select_records(out, methods=["f-clswgan"]), tmp_path / "f2")
     assert not np.array_equal(imread(first[0]), imread(second[0]))
 
 

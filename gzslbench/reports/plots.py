@@ -1,7 +1,8 @@
 """The paper's figures from run records, drawn headless with matplotlib and written as PNG and PDF.
 
-* :func:`plot_curves`: per-epoch loss terms of the VAE stage, the final classifier's loss and its
-  U / S / H per epoch, mean over seeds with a ±std band, one figure per dataset.
+* :func:`plot_curves`: per-epoch loss terms of the VAE stage, of the GAN stage (critic, generator
+  and their parts) and of a pre-trained classifier, the final classifier's loss and its U / S / H
+  per epoch, mean over seeds with a ±std band, one figure per dataset.
 * :func:`plot_sensitivity`: H against one config value across records that differ only in that
   value (ACMR's Figure 5), one curve per dataset with a ±std band over seeds.
 * :func:`plot_tsne`: t-SNE of the latent means of both modalities for seen and unseen classes from
@@ -38,6 +39,25 @@ if TYPE_CHECKING:
 PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars", "seen-unseen")
 FORMATS = ("png", "pdf")
 VAE_TERMS = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction", "total")
+GAN_TERMS = (
+    "critic_loss",
+    "wasserstein",
+    "gradient_penalty",
+    "generator_loss",
+    "adversarial",
+    "classification",
+    "reconstruction",
+    "kl",
+    "decoder_real",
+    "decoder_generated",
+)
+# Training stages of the per-epoch history, in plotting order: (stage, loss terms, panel title prefix, x label).
+TRAIN_STAGES = (
+    ("vae", VAE_TERMS, "VAE", "VAE epoch"),
+    ("pretrain", ("loss",), "pre-trained classifier", "pre-training epoch"),
+    ("gan", GAN_TERMS, "GAN", "GAN epoch"),
+    ("classifier", ("loss",), "final classifier", "classifier epoch"),
+)
 EXTRA = "plots"
 
 
@@ -109,7 +129,7 @@ def _stack(series: Iterable[Mapping[int, float]]) -> tuple[np.ndarray, np.ndarra
 
 
 def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
-    """One figure per dataset: VAE loss terms, classifier loss and U / S / H per epoch, one line per method."""
+    """One figure per dataset: each training stage's loss terms and the final U / S / H per epoch, a line per method."""
     mpl = _mpl()
     by_dataset: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
@@ -120,17 +140,10 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         counts = defaultdict(int)
         for method, _ in runs:
             counts[method] += 1
-        panels = [
-            *(("vae", t) for t in VAE_TERMS),
-            ("classifier", "loss"),
-            ("test", "U"),
-            ("test", "S"),
-            ("test", "H"),
-        ]
-        present = [p for p in panels if any(_series(r, *p) for rs in runs.values() for r in rs)]
+        present = curve_panels([r for rs in runs.values() for r in rs])
         if not present:
             continue
-        cols = 3
+        cols = 3 if len(present) <= 12 else 4
         rows = math.ceil(len(present) / cols)
         fig = mpl.Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -145,7 +158,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 _band(ax, x, values, label, colors[(method, config_hash)])
             ax.xaxis.set_major_locator(mpl.MaxNLocator(integer=True))
             ax.set_title(_panel_title(stage, key))
-            ax.set_xlabel("classifier epoch" if stage != "vae" else "VAE epoch")
+            ax.set_xlabel(_STAGE_X_LABEL.get(stage, "classifier epoch"))
             ax.set_ylabel("%" if stage == "test" else "loss (epoch mean)")
             ax.grid(alpha=0.3)
         for ax in axes[len(present) :]:
@@ -163,6 +176,17 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     return written
 
 
+def curve_panels(records: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The (stage, term) panels some record has a non-zero series for, in :data:`TRAIN_STAGES` order, then U / S / H."""
+    panels = [
+        *((stage, term) for stage, terms, _, _ in TRAIN_STAGES for term in terms),
+        ("test", "U"),
+        ("test", "S"),
+        ("test", "H"),
+    ]
+    return [p for p in panels if any(_series(r, *p) for r in records)]
+
+
 def _series(record: dict[str, Any], stage: str, key: str) -> dict[int, float]:
     history = record.get("history") or {}
     if stage == "test":
@@ -174,12 +198,14 @@ def _series(record: dict[str, Any], stage: str, key: str) -> dict[int, float]:
     return {} if unused_term else series
 
 
+_STAGE_TITLE = {stage: title for stage, _, title, _ in TRAIN_STAGES}
+_STAGE_X_LABEL = {stage: label for stage, _, _, label in TRAIN_STAGES}
+
+
 def _panel_title(stage: str, key: str) -> str:
     if stage == "test":
         return f"{key} (test, final classifier)"
-    if stage == "classifier":
-        return "final classifier loss"
-    return f"VAE {key.replace('_', ' ')}"
+    return f"{_STAGE_TITLE[stage]} {key.replace('_', ' ')}"
 
 
 def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
