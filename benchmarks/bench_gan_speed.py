@@ -302,7 +302,7 @@ def format_report(bench: dict[str, Any]) -> str:
             f"{method:9s} GAN epoch {r['gan_epoch_s']:.3f} s (of {r['gan_epochs']}) | pretrain {pretrain}"
             f" | generate {r['generate_s']:.3f} s | classifier {r['classifier_s']:.3f} s ({r['cls_epochs']} epochs)"
             f" | {r['epoch_gflop']:.3g} GFLOP/epoch = {r['gflops']:.3g} GFLOP/s"
-            f" = {r['ceiling_share']:.0%} of {r['gemm_gflops']:.3g} GFLOP/s"
+            f" = {r['ceiling_share']:.1%} of {r['gemm_gflops']:.3g} GFLOP/s"
             f" ({g['layer']} {g['kind']} {g['m']}x{g['k']}x{g['n']}) | wall {r['wall_s']:.1f} s"
         )
     return "\n".join(lines)
