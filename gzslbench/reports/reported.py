@@ -1,8 +1,9 @@
 """Published GZSL numbers shipped with the package, and the names that link them to our methods.
 
 The figures live in ``gzslbench/reference/paper_tables.csv`` (sources in ``SOURCES.md`` beside it):
-ACMR's Table 2 and Table 3 (AAAI 2022) and ESZSL from Xian et al. (TPAMI 2018). Tables show them
-only on real datasets: a synthetic twin has no published counterpart.
+ACMR's Table 2 and Table 3 (AAAI 2022), ESZSL from Xian et al. (TPAMI 2018), and ``original`` rows
+from a method's own paper where ACMR's quote of it is wrong or missing (they take precedence).
+Tables show them only on real datasets: a synthetic twin has no published counterpart.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "f-clswgan": ("f-CLSWGAN", "gan"),
     # ACMR's Table 2 prints the inductive results of the f-VAEGAN-D2 paper (inductive: no D2) under that name.
     "f-vaegan": ("f-VAEGAN-D2", "gan"),
-    # Not in ACMR's Table 2 (paper_tables.csv has no TF-VAEGAN row): the name and group for our own rows only.
+    # Not in ACMR's Table 2: its reported row is the H of its own paper (``original`` rows).
     "tf-vaegan": ("TF-VAEGAN", "gan"),
 }
 # Table 2's groups, in print order; "other" holds methods with no known family.
@@ -103,12 +104,20 @@ def reported_table() -> pd.DataFrame:
 
 
 def reported(tables: tuple[str, ...], datasets: list[str] | None = None) -> pd.DataFrame:
-    """Published rows of the given printed tables (in file order), on ``datasets`` when given."""
+    """Published rows of the given printed tables, on ``datasets`` when given, one per method and dataset.
+
+    Where several tables give the same method on the same dataset, the first of ``tables`` wins (so
+    ``original`` before ``table2`` shows a method's own paper instead of ACMR's quote of it); rows keep
+    file order otherwise.
+    """
     frame = reported_table()
     frame = frame[frame["table"].isin(tables)]
     if datasets is not None:
         frame = frame[frame["dataset"].isin(datasets)]
-    return frame.reset_index(drop=True)
+    priority = frame["table"].map({t: i for i, t in enumerate(tables)})
+    first = frame.assign(_priority=priority).sort_values("_priority", kind="stable")
+    kept = first.drop_duplicates(["method", "dataset"]).index
+    return frame.loc[sorted(kept)].reset_index(drop=True)
 
 
 def counterpart(method: str, dataset: str, tables: tuple[str, ...]) -> pd.Series | None:
