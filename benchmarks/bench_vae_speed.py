@@ -1,8 +1,8 @@
-"""Speed of the cross-modal VAE methods on CUB-sized random data, against the reference timings.
+"""Speed of the cross-modal VAE methods on CUB-sized random data: seconds per VAE epoch and classifier stage.
 
-The reference ACMR implementation takes about 9 s per VAE epoch and about 90 s for its 50-epoch
-final-classifier stage on a 2-core CPU; the targets are at most half of the first and a tenth
-of the second, doing identical work (widths, batch sizes, iteration and sample counts).
+The work is the reference's (widths, batch sizes, iteration and sample counts at CUB's shapes).
+To compare with a reference implementation, time both on this machine with
+``benchmarks/ab_reference.py``: a time measured on another machine compares with nothing.
 
 Usage::
 
@@ -27,11 +27,6 @@ from bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
-
-REFERENCE_VAE_EPOCH_S = 9.0
-REFERENCE_CLASSIFIER_S = 90.0
-TARGET_VAE_EPOCH_S = 4.5
-TARGET_CLASSIFIER_S = 9.0
 
 
 def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu") -> dict[str, float]:
@@ -125,10 +120,7 @@ def breakdown(method: str = "acmr", iterations: int = 143) -> str:
 def report(method: str, result: dict[str, float]) -> str:
     cls_50 = result["classifier_s"] * 50 / result["classifier_epochs"]
     return (
-        f"{method:9s} VAE epoch {result['vae_epoch_s']:.2f} s "
-        f"(x{result['vae_epoch_s'] / REFERENCE_VAE_EPOCH_S:.2f} of the reference 9 s, target <= {TARGET_VAE_EPOCH_S} s)"
-        f" | classifier 50 epochs {cls_50:.2f} s "
-        f"(x{cls_50 / REFERENCE_CLASSIFIER_S:.3f} of the reference 90 s, target <= {TARGET_CLASSIFIER_S} s)"
+        f"{method:9s} VAE epoch {result['vae_epoch_s']:.2f} s | classifier 50 epochs {cls_50:.2f} s"
         f" | encoding {result['encode_s']:.2f} s | wall {result['wall_s']:.1f} s"
     )
 
