@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from gzslbench.protocol.splits import Split
 
 
-__all__ = ["Method", "RunContext", "Scores", "TrainingDiverged"]  # Scores: defined by the protocol
+__all__ = ["DataShapes", "Method", "RunContext", "Scores", "TrainingDiverged"]  # Scores: defined by the protocol
 
 T = TypeVar("T")
 
@@ -96,6 +96,17 @@ class RunContext:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class DataShapes:
+    """The sizes a training step's cost depends on, without the data: what a speed probe needs."""
+
+    n_train: int
+    feature_dim: int
+    attribute_dim: int
+    n_seen: int
+    n_classes: int
 
 
 class Method:
@@ -195,6 +206,19 @@ class Method:
             raise ValueError(f"{type(self).__name__} trains one seed at a time (batched_seeds is False)")
         for scores in self.predict(split, config, ctxs[0]):
             yield [scores]
+
+    @classmethod
+    def speed_probe(
+        cls, shapes: DataShapes, config: Mapping[str, Any], device: torch.device, seeds: int
+    ) -> Callable[[int], None] | None:
+        """A function that runs ``n`` training iterations of ``seeds`` seeds (one computation where the method
+        batches seeds) on random data of ``shapes``, or None when the method has none.
+
+        The planner (:mod:`gzslbench.execution.layouts`) times it to find which layout of processes,
+        threads and batched seeds is fastest on the machine; a method without a probe runs its
+        seeds one after another on all cores, which is never slower than itself.
+        """
+        return None
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
         """Train on ``split`` for ``ctx``'s seed and yield test scores once per candidate model, in order.

@@ -15,6 +15,19 @@ from gzslbench.data.dataset import GZSLData, validate
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17-att"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_layout_measurements(tmp_path_factory):
+    """Runs in tests take the unmeasured plan (one seed after another) and never write the user's cache.
+
+    Measuring layouts spawns processes for seconds per new config; tests/test_layouts.py measures
+    on purpose, with its own cache folder. Subprocesses inherit both variables.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GZSLBENCH_LAYOUT", "sequential")
+        patch.setenv("GZSLBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def make_tiny_data(seed: int = 0, n_seen: int = 6, n_unseen: int = 3, per_class: int = 30, dim: int = 16):
     """A small, easy GZSLData: features are a linear image of class attributes plus noise."""
     rng = np.random.default_rng(seed)

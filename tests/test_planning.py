@@ -1,4 +1,4 @@
-"""The execution planner: processes x threads never exceed the cores, and auto picks the measured mix."""
+"""The execution planner: processes x threads never exceed the cores, and auto follows the measured layout."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution import planning
 from gzslbench.execution import schedule as schedule_module
 from gzslbench.execution.api import run
+from gzslbench.execution.layouts import Choice
 from gzslbench.execution.options import parse_count
 from gzslbench.execution.planning import MAX_CPU_BATCH, ExecutionPlan, plan_execution, seed_batches, tail_units
 from gzslbench.execution.schedule import execution_rounds, schedule
@@ -24,18 +25,36 @@ def specs(method: str = "acmr", seeds: int = 5, configs: int = 1) -> list[RunSpe
     return [RunSpec(method, "synth-tiny", s, {"k": c}) for c in range(configs) for s in range(seeds)]
 
 
+PROCESSES = Choice("processes", {"sequential": 10.0, "processes": 13.2}, cached=True)
+BATCHED = Choice("batched", {"sequential": 10.0, "processes": 9.0, "batched": 11.0}, cached=False)
+
+
 def auto(runs: list[RunSpec], cores: int = 2, device_type: str = "cpu", backend: str = "joblib", **kw):
     options = {"n_jobs": "auto", "batch_seeds": "auto", **kw}
     return plan_execution(runs, cores=cores, device_type=device_type, backend=backend, **options)
 
 
-def test_five_seeds_on_two_cores_run_two_rounds_on_one_thread_each_then_the_fifth_on_two():
+def test_without_a_measurement_seeds_run_one_after_another_on_every_core():
+    plan = auto(specs(seeds=5))
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (1, 2, 1, 0)
+    assert plan.describe() == "1 process x 2 threads (auto: one seed after another)"
+
+
+def test_measured_processes_run_two_rounds_on_one_thread_each_then_the_fifth_on_two():
     runs = specs(seeds=5)
-    plan = auto(runs)
+    plan = auto(runs, layout=PROCESSES)
     assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 1, 1, 2)
     assert plan.describe().startswith("2 processes x 1 thread, then the last 1 unit on 2 threads each (auto:")
-    assert "no batches on one thread" in plan.reason
+    assert "processes fastest here (cached measurement, seed-iterations/s: sequential 10.0, processes 13.2)" in (
+        plan.reason
+    )
     assert scheduled_threads(runs, plan) == [1, 1, 1, 1, 2]
+
+
+def test_measured_batches_train_a_group_in_one_process_on_every_core():
+    plan = auto(specs(seeds=5), cores=4, layout=BATCHED)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (1, 4, 5, 0)
+    assert "measured now" in plan.reason
 
 
 def test_one_process_of_several_threads_batches_its_seeds():
@@ -44,7 +63,7 @@ def test_one_process_of_several_threads_batches_its_seeds():
 
 
 def test_rounds_that_come_out_even_have_no_tail():
-    plan = auto(specs(seeds=4))
+    plan = auto(specs(seeds=4), layout=PROCESSES)
     assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail) == (2, 1, 1, 0)
     assert "then" not in plan.describe()
 
@@ -79,8 +98,8 @@ def test_one_seed_gets_every_core_as_threads():
 
 
 def test_methods_that_cannot_batch_get_processes_only():
-    plan = auto(specs("eszsl", seeds=3))
-    assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.tail, plan.tail_threads) == (2, 1, 1, 1, 2)
+    plan = auto(specs("eszsl", seeds=3), n_jobs=2)
+    assert (plan.n_jobs, plan.threads, plan.batch_seeds) == (2, 1, 1)
 
 
 def test_many_groups_batch_each_group_whole_up_to_the_cap():
@@ -112,9 +131,10 @@ def test_given_processes_or_threads_get_no_tail(given):
 @pytest.mark.parametrize("cores", [1, 2, 3, 8, 16])
 @pytest.mark.parametrize("seeds", [1, 2, 5, 7, 20])
 @pytest.mark.parametrize("method", ["acmr", "eszsl"])
-def test_auto_never_asks_for_more_threads_than_cores_and_runs_every_seed(cores, seeds, method):
+@pytest.mark.parametrize("layout", [None, PROCESSES, BATCHED])
+def test_auto_never_asks_for_more_threads_than_cores_and_runs_every_seed(cores, seeds, method, layout):
     runs = specs(method, seeds=seeds)
-    plan = auto(runs, cores=cores)
+    plan = auto(runs, cores=cores, layout=layout)
     assert plan.n_jobs * plan.threads <= cores
     units = seed_batches(runs, plan.batch_seeds) if method == "acmr" else [[r] for r in runs]
     assert sum(len(u) for u in units) == seeds and max(len(u) for u in units) <= MAX_CPU_BATCH
@@ -148,6 +168,7 @@ def test_runs_of_more_threads_start_after_the_others_on_fewer_processes():
 def test_an_auto_run_gives_its_tail_every_core_after_the_others_and_the_same_records_as_alone(monkeypatch, tmp_path):
     monkeypatch.setattr(planning, "cpu_count", lambda: 2)
     monkeypatch.setattr(schedule_module, "cpu_count", lambda: 2)
+    monkeypatch.setattr(schedule_module, "measured_layout", lambda specs, cores, loaded: PROCESSES)
     records = run("ale", "synth-tiny", seeds=3, out=tmp_path / "auto", n_jobs="auto", batch_seeds="auto")
     assert [r["threads"] for r in records] == [1, 1, 2]
     assert records[2]["started_at"] >= max(r["finished_at"] for r in records[:2])

@@ -1,52 +1,32 @@
 """How a command spreads its runs over the machine: processes, torch threads and batched seeds.
 
-``--n-jobs auto`` and ``--batch-seeds auto`` pick the mix; explicit values are kept as given. The
-rule comes from measuring 5 seeds of ACMR at CUB's shapes on a 2-core CPU two ways: aggregate
-training GFLOP/s in ``python benchmarks/bench.py`` (short epochs; all seeds' FLOP over the time until the
-last one finishes) and the wall time of ``gzslbench run -m acmr -d synth-cub --seeds 5`` (full
-size, 100 epochs, classifier and evaluation included):
+``--n-jobs auto --threads (unset) --batch-seeds auto``, the defaults, on a CPU: the layout that is
+fastest on this machine for the command's largest group of seeds, measured on first use and
+cached (:mod:`gzslbench.execution.layouts`): one seed after another on every core, one
+single-thread process per core, or the seeds batched in one process on every core. Where nothing
+is measured (a method without a speed probe, a single run, ``GZSLBENCH_LAYOUT=sequential``), one
+seed after another. No fixed rule serves every CPU: on one 2-core machine two single-thread
+processes ran five ACMR seeds 1.32x faster than one seed after another on two threads, on another
+they gained nothing and batched seeds were slower.
 
-=========================================================  ==========  ===========
-mix                                                        GFLOP/s     run, s
-=========================================================  ==========  ===========
-1 process x 2 threads, seeds one after another              69-77       2,139
-1 process x 2 threads, 5 seeds batched                      83-86       2,061 (*)
-2 processes x 1 thread, seeds batched 3 + 2                 78-83 (+)   1,754
-2 processes x 1 thread, batches 2 + 2, then the fifth       83-86 (+)   1,633
-seed on 2 threads
-2 processes x 1 thread, unbatched, then the fifth seed      92 (#)      1,624
-on 2 threads (the plan)
-=========================================================  ==========  ===========
-
-(*) Measured before processes kept the memory they free (:mod:`gzslbench.execution.process`), which made
-the other rows 4-15% faster. (+) Timed in alternation, three times each (60 iterations x 2
-epochs per seed; the full bench gave the 3 + 2 batches 87-89 another day). (#) One full
-bench, in which one seed ran at 70.5 (another full bench: the 2 + 2 batches' plan 95.9, one
-seed 72.7). Products with 50 rows scale poorly across the threads of one process, which
-favours processes. Batching seeds gains nothing on one thread (51.3 GFLOP/s for 3 seeds
-batched, 51.9 for one; end to end 1,203 s for two batches of 2 against 1,205 s for two seeds
-each), so a single-thread process runs its seeds one by one: it schedules finer, holds less
-memory (1.07 against 1.12 GB peak), and every record is identical to the one-after-another
-run's (metrics and history; the thread count did not change them). Batches of 3 + 2 left a core
-idle while the first batch's third seed ran on one thread (about 550 s); the plan runs the
-fifth seed after the others on both threads instead (415 s). End to end the plan is 1.32x
-faster than one seed after another. The rule on a CPU:
+Any of ``--n-jobs N``, ``--threads N``, ``--batch-seeds K`` set by hand is kept, and the rest follows
+the rules of :func:`plan_execution`:
 
 * processes: one per core (per ``--threads`` cores when given), but no more than there are runs;
 * threads: the cores divided among the processes (``--n-jobs`` x threads never exceeds the cores);
 * batched seeds (methods that can), only for processes of several threads: each (method,
   dataset, config) group is cut into as many batches as it takes to give every process work, at
   most :data:`MAX_CPU_BATCH` seeds each, the seeds that do not fill a batch left over as one more;
-* the tail: when the units (batches and unbatched runs) do not fill the last round of processes,
-  the last units wait for the others and then share every core (threads x processes / tail
-  units each), instead of one process running its extra unit on one thread while the other
-  cores idle. Five seeds on two cores: four on one thread each, two at a time, then the fifth
-  on two threads.
+* the tail (a planned process count only): when the units do not fill the last round of
+  processes, the last units wait for the others and then share every core (threads x processes
+  / tail units each), instead of one process running its extra unit on one thread while the
+  other cores idle.
 
 On a GPU, processes would only queue for the same device: one process, every seed of a group
 batched (at most :data:`MAX_GPU_BATCH`), so that each kernel does K seeds' work. The Dask
 backend sends runs out one by one: no batching there, one single-thread worker per core.
 """
+
 
 from __future__ import annotations
 
@@ -57,6 +37,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from gzslbench.execution.layouts import Choice
 from gzslbench.execution.options import AUTO
 from gzslbench.execution.resolve import get_method
 from gzslbench.execution.spec import RunSpec
@@ -150,14 +131,18 @@ def plan_execution(
     n_jobs: int | str = 1,
     threads: int | None = None,
     batch_seeds: int | str = 1,
+    layout: Choice | None = None,
 ) -> ExecutionPlan:
-    """The plan for ``specs``, after the rule above.
+    """The plan for ``specs``, after the rules above.
 
     ``n_jobs`` and ``batch_seeds`` are numbers (kept) or ``auto``; ``threads`` None means the cores
-    divided among the processes. Only a planned process count (``n_jobs`` auto, ``threads`` None,
-    on a CPU with joblib) gets a tail (:func:`tail_units`).
+    divided among the processes. All three automatic on a CPU with joblib: the plan of ``layout``
+    (:func:`layout_plan`; none measured: one seed after another). Only a planned process count
+    (``n_jobs`` auto, ``threads`` None, on a CPU with joblib) gets a tail (:func:`tail_units`).
     """
     runs = max(1, len(specs))
+    if n_jobs == AUTO and threads is None and batch_seeds == AUTO and device_type != "cuda" and backend == "joblib":
+        return layout_plan(specs, cores, layout)
     reasons = []
     planned = n_jobs == AUTO and threads is None  # only a mix planned whole gets a tail
     if n_jobs == AUTO:
@@ -192,6 +177,26 @@ def plan_execution(
             reasons.append("the last round's units share every core")
     reason = "auto: " + "; ".join(reasons) if reasons else "as given"
     return ExecutionPlan(n_jobs, per_process, batch_seeds, reason, tail, tail_threads)
+
+
+def layout_plan(specs: Sequence[RunSpec], cores: int, layout: Choice | None) -> ExecutionPlan:
+    """The plan of a measured layout (:mod:`gzslbench.execution.layouts`) on ``cores`` CPU cores.
+
+    ``sequential`` (also without a measurement): one process on every core, one seed after
+    another. ``processes``: one single-thread process per core, the last round's units sharing
+    every core (:func:`tail_units`). ``batched``: one process on every core, each group's seeds as
+    one computation (at most :data:`MAX_CPU_BATCH`).
+    """
+    name = layout.layout if layout is not None else "sequential"
+    why = f"auto: {layout.describe()}" if layout is not None and layout.throughput else "auto: one seed after another"
+    if name == "processes":
+        n_jobs = max(1, min(cores, len(specs)))
+        tail, tail_threads = tail_units(len(specs), n_jobs, 1)
+        return ExecutionPlan(n_jobs, 1, 1, why, tail, tail_threads)
+    if name == "batched":
+        groups, _ = group_sizes(specs)
+        return ExecutionPlan(1, cores, max(1, min(max(groups, default=1), MAX_CPU_BATCH)), why)
+    return ExecutionPlan(1, cores, 1, why)
 
 
 def tail_units(units: int, n_jobs: int, threads: int) -> tuple[int, int]:

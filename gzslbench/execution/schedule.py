@@ -27,8 +27,12 @@ from tqdm.auto import tqdm
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.execute import execute_and_save, is_finished, run_in_worker
-from gzslbench.execution.planning import ExecutionPlan, cpu_count, plan_execution, seed_batches
+from gzslbench.execution.layouts import Choice, Workload, choose_layout
+from gzslbench.execution.options import AUTO
+from gzslbench.execution.planning import ExecutionPlan, cpu_count, plan_execution, seed_batches, unit_key
+from gzslbench.execution.resolve import load_dataset
 from gzslbench.execution.spec import RunSpec
+from gzslbench.methods.base import DataShapes
 from gzslbench.protocol.selection import PROTOCOL
 from gzslbench.results.record import SCHEMA_VERSION, NewerRecordError, RecordError, protocol_version
 from gzslbench.results.store import load_record, read_record, remove_partial_writes, remove_stale_temp_files
@@ -163,18 +167,23 @@ def run_specs(
                 f"{len(stale)} finished record(s) were made from other data or under another protocol than now "
                 f"(e.g. {spec.path(out)}: {why}); pass --force to replace them, or --results another folder"
             )
-    loaded = loaded or {}
+    loaded = dict(loaded or {})
     todo = [s for s in specs if force or not is_finished(s, out)]
     done: dict[Path, dict[str, Any]] = {}
     if todo:
+        device_type = todo[0].device.split(":")[0]
+        layout = None
+        if (n_jobs, threads, batch_seeds, backend, device_type) == (AUTO, None, AUTO, "joblib", "cpu"):
+            layout = measured_layout(todo, cpu_count(), loaded)
         plan = plan_execution(
             todo,
             cores=cpu_count(),
-            device_type=todo[0].device.split(":")[0],
+            device_type=device_type,
             backend=backend,
             n_jobs=n_jobs,
             threads=threads,
             batch_seeds=batch_seeds,
+            layout=layout,
         )
         if not quiet:
             print(f"plan: {plan.describe()}", file=sys.stderr, flush=True)
@@ -190,6 +199,29 @@ def run_specs(
                 if log_lines:
                     print(report_line(record, len(done), len(todo)), file=sys.stderr, flush=True)
     return [done.get(s.path(out)) or read_record(s.path(out)) or {"status": "missing", **asdict(s)} for s in specs]
+
+
+def measured_layout(specs: Sequence[RunSpec], cores: int, loaded: dict[tuple, GZSLData]) -> Choice:
+    """The fastest layout on this machine for the largest group of seeds in ``specs`` (:func:`choose_layout`).
+
+    The group's data are loaded for their shapes and kept in ``loaded`` for the runs.
+    """
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(unit_key(spec), []).append(spec)
+    group = max(groups.values(), key=len)
+    first = group[0]
+    data = loaded.get(first.data_key)
+    if data is None:
+        data = loaded[first.data_key] = load_dataset(first.dataset, first.data_dir, first.dataset_options)
+    shapes = DataShapes(
+        n_train=len(data.trainval),
+        feature_dim=data.features.shape[1],
+        attribute_dim=data.attributes.shape[1],
+        n_seen=len(data.seen_classes),
+        n_classes=data.n_classes,
+    )
+    return choose_layout(Workload(first.method, first.config, shapes, len(group)), cores)
 
 
 def _unit_records(

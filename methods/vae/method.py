@@ -8,13 +8,13 @@ Registered methods (:mod:`gzslbench.methods.vae.registry`) are subclasses that o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.methods.base import DataShapes, Method, RunContext, Scores, TrainingDiverged
 from gzslbench.methods.vae.classifier import ClassifierSettings, per_class_indices, train_final_classifier
 from gzslbench.methods.vae.model import (
     BackboneSpec,
@@ -76,6 +76,33 @@ class CrossModalVAEMethod(Method):
     """
 
     batched_seeds: ClassVar[bool] = True
+
+    @classmethod
+    def speed_probe(
+        cls, shapes: DataShapes, config: Mapping[str, Any], device: torch.device, seeds: int
+    ) -> Callable[[int], None]:
+        """``n`` iterations of the real VAE training loop (:func:`train_vae`), ``seeds`` models batched, random data.
+
+        The cost of an iteration depends on the batch and the widths, not on the values, so the
+        data are uniform noise of the run's shapes; the final classifier (a small share of a run)
+        is left out.
+        """
+        spec = backbone_spec(config, shapes.feature_dim, shapes.attribute_dim, shapes.n_classes)
+        settings = VAESettings.from_config({**config, "epochs": 1})
+        data = torch.Generator(device=device).manual_seed(0)
+        rows = shapes.n_train
+        train_x = torch.rand(rows, shapes.feature_dim, generator=data, device=device)
+        train_y = torch.randint(shapes.n_seen, (rows,), generator=data, device=device)
+        attributes = torch.rand(shapes.n_classes, shapes.attribute_dim, generator=data, device=device)
+        models = [CrossModalVAE(spec, device, torch.Generator(device=device).manual_seed(k)) for k in range(seeds)]
+
+        def run(iterations: int) -> None:
+            n = min(rows, iterations * settings.batch_size)
+            ctxs = [RunContext(seed=k, device=device) for k in range(seeds)]
+            generators = [torch.Generator(device=device).manual_seed(k + 1) for k in range(seeds)]
+            train_vae(models, train_x[:n], train_y[:n], attributes, settings, ctxs, generators)
+
+        return run
 
     def predict_seeds(
         self, split: Split, config: Mapping[str, Any], ctxs: list[RunContext]
