@@ -46,8 +46,9 @@ import torch
 from gzslbench.core.environment import DEVICE_CHOICES, resolve_device
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.execution.layouts import Choice, Workload, candidates, measure, pick
 from gzslbench.execution.process import set_up_own_process
-from gzslbench.methods.base import RunContext
+from gzslbench.methods.base import DataShapes, RunContext
 from gzslbench.methods.vae.classifier import ClassifierSettings, train_final_classifier
 from gzslbench.methods.vae.model import (
     BackboneSpec,
@@ -541,7 +542,13 @@ def _round_seconds(args: Sequence[tuple], n_jobs: int) -> tuple[float, float]:
 
 
 def planned_seeds(
-    size: BenchSize, seeds: int, iterations: int, epochs: int, device: torch.device, cores: int
+    size: BenchSize,
+    seeds: int,
+    iterations: int,
+    epochs: int,
+    device: torch.device,
+    cores: int,
+    layout: Choice | None = None,
 ) -> dict[str, Any]:
     """Aggregate GFLOP/s of ``seeds`` seeds run as ``--n-jobs auto --batch-seeds auto`` plans them.
 
@@ -554,7 +561,7 @@ def planned_seeds(
     from gzslbench.execution.spec import RunSpec
 
     specs = [RunSpec(METHOD, size.name, seed, {}) for seed in range(seeds)]
-    plan = plan_execution(specs, cores=cores, device_type=device.type, n_jobs="auto", batch_seeds="auto")
+    plan = plan_execution(specs, cores=cores, device_type=device.type, n_jobs="auto", batch_seeds="auto", layout=layout)
     units = schedule(specs, plan)
     seconds, gflop = 0.0, 0.0
     for round_units, n_jobs in execution_rounds(units, min(plan.n_jobs, len(units))):
@@ -660,8 +667,18 @@ def run_bench(
             "thread(s) (aggregate GFLOP/s)"
         ),
     )
+    choice = None
+    if device.type == "cpu":
+        say("the planner's layouts, each timed with ACMR's speed probe")
+        shapes = DataShapes(shape.n_train, shape.feature_dim, shape.attribute_dim, shape.n_seen, shape.n_classes)
+        throughput = measure(Workload(METHOD, config, shapes, seeds), cores, candidates(cores, True, seeds))
+        choice = Choice(pick(throughput), throughput, cached=False)
+        result.update(
+            layout_choice=choice.layout,
+            layout_gflops={name: value * single["gflop_per_iteration"] for name, value in throughput.items()},
+        )
     say(f"{seeds} seeds as --n-jobs auto plans them")
-    mix = planned_seeds(shape, seeds, iterations, epochs, device, cores)
+    mix = planned_seeds(shape, seeds, iterations, epochs, device, cores, choice)
     result.update(acmr_planned_gflops=mix["gflops"], planned_mix=mix["plan"], planned_units=mix["units"])
     say("xlsa17-format load")
     result.update(load_seconds(shape))
@@ -715,6 +732,17 @@ def format_report(r: dict[str, Any]) -> str:
             f"ACMR training, {r['batched_k']} seeds (auto plan)",
             f"{r['acmr_planned_gflops']:.1f} GFLOP/s aggregate = {r['planned_efficiency']:.0%} of matmul: "
             f"{r['planned_mix']}",
+        ),
+        *(
+            [
+                (
+                    "planner's layouts (probe)",
+                    ", ".join(f"{name} {value:.1f}" for name, value in r["layout_gflops"].items())
+                    + f" GFLOP/s: chose {r['layout_choice']}",
+                )
+            ]
+            if "layout_gflops" in r
+            else []
         ),
         (
             f"final classifier, {r['cls_epochs']} epochs",

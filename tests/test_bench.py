@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from gzslbench.execution.layouts import Choice
 from gzslbench.methods.vae.model import BackboneSpec, CrossModalVAE, VAESettings
 from gzslbench.methods.vae.parts import draw_noise, random_permutations
 
@@ -151,6 +152,10 @@ def test_report_formats_every_measurement() -> None:
     assert rows["final classifier, 2 epochs"] == "0.50 s"
     assert rows["xlsa17 load, 1 MiB"] == "first (converting) 0.10 s, cached 2.0 ms"
     assert len(rows) == 10
+    layouts = {"layout_gflops": {"sequential": 4.0, "processes": 3.5}, "layout_choice": "sequential"}
+    with_layouts = bench.format_report({**fake_result(), **layouts}).splitlines()
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in with_layouts[2:])
+    assert rows["planner's layouts (probe)"] == "sequential 4.0, processes 3.5 GFLOP/s: chose sequential"
     full = bench.format_report(fake_result(quick=False, cls_epochs=50, cls_epochs_timed=5)).splitlines()
     assert full[0].startswith("bench: size tiny") and "(from 5 timed)" in "\n".join(full)
 
@@ -211,6 +216,8 @@ def test_bench_quick_json_on_tiny_shapes() -> None:
         assert isinstance(data[key], float) and data[key] > 0, key
     assert data["size"] == "tiny" and data["batched_k"] == 2 and data["batched_mode"] == "batched"
     assert sum(data["planned_units"]) == 2 and "process" in data["planned_mix"]
+    assert set(data["layout_gflops"]) == {"sequential", "processes", "batched"}
+    assert data["layout_choice"] in data["layout_gflops"] and data["layout_choice"] in data["planned_mix"]
     assert len(data["matmul_gflops_measured"]) == 2 and data["matmul_gflops"] == max(data["matmul_gflops_measured"])
     assert data["acmr_efficiency"] == data["acmr_gflops"] / data["matmul_gflops"]
     spec = bench.size_spec(bench.SIZES["tiny"])
@@ -245,7 +252,8 @@ def test_the_planned_mix_times_the_plans_rounds_one_after_the_other(monkeypatch)
         return 2.0, 10.0 * len(args)
 
     monkeypatch.setattr(bench, "_round_seconds", timed_round)
-    result = bench.planned_seeds(bench.SIZES["tiny"], 3, 2, 1, torch.device("cpu"), cores=2)
+    processes = Choice("processes", {"sequential": 1.0, "processes": 2.0}, cached=False)
+    result = bench.planned_seeds(bench.SIZES["tiny"], 3, 2, 1, torch.device("cpu"), cores=2, layout=processes)
     assert rounds == [([1, 1], [1, 1], 2), ([1], [2], 1)]  # seeds per unit, threads per unit, processes
     assert result["units"] == [1, 1, 1] and result["gflops"] == 30.0 / 4.0
     assert "then the last 1 unit on 2 threads each" in result["plan"]
