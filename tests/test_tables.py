@@ -47,6 +47,8 @@ def test_reported_rows_prefer_a_methods_own_paper():
     assert counterpart("f-vaegan", "cub", TABLE2_SOURCES)["U"] == 48.4
     assert counterpart("tf-vaegan", "cub", TABLE2_SOURCES)["H"] == 58.1  # ACMR's table has no TF-VAEGAN row
     assert counterpart("f-clswgan", "awa2", TABLE2_SOURCES)["table"] == "table2"  # no original row there
+    gan = [m for m in reported(TABLE2_SOURCES, ["cub"])["method"] if m in {"cycle-CLSWGAN", "f-CLSWGAN", "LiGAN"}]
+    assert gan == ["cycle-CLSWGAN", "f-CLSWGAN", "LiGAN"]  # a corrected row keeps its place in ACMR's table
 
 
 def test_reported_numbers_are_package_data_with_names_mapped():

@@ -108,7 +108,7 @@ def reported(tables: tuple[str, ...], datasets: list[str] | None = None) -> pd.D
 
     Where several tables give the same method on the same dataset, the first of ``tables`` wins (so
     ``original`` before ``table2`` shows a method's own paper instead of ACMR's quote of it); rows keep
-    file order otherwise.
+    the place of the method's first row in the file otherwise.
     """
     frame = reported_table()
     frame = frame[frame["table"].isin(tables)]
@@ -116,8 +116,10 @@ def reported(tables: tuple[str, ...], datasets: list[str] | None = None) -> pd.D
         frame = frame[frame["dataset"].isin(datasets)]
     priority = frame["table"].map({t: i for i, t in enumerate(tables)})
     first = frame.assign(_priority=priority).sort_values("_priority", kind="stable")
-    kept = first.drop_duplicates(["method", "dataset"]).index
-    return frame.loc[sorted(kept)].reset_index(drop=True)
+    kept = frame.loc[sorted(first.drop_duplicates(["method", "dataset"]).index)]
+    place = {method: i for i, method in reversed(list(enumerate(frame["method"])))}  # a method's first row
+    order = sorted(range(len(kept)), key=lambda i: place[kept["method"].iloc[i]])
+    return kept.iloc[order].reset_index(drop=True)
 
 
 def counterpart(method: str, dataset: str, tables: tuple[str, ...]) -> pd.Series | None:
