@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from gzslbench.core.environment import cpu_name
+
 SIDES = ("ours", "reference")
 
 
@@ -83,19 +85,8 @@ class Comparison:
         return statistics.median(o / r for o, r in zip(ours, reference, strict=True))
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform module reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict[str, str]:
-    return {"cpu": cpu_model(), "cores": str(os.cpu_count()), "platform": platform.platform()}
+    return {"cpu": cpu_name(), "cores": str(os.cpu_count()), "platform": platform.platform()}
 
 
 def epoch_seconds(output: str, pattern: re.Pattern[str] | None) -> tuple[float | None, int]:

@@ -43,7 +43,7 @@ import numpy as np
 import scipy.io
 import torch
 
-from gzslbench.core.environment import DEVICE_CHOICES, resolve_device
+from gzslbench.core.environment import DEVICE_CHOICES, cpu_name, resolve_device
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.layouts import Choice, Workload, candidates, measure, pick
@@ -435,17 +435,6 @@ def load_seconds(size: BenchSize) -> dict[str, float]:
             else:
                 os.environ["GZSLBENCH_CACHE"] = previous
     return {"load_cold_s": times[0], "load_cached_s": times[1], "load_size_mb": mb}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def peak_rss_mb() -> float:

@@ -70,7 +70,7 @@ def test_a_measurement_is_made_once_per_machine_and_workload_then_read_from_the_
     assert (again.layout, again.cached, fake.calls) == ("processes", True, 1)
     assert "cached measurement" in again.describe() and "processes 14.0" in again.describe()
     choose_layout(acmr_workload(seeds=5), cores=2, measure_fn=fake)  # another workload: measured anew
-    monkeypatch.setattr(layouts, "cpu_model", lambda: "another CPU")
+    monkeypatch.setattr(layouts, "cpu_name", lambda: "another CPU")
     choose_layout(acmr_workload(), cores=2, measure_fn=fake)  # another machine: measured anew
     assert fake.calls == 3
     assert len(json.loads(measuring.read_text())["entries"]) == 3

@@ -26,7 +26,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +36,7 @@ from typing import Any
 import torch
 from joblib import Parallel, delayed
 
-from gzslbench.core.environment import torch_threads
+from gzslbench.core.environment import cpu_name, torch_threads
 from gzslbench.core.files import write_json_atomic
 from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method
@@ -83,20 +82,9 @@ class Choice:
         return f"{self.layout} fastest here ({source}, seed-iterations/s: {measured})" if measured else self.layout
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``), else what the platform module reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_key(cores: int, device_type: str) -> str:
     """What a measurement holds for: CPU model, cores, torch version and device."""
-    return f"{cpu_model()} | {cores} cores | torch {torch.__version__} | {device_type}"
+    return f"{cpu_name()} | {cores} cores | torch {torch.__version__} | {device_type}"
 
 
 def cache_file() -> Path:

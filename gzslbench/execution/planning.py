@@ -27,7 +27,6 @@ batched (at most :data:`MAX_GPU_BATCH`), so that each kernel does K seeds' work.
 backend sends runs out one by one: no batching there, one single-thread worker per core.
 """
 
-
 from __future__ import annotations
 
 import json
