@@ -33,7 +33,7 @@ import torch
 from bench import SIZES as BENCH_SIZES
 from bench import BenchSize, Gemm, gemm_gflops, random_split
 
-from gzslbench.core.environment import resolve_device
+from gzslbench.core.environment import flush_denormals, resolve_device
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import METHODS
 from gzslbench.execution.resolve import method_config as resolve_method_config
@@ -217,7 +217,8 @@ def measure(
     config = gan_config(method, size, gan_epochs, cls_epochs)
     ctx = RunContext(seed=0, device=torch.device(device))
     start = time.perf_counter()
-    n_scores = sum(1 for _ in cls().predict_seeds(random_split(size), config, [ctx]))
+    with flush_denormals():  # as a run computes
+        n_scores = sum(1 for _ in cls().predict_seeds(random_split(size), config, [ctx]))
     wall = time.perf_counter() - start
     assert n_scores == cls_epochs
     gemms = size_gemms(method, size, config)

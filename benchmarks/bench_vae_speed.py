@@ -24,6 +24,7 @@ import torch
 # benchmarks/bench.py, beside this script (its folder is sys.path[0] when run as a script)
 from bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
 
+from gzslbench.core.environment import flush_denormals
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
@@ -35,7 +36,8 @@ def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str 
     config = {**method_config(method), "epochs": vae_epochs, "cls_epochs": cls_epochs}
     ctx = RunContext(seed=0, device=torch.device(device))
     start = time.perf_counter()
-    n_scores = sum(1 for _ in cls().predict_seeds(random_split(SIZES["cub"]), config, [ctx]))
+    with flush_denormals():  # as a run computes
+        n_scores = sum(1 for _ in cls().predict_seeds(random_split(SIZES["cub"]), config, [ctx]))
     wall = time.perf_counter() - start
     assert n_scores == cls_epochs
     return {

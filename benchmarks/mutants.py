@@ -46,10 +46,10 @@ class Mutant:
 
 MUTANTS: dict[str, Mutant] = {
     "distance-weight-halved": Mutant(
-        "gzslbench.methods.vae.model",
-        '        total = total + weights["distance"] * distance',
-        '        total = total + 0.5 * weights["distance"] * distance',
-        "the alignment (distance) term's weight halved inside the loss (weighted_total)",
+        "gzslbench.methods.vae.hand_step",
+        "            coefficient = (distance_weight / per_sample)[:, None]",
+        "            coefficient = (0.5 * distance_weight / per_sample)[:, None]",
+        "the alignment (distance) term's weight halved inside the loss gradient (HandStep)",
     ),
     "half-unseen-samples": Mutant(
         "gzslbench.methods.vae.method",
@@ -64,10 +64,10 @@ MUTANTS: dict[str, Mutant] = {
         "the final classifier's learning rate doubled (ClassifierSettings.from_config)",
     ),
     "kl-without-half": Mutant(
-        "gzslbench.methods.vae.losses",
-        "    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - var)",
-        "    return -torch.sum(1 + logvar - mu.pow(2) - var)",
-        "the KL term without its 0.5 factor (kl_divergence)",
+        "gzslbench.methods.vae.hand_step",
+        '        kl_weight = weights["kl"]',
+        '        kl_weight = 2 * weights["kl"]',
+        "the KL term without its 0.5 factor, i.e. its gradient doubled (HandStep)",
     ),
 }
 QUICK_MUTANT = "half-unseen-samples"

@@ -55,22 +55,25 @@ def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
 IN_PROCESS_RUN = """
 import json, os, torch
 import gzslbench
+from gzslbench.core.environment import denormals_flushed
 from gzslbench.execution import process
 torch.set_num_threads(3)
-before = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"))
+before = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"), denormals_flushed())
 record = gzslbench.run("eszsl", "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"])[0]
-after = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"))
-print(json.dumps([before, after, record["threads"], process.retain_freed_memory.cache_info().currsize]))
+after = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"), denormals_flushed())
+print(json.dumps([before, after, record["threads"], record["execution"]["flush_denormals"],
+                  process.retain_freed_memory.cache_info().currsize]))
 """
 
 
 def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(tmp_path) -> None:
-    """A notebook calling gzslbench.run keeps its thread count, its environment and glibc's defaults."""
+    """A notebook calling gzslbench.run keeps its thread count, its environment, glibc's defaults and its denormals."""
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | {"OUT": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, capture_output=True, text=True, check=True)
-    before, after, run_threads, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
-    assert before == after == [3, None]
+    before, after, run_threads, run_flushed, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == after == [3, None, False]
     assert run_threads == 1  # the run itself had the threads it asked for
+    assert run_flushed is True  # and flushed denormals, which the caller's arithmetic does not
     assert allocator_calls == 0  # retain_freed_memory never ran in the caller's process
 
 

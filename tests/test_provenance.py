@@ -33,7 +33,14 @@ def test_a_batched_record_says_how_it_was_executed(batched_and_single):
     assert [r["execution"]["batch_position"] for r in batched] == [0, 1]
     assert all(
         r["execution"] | {"batch_position": 0}
-        == {"device": "cpu", "threads": 1, "batch_seeds": 2, "batch_position": 0, "unit_seeds": [0, 1]}
+        == {
+            "device": "cpu",
+            "threads": 1,
+            "batch_seeds": 2,
+            "batch_position": 0,
+            "unit_seeds": [0, 1],
+            "flush_denormals": True,
+        }
         for r in batched
     )
     assert [r["execution"]["batch_seeds"] for r in single] == [1, 1]

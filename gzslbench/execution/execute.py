@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gzslbench.core.environment import code_version, environment, torch_threads
+from gzslbench.core.environment import code_version, denormals_flushed, environment, flush_denormals, torch_threads
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
 from gzslbench.data.dataset import GZSLData
@@ -83,7 +83,7 @@ def evaluate_seeds(
 
 def evaluate_split(spec: RunSpec, data: GZSLData, kind: str, ctx: RunContext) -> list[dict]:
     """Train ``spec``'s method on the ``kind`` split of ``data`` and score every candidate (tuning uses ``val``)."""
-    with torch_threads(spec.threads):
+    with torch_threads(spec.threads), flush_denormals():
         (result,) = evaluate_seeds(get_method(spec.method)(), data, kind, [spec], [ctx])
     if isinstance(result, Exception):
         raise result
@@ -152,6 +152,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
             "batch_seeds": len(unit),
             "batch_position": unit.index(spec.seed),
             "unit_seeds": unit,
+            "flush_denormals": denormals_flushed(),
         },
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]
@@ -203,14 +204,15 @@ def execute(
 ) -> list[RunRecord]:
     """Run a unit (specs that differ only by seed) and return one record per spec.
 
-    The torch thread count is the spec's while the unit runs and the caller's again after.
+    The torch thread count is the spec's while the unit runs, and CPU arithmetic flushes denormals
+    (:func:`~gzslbench.core.environment.flush_denormals`); the caller's settings again after.
     Timings are the unit's (``batch_seeds``, when above one, says how many seeds shared them).
     """
     spec0 = specs[0]
     device = torch.device(spec0.device)
     scores_paths = scores_paths or [None] * len(specs)
     model_paths = model_paths or [None] * len(specs)
-    with torch_threads(spec0.threads):
+    with torch_threads(spec0.threads), flush_denormals():
         records = [new_record(spec, [s.seed for s in specs], results) for spec in specs]
         ctxs = [
             RunContext(seed=s.seed, device=device, progress=progress, model_path=p)

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from joblib import Parallel, delayed
 
-from gzslbench.core.environment import cpu_name, torch_threads
+from gzslbench.core.environment import cpu_name, flush_denormals, torch_threads
 from gzslbench.core.files import write_json_atomic
 from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method
@@ -131,7 +131,7 @@ def _probe_seconds(workload: Workload, threads: int, seeds: int, barrier: Any = 
     if barrier is not None:
         set_up_own_process()  # as a run's worker process is set up
     method = get_method(workload.method)
-    with torch_threads(threads):
+    with torch_threads(threads), flush_denormals():
         probe = method.speed_probe(workload.shapes, workload.config, torch.device("cpu"), seeds)
         assert probe is not None
         probe(WARMUP_ITERATIONS)

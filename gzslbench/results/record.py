@@ -111,6 +111,7 @@ class ExecutionBlock(TypedDict, total=False):
     batch_seeds: int  # seeds trained as one computation with this one (1: alone)
     batch_position: int  # this seed's place in that computation (0-based)
     unit_seeds: list[int]  # the seeds of that computation, in order
+    flush_denormals: bool  # CPU arithmetic flushed denormal floats to zero (core.environment.flush_denormals)
 
 
 def execution_label(record: dict[str, Any]) -> str:

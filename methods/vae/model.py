@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gzslbench.methods.base import RunContext, TrainingDiverged
+from gzslbench.methods.vae.hand_step import HandStep
 from gzslbench.methods.vae.losses import kl_divergence, l1_sum, warmup_weight, wasserstein_distance
 from gzslbench.methods.vae.parts import (
     Decoder,
@@ -380,6 +381,7 @@ def train_vae(
         for group in models[0].parameter_groups(settings.lr, settings.iem_lr, settings.vsa_lr)
     ]
     optimizer = make_optimizer(groups, device)
+    hand_step = HandStep(models[0], settings.reparam_scale) if len(models) == 1 else None
     failures: list[TrainingDiverged | None] = [None] * len(models)
     for epoch in ctxs[0].progress_bar(range(settings.epochs), "VAE epochs"):
         weights = epoch_weights(settings, epoch)
@@ -395,10 +397,15 @@ def train_vae(
         sums = torch.zeros(len(models), len(LOSS_NAMES) + 1, device=device)
         for it in range(iterations):
             y = train_y[idx[it]]
-            terms = all_terms(params, train_x[idx[it]], attributes[y], y, eps[it], None if perms is None else perms[it])
-            total = weighted_total(terms, weights, spec.use_cross_reconstruction)
-            optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()
+            x, a, perm = train_x[idx[it]], attributes[y], None if perms is None else perms[it]
+            if hand_step is not None:
+                terms, total = hand_step(x[0], a[0], y[0], eps[it, 0], None if perm is None else perm[0], weights)
+                terms, total = terms[None], total[None]
+            else:
+                terms = all_terms(params, x, a, y, eps[it], perm)
+                total = weighted_total(terms, weights, spec.use_cross_reconstruction)
+                optimizer.zero_grad(set_to_none=True)
+                total.sum().backward()
             optimizer.step()
             sums += torch.cat((terms, total.unsqueeze(1)), dim=1).detach()
         means = (sums / iterations).tolist()
