@@ -27,6 +27,7 @@ from bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method
 from gzslbench.core.environment import flush_denormals
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
+from gzslbench.methods.vae.hand_step import HandStep
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
 
 
@@ -59,11 +60,13 @@ def cub_model(method: str) -> tuple[CrossModalVAE, dict]:
     return build_model(SIZES["cub"], method)
 
 
-def vae_step(model: CrossModalVAE, config: dict) -> Callable[[], tuple[float, float, float]]:
+def vae_step(model: CrossModalVAE, config: dict, hand: bool = False) -> Callable[[], tuple[float, float, float]]:
     """One VAE training iteration of ``model`` at CUB size on random batches.
 
     Returns a function that runs an iteration and gives the seconds of its forward pass (all
-    loss terms), its backward pass and its optimizer step.
+    loss terms), its backward pass and its optimizer step. With ``hand`` the iteration takes the
+    hand-derived step a lone seed trains with (:class:`HandStep`: forward and gradients in one
+    pass, reported as the forward's time, backward 0) instead of autograd.
     """
     settings = VAESettings.from_config(config)
     optimizer = make_optimizer(
@@ -71,12 +74,19 @@ def vae_step(model: CrossModalVAE, config: dict) -> Callable[[], tuple[float, fl
     )
     generator = torch.Generator().manual_seed(0)
     features, attributes = torch.rand(7057, 2048, generator=generator), torch.rand(200, 312, generator=generator)
+    hand_step = HandStep(model, settings.reparam_scale) if hand else None
+    weights = dict.fromkeys(("kl", "distance", "classification", "cross_reconstruction"), 1.0)
 
     def step() -> tuple[float, float, float]:
         rows = torch.randint(7057, (50,), generator=generator)
         y = torch.randint(150, (50,), generator=generator)
         eps, perms = torch.randn(2, 50, 1, generator=generator), torch.rand(2, 128, generator=generator).argsort(-1)
         start = time.perf_counter()
+        if hand_step is not None:
+            hand_step(features[rows], attributes[y], y, eps, perms, weights)
+            forward = time.perf_counter()
+            optimizer.step()
+            return forward - start, 0.0, time.perf_counter() - forward
         total = torch.stack(model.loss_terms(features[rows], attributes[y], y, eps, perms, settings.reparam_scale))
         total = total.sum()
         forward = time.perf_counter()
@@ -104,17 +114,24 @@ def profile_vae_steps(method: str = "acmr", iterations: int = 20) -> str:
 
 def breakdown(method: str = "acmr", iterations: int = 143) -> str:
     """Median milliseconds of the forward pass, backward pass and optimizer step of a VAE iteration,
-    next to the time of its matrix products (:func:`bench.iteration_flops`) at the yardstick speed."""
+    with autograd and with the hand-derived step (alternated, on two copies of the model), next to
+    the time of its matrix products (:func:`bench.iteration_flops`) at the yardstick speed."""
     model, config = cub_model(method)
-    step = vae_step(model, config)
-    for _ in range(5):
-        step()
-    times = np.array([step() for _ in range(iterations)]) * 1e3
-    forward, backward, optimizer = np.median(times, axis=0)
+    autograd_step, hand_step = vae_step(model, config), vae_step(cub_model(method)[0], config, hand=True)
+    times: dict[str, list] = {"autograd": [], "hand": []}
+    with flush_denormals():  # as a run computes
+        for _ in range(5):
+            autograd_step(), hand_step()
+        for _ in range(iterations):  # alternated, so that a busy moment slows both alike
+            times["autograd"].append(autograd_step())
+            times["hand"].append(hand_step())
+    autograd = np.median(np.array(times["autograd"]) * 1e3, axis=0)
+    hand = np.median(np.array(times["hand"]) * 1e3, axis=0)
     gflop, speed = iteration_flops(model.spec, int(config["batch_size"])) / 1e9, matmul_gflops()
     return (
-        f"{method:9s} ms per VAE iteration (median of {iterations}): forward {forward:.1f}, "
-        f"backward {backward:.1f}, optimizer {optimizer:.1f}; total {forward + backward + optimizer:.1f}; "
+        f"{method:9s} ms per VAE iteration (median of {iterations}): autograd: forward {autograd[0]:.1f}, "
+        f"backward {autograd[1]:.1f}, optimizer {autograd[2]:.1f}, total {autograd.sum():.1f}; hand step: "
+        f"loss and gradients {hand[0]:.1f}, optimizer {hand[2]:.1f}, total {hand.sum():.1f}; "
         f"its {gflop:.2f} GFLOP of dense products take {gflop / speed * 1e3:.1f} ms at {speed:.0f} GFLOP/s"
     )
 

@@ -45,6 +45,7 @@ from gzslbench.methods.base import DataShapes, Method
 MARGIN = 1.05  # a layout must beat one seed after another by 5% to be chosen over it
 PROBE_ITERATIONS = 8  # iterations a probe times: a call of WARMUP_ITERATIONS more than another
 WARMUP_ITERATIONS = 3
+PAIRS = 2  # calls of each length per probe, the fastest kept
 REPEATS = 3  # each layout timed this many times, alternated with the others; the median kept
 CACHE_ENV, LAYOUT_ENV = "GZSLBENCH_CACHE_DIR", "GZSLBENCH_LAYOUT"
 CACHE_FORMAT = 1
@@ -126,7 +127,9 @@ def _probe_seconds(workload: Workload, threads: int, seeds: int, barrier: Any = 
 
     A probe call has fixed costs a real run spreads over thousands of iterations (a new optimizer,
     stacking batched weights, a fresh process's first page faults), so the iterations are timed as
-    the difference between a longer and a shorter call, after a warm-up call.
+    the difference between a longer and a shorter call, after a warm-up call. Each is called
+    :data:`PAIRS` times and the fastest of each kept: another process can only slow a call, and a
+    slowed shorter call alone would flatter the layout.
     """
     if barrier is not None:
         set_up_own_process()  # as a run's worker process is set up
@@ -137,11 +140,15 @@ def _probe_seconds(workload: Workload, threads: int, seeds: int, barrier: Any = 
         probe(WARMUP_ITERATIONS)
         if barrier is not None:
             barrier.wait()
-        start = time.perf_counter()
-        probe(WARMUP_ITERATIONS)
-        short = time.perf_counter()
-        probe(WARMUP_ITERATIONS + PROBE_ITERATIONS)
-        return max(time.perf_counter() - short - (short - start), 1e-9)
+        shorter, longer = [], []
+        for _ in range(PAIRS):
+            start = time.perf_counter()
+            probe(WARMUP_ITERATIONS)
+            middle = time.perf_counter()
+            probe(WARMUP_ITERATIONS + PROBE_ITERATIONS)
+            shorter.append(middle - start)
+            longer.append(time.perf_counter() - middle)
+        return max(min(longer) - min(shorter), 1e-9)
 
 
 def _processes_throughput(workload: Workload, cores: int, barrier: Any) -> float:
