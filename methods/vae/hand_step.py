@@ -1,4 +1,4 @@
-"""One seed's VAE training step with hand-derived gradients: the same loss, a third fewer milliseconds.
+"""One seed's VAE training step with hand-derived gradients: the same loss, less of autograd's overhead.
 
 At the benchmarks' shapes an autograd step of :class:`~gzslbench.methods.vae.model.CrossModalVAE`
 spends a third of its time outside the matrix products: recording the graph, some 400 small
