@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from gzslbench.methods.vae.losses import kl_divergence
 from gzslbench.methods.vae.parts import Decoder, Dense, Encoder, InformationEnhancement, LatentClassifier
 
 
@@ -26,10 +27,17 @@ def _linear(layer: Dense, x: torch.Tensor) -> torch.Tensor:
     return torch.addmm(layer.bias, x, layer.weight_t)
 
 
-def _linear_backward(layer: Dense, x: torch.Tensor, grad: torch.Tensor, input_grad: bool = True) -> torch.Tensor | None:
-    """Write ``layer``'s weight and bias gradients for output gradient ``grad``; return the input's gradient."""
+def _linear_backward(
+    layer: Dense, x: torch.Tensor, grad: torch.Tensor, input_grad: bool = True, add_to: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """Write ``layer``'s weight and bias gradients for output gradient ``grad``; return the input's gradient.
+
+    ``add_to`` (the input gradient of another layer with the same input) receives it in place.
+    """
     torch.mm(x.T, grad, out=layer.weight_t.grad)
     torch.sum(grad, 0, out=layer.bias.grad)
+    if add_to is not None:
+        return add_to.addmm_(grad, layer.weight_t.T)
     return grad @ layer.weight_t.T if input_grad else None
 
 
@@ -63,9 +71,7 @@ class _EncoderPass:
             grad_mu.add_(grad_mixed[:, :latent])
             grad_logvar.add_(grad_mixed[:, latent:])
         grad_h = _linear_backward(self.encoder.mu, self.h, grad_mu)
-        torch.mm(self.h.T, grad_logvar, out=self.encoder.logvar.weight_t.grad)
-        torch.sum(grad_logvar, 0, out=self.encoder.logvar.bias.grad)
-        grad_h.addmm_(grad_logvar, self.encoder.logvar.weight_t.T).mul_(self.h > 0)
+        _linear_backward(self.encoder.logvar, self.h, grad_logvar, add_to=grad_h).mul_(self.h > 0)
         _linear_backward(self.encoder.hidden, self.x, grad_h, input_grad=False)
 
 
@@ -93,7 +99,7 @@ def _classifier_pass(classifier: LatentClassifier, z: torch.Tensor, y: torch.Ten
 
 
 class HandStep:
-    """The loss terms of one batch and the gradient of their weighted total, written into ``model``'s ``.grad``.
+    """The loss terms of one batch, and the gradient of their weighted total written into ``model``'s ``.grad``.
 
     Gradient buffers are allocated once, here, and overwritten by every call (no ``zero_grad``).
     """
@@ -121,8 +127,11 @@ class HandStep:
         eps: torch.Tensor,
         perms: torch.Tensor | None,
         weights: Mapping[str, float],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """((5,) unweighted terms in ``LOSS_NAMES`` order, the weighted total) of one batch; gradients in ``.grad``."""
+    ) -> torch.Tensor:
+        """The (5,) unweighted loss terms of one batch in ``LOSS_NAMES`` order; the gradients in ``.grad``.
+
+        The gradients are those of ``weighted_total(terms, weights, ...)``, the loss autograd minimises.
+        """
         m = self.model
         n = x.shape[0]
         cross = m.spec.use_cross_reconstruction
@@ -156,7 +165,7 @@ class HandStep:
             classification = self._vsa(z_x, z_a, y, weights["classification"], grad_z_x, grad_z_a)
 
         kl_weight = weights["kl"]
-        kl = -0.5 * ((1 + logvar_x - mu_x.pow(2) - var_x).sum() + (1 + logvar_a - mu_a.pow(2) - var_a).sum())
+        kl = kl_divergence(mu_x, logvar_x, var_x) + kl_divergence(mu_a, logvar_a, var_a)
         grad_mu_x = grad_z_x + kl_weight * mu_x
         grad_mu_a = grad_z_a + kl_weight * mu_a
         grad_logvar_x = grad_z_x * eps[0] * dscale_x + 0.5 * kl_weight * (var_x - 1)
@@ -177,13 +186,7 @@ class HandStep:
 
         enc_x.backward(grad_mu_x, grad_logvar_x)
         enc_a.backward(grad_mu_a, grad_logvar_a)
-        terms = torch.stack((reconstruction, kl, distance, classification, cross_reconstruction))
-        total = reconstruction + kl_weight * kl + weights["classification"] * classification
-        if distance_weight > 0:
-            total = total + distance_weight * distance
-        if cross:
-            total = total + weights["cross_reconstruction"] * cross_reconstruction
-        return terms, total
+        return torch.stack((reconstruction, kl, distance, classification, cross_reconstruction))
 
     def _vsa(
         self,

@@ -398,12 +398,12 @@ def train_vae(
         for it in range(iterations):
             y = train_y[idx[it]]
             x, a, perm = train_x[idx[it]], attributes[y], None if perms is None else perms[it]
-            if hand_step is not None:
-                terms, total = hand_step(x[0], a[0], y[0], eps[it, 0], None if perm is None else perm[0], weights)
-                terms, total = terms[None], total[None]
+            if hand_step is not None:  # writes the gradients of the weighted total as it computes the terms
+                terms = hand_step(x[0], a[0], y[0], eps[it, 0], None if perm is None else perm[0], weights)[None]
             else:
                 terms = all_terms(params, x, a, y, eps[it], perm)
-                total = weighted_total(terms, weights, spec.use_cross_reconstruction)
+            total = weighted_total(terms, weights, spec.use_cross_reconstruction)
+            if hand_step is None:
                 optimizer.zero_grad(set_to_none=True)
                 total.sum().backward()
             optimizer.step()
