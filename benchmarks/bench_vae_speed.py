@@ -9,12 +9,14 @@ Usage::
     python benchmarks/bench_vae_speed.py                     # acmr and cada-vae, 3 VAE epochs
     python benchmarks/bench_vae_speed.py --methods acmr --vae-epochs 5 --threads 2 --repeats 3
     python benchmarks/bench_vae_speed.py --methods acmr --breakdown   # ms per iteration by pass
+    python benchmarks/bench_vae_speed.py --device cuda --seeds 5 --graphs both   # CUDA graphs off and on
     python -m pytest benchmarks/bench_vae_speed.py --benchmark-enable   # under pytest-benchmark
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -24,6 +26,7 @@ import torch
 # benchmarks/bench.py, beside this script (its folder is sys.path[0] when run as a script)
 from bench import SIZES, Gemm, build_model, gemm_gflops, iteration_flops, method_config, random_split
 
+from gzslbench.core.cuda_graphs import ENVIRONMENT_SWITCH
 from gzslbench.core.environment import flush_denormals
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
@@ -31,14 +34,24 @@ from gzslbench.methods.vae.hand_step import HandStep
 from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, make_optimizer
 
 
-def measure(method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu") -> dict[str, float]:
-    """Seconds per VAE epoch, latent encoding and classifier stage of one run with CUB defaults."""
+def measure(
+    method: str, vae_epochs: int = 3, cls_epochs: int = 50, device: str = "cpu", seeds: int = 1, graphs: bool = False
+) -> dict[str, float]:
+    """Seconds per VAE epoch, latent encoding and classifier stage of one run with CUB defaults.
+
+    ``seeds`` above 1 trains that many seeds batched (the times are the batch's); ``graphs`` replays
+    the training iterations as CUDA graphs (:mod:`gzslbench.core.cuda_graphs`; on CUDA only).
+    """
     cls = METHODS.get(method)
     config = {**method_config(method), "epochs": vae_epochs, "cls_epochs": cls_epochs}
-    ctx = RunContext(seed=0, device=torch.device(device))
+    ctxs = [RunContext(seed=k, device=torch.device(device)) for k in range(seeds)]
+    ctx = ctxs[0]
+    os.environ[ENVIRONMENT_SWITCH] = "1" if graphs else "0"
     start = time.perf_counter()
     with flush_denormals():  # as a run computes
-        n_scores = sum(1 for _ in cls().predict_seeds(random_split(SIZES["cub"]), config, [ctx]))
+        n_scores = sum(1 for _ in cls().predict_seeds(random_split(SIZES["cub"]), config, ctxs))
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     wall = time.perf_counter() - start
     assert n_scores == cls_epochs
     return {
@@ -136,10 +149,10 @@ def breakdown(method: str = "acmr", iterations: int = 143) -> str:
     )
 
 
-def report(method: str, result: dict[str, float]) -> str:
+def report(method: str, result: dict[str, float], label: str = "") -> str:
     cls_50 = result["classifier_s"] * 50 / result["classifier_epochs"]
     return (
-        f"{method:9s} VAE epoch {result['vae_epoch_s']:.2f} s | classifier 50 epochs {cls_50:.2f} s"
+        f"{method:9s}{label} VAE epoch {result['vae_epoch_s']:.2f} s | classifier 50 epochs {cls_50:.2f} s"
         f" | encoding {result['encode_s']:.2f} s | wall {result['wall_s']:.1f} s"
     )
 
@@ -159,6 +172,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=1, help="measure each method this many times")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds trained as one batch (default: 1)")
+    parser.add_argument(
+        "--graphs", choices=("on", "off", "both"), default="off", help="CUDA graphs; both: alternated (default: off)"
+    )
     parser.add_argument("--profile", action="store_true", help="print an op profile of 20 VAE iterations")
     parser.add_argument(
         "--breakdown", action="store_true", help="print ms per VAE iteration by pass instead of the timings"
@@ -172,8 +189,11 @@ def main() -> None:
         for _ in range(args.repeats):
             if args.breakdown:
                 print(breakdown(method), flush=True)
-            else:
-                print(report(method, measure(method, args.vae_epochs, args.cls_epochs, args.device)), flush=True)
+                continue
+            for graphs in (True, False) if args.graphs == "both" else (args.graphs == "on",):
+                result = measure(method, args.vae_epochs, args.cls_epochs, args.device, args.seeds, graphs)
+                label = f" {args.seeds} seeds" * (args.seeds > 1) + " graphs" * graphs * args.device.startswith("cuda")
+                print(report(method, result, label), flush=True)
 
 
 if __name__ == "__main__":

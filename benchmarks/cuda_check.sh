@@ -1,27 +1,49 @@
 #!/usr/bin/env bash
-# GPU check, one script: the CUDA smoke tests, `benchmarks/bench.py --device cuda`, and 5 ACMR seeds
-# at CUB size trained one after another and then batched, with their wall times and tables.
-# Run from the repository root on a machine with a GPU, with the project installed:
-#   bash benchmarks/cuda_check.sh [OUT] ; EPOCHS=100 for the full 100 VAE epochs (default 20).
+# The GPU check in one script (about 6 minutes on one H200):
+#  1. the CUDA tests: every method on CUDA, and CUDA-graph replays against eager runs;
+#  2. VAE speed at CUB size, CUDA graphs off and on, one seed and 5 seeds batched;
+#  3. GAN speed per epoch at CUB size (f-CLSWGAN, f-VAEGAN, TF-VAEGAN);
+#  4. 5 ACMR seeds at CUB size (100 VAE epochs) as planned, wall time and table;
+#  5. one f-CLSWGAN seed at CUB size and 3 at scale 0.25 at the reference schedule, and Table 2.
+# Run from the repository root on a machine with a GPU, with the project installed (or on PYTHONPATH):
+#   bash benchmarks/cuda_check.sh [OUT]
+# Each step has its own time limit, so one that fails or hangs leaves the others' results.
 set -uo pipefail
 out=${1:-cuda-check}
-epochs=${EPOCHS:-20}
 mkdir -p "$out"
+start=$(date +%s)
+step() { echo "== [$(($(date +%s) - start)) s] $*"; }
+timed() { # LABEL LIMIT COMMAND...: run COMMAND under LIMIT seconds and print its wall time
+  local label=$1 limit=$2 t0
+  shift 2
+  t0=$(date +%s)
+  timeout "$limit" "$@"
+  echo "$label: rc $?, $(($(date +%s) - t0)) s"
+}
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-python3 -m pytest -q -p no:cacheprovider tests/test_methods_smoke.py -k cuda 2>&1 | tail -3
-python3 benchmarks/bench.py --device cuda --json >"$out/bench.json" && python3 - "$out/bench.json" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-keys = ("device_name", "matmul_gflops", "acmr_gflops", "acmr_efficiency", "acmr_batched_gflops",
-        "batched_speedup", "cls_stage_s", "acmr_epoch_s", "gpu_peak_mem_mb", "peak_rss_mb")
-print("bench:", ", ".join(f"{k}={r[k]:.3g}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}" for k in keys))
-EOF
-for mode in sequential batched; do
-  if [ "$mode" = sequential ]; then mix=(--n-jobs 1 --batch-seeds 1); else mix=(--batch-seeds 5); fi
-  start=$(date +%s)
-  python3 -m gzslbench run -m acmr -d synth-cub --seeds 5 --set "epochs=$epochs" --device cuda \
-    "${mix[@]}" --results "$out/$mode" -q
-  echo "acmr synth-cub, 5 seeds, $epochs VAE epochs, $mode: $(($(date +%s) - start)) s"
-  python3 -m gzslbench table --results "$out/$mode"
-done
+
+step "CUDA tests"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_methods_smoke.py \
+  -k "cuda or graph" 2>&1 | tail -15
+
+step "VAE speed, graphs on then off"
+timeout 90 python3 benchmarks/bench_vae_speed.py --methods acmr cada-vae --vae-epochs 6 --device cuda --graphs both
+timeout 60 python3 benchmarks/bench_vae_speed.py --methods acmr --vae-epochs 6 --device cuda --seeds 5 --graphs both
+
+step "GAN speed"
+timeout 100 python3 benchmarks/bench_gan_speed.py --device cuda --gan-epochs 2
+
+step "5 ACMR seeds at CUB size"
+timed "acmr, synth-cub, 5 seeds, 100 VAE epochs, as planned" 180 \
+  python3 -m gzslbench run -m acmr -d synth-cub --seeds 5 --device cuda --results "$out/acmr" -q
+python3 -m gzslbench table --results "$out/acmr"
+
+step "f-CLSWGAN at the reference schedule"
+timed "f-clswgan, synth-cub, 1 seed" 100 \
+  python3 -m gzslbench run -m f-clswgan -d synth-cub --device cuda --results "$out/f-clswgan" -q
+timed "f-clswgan, synth-cub scale 0.25, 3 seeds in 3 processes" 90 \
+  python3 -m gzslbench run -m f-clswgan -d synth-cub -D scale=0.25 --seeds 3 --n-jobs 3 --batch-seeds 1 \
+  --device cuda --results "$out/f-clswgan-quarter" -q
+python3 -m gzslbench table --style table2 --reported --results "$out/f-clswgan-quarter" | head -30
+step done

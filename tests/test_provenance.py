@@ -40,6 +40,7 @@ def test_a_batched_record_says_how_it_was_executed(batched_and_single):
             "batch_position": 0,
             "unit_seeds": [0, 1],
             "flush_denormals": True,
+            "cuda_graphs": False,
         }
         for r in batched
     )
@@ -74,10 +75,7 @@ def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
     notes = mixed_provenance(load_results(mixed))
-    assert notes == [
-        f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone, "
-        "cpu, batched"
-    ]
+    assert notes == [f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone, cpu, batched"]
     shown = CliRunner().invoke(cli, ["table", "--results", str(mixed)])
     assert "2 executions" in shown.output
     strict = CliRunner().invoke(cli, ["table", "--results", str(mixed), "--strict"])

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gzslbench.core.cuda_graphs import cuda_graphs_enabled
 from gzslbench.core.environment import code_version, denormals_flushed, environment, flush_denormals, torch_threads
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
@@ -153,6 +154,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
             "batch_position": unit.index(spec.seed),
             "unit_seeds": unit,
             "flush_denormals": denormals_flushed(),
+            "cuda_graphs": cuda_graphs_enabled(device),
         },
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]

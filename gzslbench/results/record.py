@@ -112,6 +112,7 @@ class ExecutionBlock(TypedDict, total=False):
     batch_position: int  # this seed's place in that computation (0-based)
     unit_seeds: list[int]  # the seeds of that computation, in order
     flush_denormals: bool  # CPU arithmetic flushed denormal floats to zero (core.environment.flush_denormals)
+    cuda_graphs: bool  # CUDA graphs asked for: GZSLBENCH_CUDA_GRAPHS=1 on a CUDA device (core.cuda_graphs)
 
 
 def execution_label(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gzslbench.core.cuda_graphs import GraphedIteration, cuda_graphs_enabled
 from gzslbench.methods.base import RunContext, Scores, TrainingDiverged, one_cpu_thread
 from gzslbench.methods.vae.parts import INIT_GAIN
 
@@ -104,6 +105,7 @@ class SoftmaxClassifier:
         self._denom = torch.empty_like(self.params)
         self._grad = torch.empty_like(self.params)
         self.steps = 0
+        self._buffers: _EpochBuffers | None = None
         self.fused = hasattr(torch, "_fused_adam_") and device.type in ("cpu", "cuda")
 
     @property
@@ -179,26 +181,67 @@ class SoftmaxClassifier:
         rows = (order + torch.arange(seeds, device=device).unsqueeze(1) * n).reshape(-1)
         xp = z1.reshape(seeds * n, -1).index_select(0, rows).view(seeds, used, -1)
         yp = y[order].unsqueeze(2)
-        scale = torch.full((used, 1), 1.0 / b, device=device)
-        if used % b:
-            scale[used - used % b :] = 1.0 / (used % b)
-        xs = xp * scale
-        neg_ones = torch.full((seeds, b, 1), -1.0, device=device)
-        partial_neg_ones = neg_ones[:, : used % b] if used % b else neg_ones
-        picked = torch.empty(seeds, used, 1, device=device)
-        step_values = torch.arange(self.steps + 1, self.steps + steps + 1, dtype=torch.float32, device=device)
-        batches = zip(
-            xp.split(b, 1), xs.split(b, 1), yp.split(b, 1), picked.split(b, 1), step_values.unbind(), strict=True
-        )
+        buffers = self._epoch_buffers(seeds, used, device)
+        first = self.steps
+        step_values = torch.arange(first + 1, first + steps + 1, dtype=torch.float32, device=device)
         with one_cpu_thread(device):
-            for x_b, xs_b, y_b, picked_b, step in batches:
-                p = torch.softmax(torch.bmm(x_b, self.params), dim=2)
-                torch.gather(p, 2, y_b, out=picked_b)
-                p.scatter_add_(2, y_b, neg_ones if y_b.shape[1] == b else partial_neg_ones)
-                torch.bmm(xs_b.transpose(1, 2), p, out=self._grad)
-                self.adam_step(self._grad, step)
-        nll = -torch.log(picked.clamp_min_(torch.finfo(picked.dtype).tiny))
-        return (nll * scale).sum(dim=(1, 2)) / steps
+            buffers.steps((seeds, used), xp, xp * buffers.scale, yp, step_values)
+        self.steps = first + steps  # a replayed graph runs the steps without their Python side
+        nll = -torch.log(buffers.picked.clamp_min_(torch.finfo(buffers.picked.dtype).tiny))
+        return (nll * buffers.scale).sum(dim=(1, 2)) / steps
+
+    def _epoch_buffers(self, seeds: int, used: int, device: torch.device) -> _EpochBuffers:
+        """The tensors an epoch of ``used`` samples per seed steps through, kept from one epoch to the next."""
+        if self._buffers is None or self._buffers.picked.shape[:2] != (seeds, used):
+            b = self.settings.batch_size
+            scale = torch.full((used, 1), 1.0 / b, device=device)
+            if used % b:
+                scale[used - used % b :] = 1.0 / (used % b)
+            neg_ones = torch.full((seeds, b, 1), -1.0, device=device)
+            capture = self.fused and cuda_graphs_enabled(device)  # the fused update reads its step count on the device
+            self._buffers = _EpochBuffers(
+                scale=scale,
+                neg_ones=neg_ones,
+                partial_neg_ones=neg_ones[:, : used % b],
+                picked=torch.empty(seeds, used, 1, device=device),
+                steps=GraphedIteration(self._steps, capture=capture),
+            )
+        return self._buffers
+
+    def _steps(self, xp: torch.Tensor, xs: torch.Tensor, yp: torch.Tensor, step_values: torch.Tensor) -> None:
+        """An epoch's mini-batch steps: inputs ``xp``, pre-scaled inputs ``xs``, labels ``yp``, 1-based step counts.
+
+        Each batch's probability of its true class goes to ``picked``; reads nothing else that
+        changes between epochs, so an epoch can be replayed as a CUDA graph.
+        """
+        b = self.settings.batch_size
+        buffers = self._buffers
+        assert buffers is not None
+        batches = zip(
+            xp.split(b, 1),
+            xs.split(b, 1),
+            yp.split(b, 1),
+            buffers.picked.split(b, 1),
+            step_values.unbind(),
+            strict=True,
+        )
+        for x_b, xs_b, y_b, picked_b, step in batches:
+            p = torch.softmax(torch.bmm(x_b, self.params), dim=2)
+            torch.gather(p, 2, y_b, out=picked_b)
+            p.scatter_add_(2, y_b, buffers.neg_ones if y_b.shape[1] == b else buffers.partial_neg_ones)
+            torch.bmm(xs_b.transpose(1, 2), p, out=self._grad)
+            self.adam_step(self._grad, step)
+
+
+@dataclass
+class _EpochBuffers:
+    """What every epoch of one classifier reuses: the batch-mean weights, -1 labels, the picked probabilities."""
+
+    scale: torch.Tensor  # (used, 1): 1 / batch size of each sample's batch
+    neg_ones: torch.Tensor  # (K, batch, 1)
+    partial_neg_ones: torch.Tensor  # (K, used % batch, 1): those of the last, partial batch
+    picked: torch.Tensor  # (K, used, 1): each sample's probability of its class at its step
+    steps: GraphedIteration  # :meth:`SoftmaxClassifier._steps`, eager or replayed
 
 
 def train_final_classifier(

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gzslbench.core.cuda_graphs import GraphedIteration, cuda_graphs_enabled
 from gzslbench.methods.base import RunContext, TrainingDiverged
 from gzslbench.methods.vae.hand_step import HandStep
 from gzslbench.methods.vae.losses import kl_divergence, l1_sum, warmup_weight, wasserstein_distance
@@ -383,6 +384,25 @@ def train_vae(
     optimizer = make_optimizer(groups, device)
     hand_step = HandStep(models[0], settings.reparam_scale) if len(models) == 1 else None
     failures: list[TrainingDiverged | None] = [None] * len(models)
+    sums = torch.zeros(len(models), len(LOSS_NAMES) + 1, device=device)
+    weights = epoch_weights(settings, 0)
+
+    def iteration(rows: torch.Tensor, eps: torch.Tensor, perm: torch.Tensor | None) -> None:
+        """One training step of every seed on its batch ``rows`` (K, batch); the terms added to ``sums``."""
+        y = train_y[rows]
+        x, a = train_x[rows], attributes[y]
+        if hand_step is not None:  # writes the gradients of the weighted total as it computes the terms
+            terms = hand_step(x[0], a[0], y[0], eps[0], None if perm is None else perm[0], weights)[None]
+        else:
+            terms = all_terms(params, x, a, y, eps, perm)
+        total = weighted_total(terms, weights, spec.use_cross_reconstruction)
+        if hand_step is None:
+            optimizer.zero_grad(set_to_none=True)
+            total.sum().backward()
+        optimizer.step()
+        sums.add_(torch.cat((terms, total.unsqueeze(1)), dim=1).detach())
+
+    step = GraphedIteration(iteration, capture=cuda_graphs_enabled(device))
     for epoch in ctxs[0].progress_bar(range(settings.epochs), "VAE epochs"):
         weights = epoch_weights(settings, epoch)
         draws = []
@@ -394,20 +414,9 @@ def train_vae(
         idx = torch.stack([d[0] for d in draws], dim=1)
         eps = torch.stack([d[1] for d in draws], dim=1)
         perms = torch.stack([d[2] for d in draws], dim=1) if shuffle else None
-        sums = torch.zeros(len(models), len(LOSS_NAMES) + 1, device=device)
+        sums.zero_()
         for it in range(iterations):
-            y = train_y[idx[it]]
-            x, a, perm = train_x[idx[it]], attributes[y], None if perms is None else perms[it]
-            if hand_step is not None:  # writes the gradients of the weighted total as it computes the terms
-                terms = hand_step(x[0], a[0], y[0], eps[it, 0], None if perm is None else perm[0], weights)[None]
-            else:
-                terms = all_terms(params, x, a, y, eps[it], perm)
-            total = weighted_total(terms, weights, spec.use_cross_reconstruction)
-            if hand_step is None:
-                optimizer.zero_grad(set_to_none=True)
-                total.sum().backward()
-            optimizer.step()
-            sums += torch.cat((terms, total.unsqueeze(1)), dim=1).detach()
+            step(tuple(weights.values()), idx[it], eps[it], None if perms is None else perms[it])
         means = (sums / iterations).tolist()
         for k, ctx in enumerate(ctxs):
             if failures[k] is not None:
