@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -56,43 +57,89 @@ def test_a_capture_that_fails_warns_in_one_line_and_training_goes_on_eagerly(mon
     assert message.startswith("CUDA graph capture failed, training continues without graphs") and "\n" not in message
 
 
-@needs_cuda
-@pytest.mark.parametrize("batch_seeds", [1, 2])  # the hand step of a lone seed; vmap and autograd for a batch
-def test_replayed_graphs_give_the_runs_eager_cuda_gives(batch_seeds, monkeypatch, tmp_path):
-    replays: dict[str, int] = {}
+class RecordedGraph:
+    """What a captured CUDA graph does, on the CPU: nothing at capture; at replay, the recorded work on its buffers."""
 
-    def counting(stage: str) -> type[GraphedIteration]:
-        class Counting(GraphedIteration):
-            def __call__(self, key, *inputs):
-                super().__call__(key, *inputs)
-                replays[stage] = max(replays.get(stage, 0), self.replays)
+    def __init__(self, fn):
+        self.fn = fn
 
-        return Counting
+    def replay(self):
+        self.fn()
 
-    monkeypatch.setattr(vae_model, "GraphedIteration", counting("vae"))
-    monkeypatch.setattr(vae_classifier, "GraphedIteration", counting("classifier"))
+
+def count_replays(monkeypatch) -> dict[str, list[GraphedIteration]]:
+    """Every GraphedIteration the VAE step and the final classifier create, by stage."""
+    made: dict[str, list[GraphedIteration]] = {"vae": [], "classifier": []}
+    for stage, module in (("vae", vae_model), ("classifier", vae_classifier)):
+
+        class Recorded(GraphedIteration):
+            def __init__(self, *args, stage=stage, **kwargs):
+                super().__init__(*args, **kwargs)
+                made[stage].append(self)
+
+        monkeypatch.setattr(module, "GraphedIteration", Recorded)
+    return made
+
+
+def graphed_and_eager(monkeypatch, tmp_path, device: str, batch_seeds: int, switch_on) -> dict:
+    """The same ACMR runs with graphs asked for and not: records, and the GraphedIterations of the graphed runs."""
     runs = {}
-    for switch in ("1", "0"):
-        monkeypatch.setenv(ENVIRONMENT_SWITCH, switch)
-        replays.clear()
+    for graphs in (True, False):
+        switch_on(graphs)
+        made = count_replays(monkeypatch)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            runs[switch] = gzslbench.run(
+            records = gzslbench.run(
                 "acmr",
                 "synth-tiny",
                 seeds=2,
-                device="cuda",
+                device=device,
                 batch_seeds=batch_seeds,
-                out=tmp_path / switch,
+                out=tmp_path / str(graphs),
                 overrides=TINY,
             )
         assert not [str(w.message) for w in caught if "CUDA graph" in str(w.message)]
-        assert all(r["status"] == "ok" for r in runs[switch]), [r.get("error") for r in runs[switch]]
-        assert (replays["vae"] > 0 and replays["classifier"] > 0) == (switch == "1"), replays
-    for graphed, eager in zip(runs["1"], runs["0"], strict=True):
-        assert graphed["execution"]["cuda_graphs"] and not eager["execution"]["cuda_graphs"]
-        assert graphed["history"]["train"] == eager["history"]["train"]
-        assert graphed["metrics"] == eager["metrics"]
+        assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
+        runs[graphs] = records, made
+    return runs
+
+
+@pytest.mark.parametrize("batch_seeds", [1, 2])  # the hand step of a lone seed; vmap and autograd for a batch
+def test_replaying_recorded_iterations_gives_the_same_runs_on_the_cpu(batch_seeds, monkeypatch, tmp_path):
+    """The bookkeeping around the graphs (inputs copied into fixed buffers, recapture on new loss weights,
+    the classifier's step count) checked on the CPU, with a replay that runs the recorded work."""
+    monkeypatch.setattr(cuda_graphs, "capture", RecordedGraph)
+    monkeypatch.setattr(GraphedIteration, "_side_stream", lambda self: nullcontext())
+
+    def switch_on(graphs: bool) -> None:
+        for module in (vae_model, vae_classifier):
+            monkeypatch.setattr(module, "cuda_graphs_enabled", lambda device, on=graphs: on)
+
+    runs = graphed_and_eager(monkeypatch, tmp_path, "cpu", batch_seeds, switch_on)
+    (graphed, made), (eager, eager_made) = runs[True], runs[False]
+    for stage in ("vae", "classifier"):
+        assert sum(g.replays for g in made[stage]) > 0 and sum(g.replays for g in eager_made[stage]) == 0
+    vae = made["vae"][0]
+    assert vae.eager_calls >= TINY["epochs"]  # each warm-up epoch's new loss weights: one eager step, a new capture
+    for g, e in zip(graphed, eager, strict=True):
+        assert g["history"]["train"] == e["history"]["train"] and g["metrics"] == e["metrics"]
+
+
+@needs_cuda
+@pytest.mark.parametrize("batch_seeds", [1, 2])
+def test_replayed_graphs_give_the_runs_eager_cuda_gives(batch_seeds, monkeypatch, tmp_path):
+    runs = graphed_and_eager(
+        monkeypatch,
+        tmp_path,
+        "cuda",
+        batch_seeds,
+        lambda on: monkeypatch.setenv(ENVIRONMENT_SWITCH, "1" if on else "0"),
+    )
+    (graphed, made), (eager, _) = runs[True], runs[False]
+    assert all(sum(g.replays for g in made[stage]) > 0 for stage in ("vae", "classifier"))
+    for g, e in zip(graphed, eager, strict=True):
+        assert g["execution"]["cuda_graphs"] and not e["execution"]["cuda_graphs"]
+        assert g["history"]["train"] == e["history"]["train"] and g["metrics"] == e["metrics"]
 
 
 @needs_cuda

@@ -33,6 +33,14 @@ def cuda_graphs_enabled(device: torch.device) -> bool:
     return device.type == "cuda" and os.environ.get(ENVIRONMENT_SWITCH, "0").strip().lower() in ("1", "true", "on")
 
 
+def capture(fn: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of the kernels that ``fn`` launches (recorded, not run), to be replayed."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
+
+
 class GraphedIteration:
     """Call ``body(*inputs)`` each iteration, eagerly or as the replay of a captured CUDA graph.
 
@@ -83,9 +91,7 @@ class GraphedIteration:
     def _capture(self, key: Hashable, inputs: tuple[torch.Tensor | None, ...]) -> None:
         try:
             self.static = [None if value is None else value.clone() for value in inputs]
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self.body(*self.static)
+            graph = capture(lambda: self.body(*self.static))
         except Exception as exc:
             self._give_up(exc)
             return
