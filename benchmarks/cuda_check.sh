@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check in one script (about 6 minutes on one H200):
+# The GPU check in one script (about 7 minutes on one H200):
 #  1. the CUDA tests: every method on CUDA, and CUDA-graph replays against eager runs;
 #  2. VAE speed at CUB size, CUDA graphs off and on, one seed and 5 seeds batched;
 #  3. GAN speed per epoch at CUB size (f-CLSWGAN, f-VAEGAN, TF-VAEGAN);
 #  4. 5 ACMR seeds at CUB size (100 VAE epochs) as planned, wall time and table;
-#  5. one f-CLSWGAN seed at CUB size and 3 at scale 0.25 at the reference schedule, and Table 2.
+#  5. one f-CLSWGAN seed at CUB size and 3 at scale 0.25 at the reference schedule, and Table 2;
+#  6. 3 f-CLSWGAN seeds one after another against 3 processes sharing the GPU.
 # Run from the repository root on a machine with a GPU, with the project installed (or on PYTHONPATH):
 #   bash benchmarks/cuda_check.sh [OUT]
 # Each step has its own time limit, so one that fails or hangs leaves the others' results.
@@ -46,4 +47,11 @@ timed "f-clswgan, synth-cub scale 0.25, 3 seeds in 3 processes" 90 \
   python3 -m gzslbench run -m f-clswgan -d synth-cub -D scale=0.25 --seeds 3 --n-jobs 3 --batch-seeds 1 \
   --device cuda --results "$out/f-clswgan-quarter" -q
 python3 -m gzslbench table --style table2 --reported --results "$out/f-clswgan-quarter" | head -30
+
+step "f-CLSWGAN, 3 seeds one after another against 3 processes sharing the GPU (10 GAN epochs)"
+for jobs in 1 3; do
+  timed "f-clswgan, synth-cub scale 0.25, 3 seeds, 10 epochs, $jobs process(es)" 90 \
+    python3 -m gzslbench run -m f-clswgan -d synth-cub -D scale=0.25 --seeds 3 --n-jobs $jobs --batch-seeds 1 \
+    --set epochs=10 --device cuda --results "$out/f-clswgan-jobs-$jobs" -q
+done
 step done
