@@ -6,7 +6,8 @@ tens of thousands of tiny steps, so the per-step Python and dispatch overhead is
 the forward and backward pass of the linear layer and the Adam update are written out by hand
 on one (seeds, latent + 1, C) parameter tensor (weights and bias together, inputs get a column
 of ones), updated by the fused kernel behind ``torch.optim.Adam(fused=True)`` (or its
-single-tensor operation sequence where that kernel is missing).
+single-tensor operation sequence where that kernel is missing). On CUDA with graphs asked for,
+an epoch's steps are replayed as one CUDA graph (:mod:`gzslbench.core.cuda_graphs`).
 """
 
 from __future__ import annotations

@@ -347,7 +347,9 @@ def train_vae(
     directly. Each seed draws its batches, noise and IEM permutations from its own generator, in
     the same order whatever K, so its history matches a run alone up to float rounding. Seeds do
     not interact: a seed whose loss turns non-finite is reported and its (meaningless) slice
-    trains on while the others finish.
+    trains on while the others finish. On CUDA with graphs asked for, an iteration is replayed as
+    a CUDA graph (:class:`~gzslbench.core.cuda_graphs.GraphedIteration`, captured again when the
+    epoch's loss weights change).
     """
     device = train_x.device
     n = train_x.shape[0]
