@@ -417,8 +417,9 @@ def train_vae(
         eps = torch.stack([d[1] for d in draws], dim=1)
         perms = torch.stack([d[2] for d in draws], dim=1) if shuffle else None
         sums.zero_()
+        key = tuple(weights.values())  # the graph's constants: a new capture when they change
         for it in range(iterations):
-            step(tuple(weights.values()), idx[it], eps[it], None if perms is None else perms[it])
+            step(key, idx[it], eps[it], None if perms is None else perms[it])
         means = (sums / iterations).tolist()
         for k, ctx in enumerate(ctxs):
             if failures[k] is not None:
