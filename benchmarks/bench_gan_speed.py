@@ -1,4 +1,4 @@
-"""Speed of the feature-generating GANs (f-CLSWGAN, f-VAEGAN, TF-VAEGAN) against the machine's matmul speed.
+"""Speed of the feature-generating GANs (f-CLSWGAN, f-VAEGAN, TF-VAEGAN, LsrGAN) against the machine's matmul speed.
 
 Runs each method with its per-dataset defaults on random data with a real dataset's shapes for a
 few GAN epochs and a short final-classifier stage, and prints the seconds per GAN epoch, the
@@ -7,7 +7,7 @@ the machine's fp32 speed at the epoch's dominant product shape (the ceiling).
 
 Usage::
 
-    python benchmarks/bench_gan_speed.py                          # all three, CUB shapes, 2 GAN epochs
+    python benchmarks/bench_gan_speed.py                          # all four, CUB shapes, 2 GAN epochs
     python benchmarks/bench_gan_speed.py --methods f-clswgan --size awa2 --gan-epochs 3 --repeats 3
     python benchmarks/bench_gan_speed.py --device cuda --json
     python -m pytest benchmarks/bench_gan_speed.py --benchmark-enable -s   # under pytest-benchmark
@@ -39,7 +39,7 @@ from gzslbench.core.registry import METHODS
 from gzslbench.execution.resolve import method_config as resolve_method_config
 from gzslbench.methods.base import RunContext
 
-GAN_METHODS = ("f-clswgan", "f-vaegan", "tf-vaegan")
+GAN_METHODS = ("f-clswgan", "f-vaegan", "tf-vaegan", "lsrgan")
 TIMINGS = ("gan_epoch_s", "pretrain_s", "generate_s", "classifier_s")
 
 # CUB's widths and classes with 640 training rows (10 generator steps an epoch): the pytest-benchmark size.
@@ -105,7 +105,13 @@ def critic_step_gemms(batch: int, feature_dim: int, attribute_dim: int, hidden: 
 
 
 def epoch_gemms(
-    method: str, config: Mapping[str, Any], feature_dim: int, attribute_dim: int, n_seen: int, n_train: int
+    method: str,
+    config: Mapping[str, Any],
+    feature_dim: int,
+    attribute_dim: int,
+    n_seen: int,
+    n_train: int,
+    n_unseen: int = 0,
 ) -> Counter[Gemm]:
     """Every matrix product of one GAN epoch of ``method`` with ``config``, and how many times the epoch runs it.
 
@@ -118,7 +124,11 @@ def epoch_gemms(
     networks its loss passes through: weight gradients of the trained layers, input gradients
     wherever the input carries a gradient (never for data, noise or a detached input; through the
     frozen critic and pre-trained classifier to the generated features). Element-wise work,
-    reductions and optimizer steps are not products and are not counted.
+    reductions and optimizer steps are not products and are not counted. LsrGAN's is an epoch with
+    its unseen step (every epoch but the first by default): its classifier spans all
+    ``n_seen + n_unseen`` classes, and the unseen step adds generated rows through the generator and
+    the classifier (which trains) and the real batch through the classifier. Its SR-loss's cosines
+    (a batched product of at most ``2 * batch * neighbours * feature_dim``) are left out.
     """
     cfg = dict(config)
     b = min(int(cfg["batch_size"]), n_train)
@@ -134,9 +144,13 @@ def epoch_gemms(
         )
 
     critic_on_fake = _dense("critic.hidden", b, d + a, hd, False, True) + _dense("critic.out", b, hd, 1, False, True)
-    if method == "f-clswgan":
+    if method in ("f-clswgan", "lsrgan"):
         fake = generator(False, False)
-        gen = generator(True, False) + critic_on_fake + _dense("classifier.fc", b, d, n_seen, False, True)
+        classes = n_seen if method == "f-clswgan" else n_seen + n_unseen
+        gen = generator(True, False) + critic_on_fake + _dense("classifier.fc", b, d, classes, False, True)
+        if method == "lsrgan":
+            gen += generator(True, False) + _dense("classifier.fc", b, d, classes, True, True)
+            gen += _dense("classifier.fc", b, d, classes, True, False)
         return Counter({g: steps * n for g, n in Counter(int(cfg["critic_iters"]) * (fake + critic) + gen).items()})
     if method not in ("f-vaegan", "tf-vaegan"):
         raise ValueError(f"no FLOP count for method {method!r}; known: {', '.join(GAN_METHODS)}")
@@ -198,7 +212,7 @@ def dominant_gemm(gemms: Counter[Gemm]) -> Gemm:
 
 def size_gemms(method: str, size: BenchSize, config: Mapping[str, Any]) -> Counter[Gemm]:
     """:func:`epoch_gemms` at the size's shapes."""
-    return epoch_gemms(method, config, size.feature_dim, size.attribute_dim, size.n_seen, size.n_train)
+    return epoch_gemms(method, config, size.feature_dim, size.attribute_dim, size.n_seen, size.n_train, size.n_unseen)
 
 
 # ---- measurement ----
@@ -210,8 +224,8 @@ def measure(
     """One run of ``method`` on random data of the size's shapes: its stage timings and the epoch's FLOP.
 
     The timings are the method's own (``ctx.timings``): seconds per GAN epoch, of the pre-trained
-    classifier (f-CLSWGAN only, else None), of generating the unseen features and of the
-    ``cls_epochs`` final-classifier epochs.
+    classifier (f-CLSWGAN and LsrGAN, else None), of generating the unseen features and of the
+    ``cls_epochs`` final-classifier epochs (LsrGAN: of scoring with its classifier after every GAN epoch).
     """
     cls = METHODS.get(method)
     config = gan_config(method, size, gan_epochs, cls_epochs)
@@ -220,7 +234,7 @@ def measure(
     with flush_denormals():  # as a run computes
         n_scores = sum(1 for _ in cls().predict_seeds(random_split(size), config, [ctx]))
     wall = time.perf_counter() - start
-    assert n_scores == cls_epochs
+    assert n_scores == (gan_epochs if config.get("final_classifier") == "joint" else cls_epochs)
     gemms = size_gemms(method, size, config)
     flop = epoch_flops(gemms)
     return {
@@ -293,15 +307,21 @@ def run_gan_bench(
     }
 
 
+def _seconds(value: float | None, digits: int = 3) -> str:
+    """A stage's seconds, or "-" for a stage the method does not run."""
+    return "-" if value is None else f"{value:.{digits}f} s"
+
+
 def format_report(bench: dict[str, Any]) -> str:
     """One line per method: seconds per stage, FLOP of an epoch, GFLOP/s and its share of the ceiling."""
     lines = [f"size {bench['size']}, {bench['device']}, {bench['threads']} torch thread(s), torch {bench['torch']}"]
     for method, r in bench["methods"].items():
         g = r["dominant_gemm"]
-        pretrain = "-" if r["pretrain_s"] is None else f"{r['pretrain_s']:.2f} s"
         lines.append(
-            f"{method:9s} GAN epoch {r['gan_epoch_s']:.3f} s (of {r['gan_epochs']}) | pretrain {pretrain}"
-            f" | generate {r['generate_s']:.3f} s | classifier {r['classifier_s']:.3f} s ({r['cls_epochs']} epochs)"
+            f"{method:9s} GAN epoch {r['gan_epoch_s']:.3f} s (of {r['gan_epochs']})"
+            f" | pretrain {_seconds(r['pretrain_s'], 2)} | generate {_seconds(r['generate_s'])}"
+            f" | classifier {_seconds(r['classifier_s'])}"
+            f" ({'scoring after each GAN epoch' if r['generate_s'] is None else str(r['cls_epochs']) + ' epochs'})"
             f" | {r['epoch_gflop']:.3g} GFLOP/epoch = {r['gflops']:.3g} GFLOP/s"
             f" = {r['ceiling_share']:.1%} of {r['gemm_gflops']:.3g} GFLOP/s"
             f" ({g['layer']} {g['kind']} {g['m']}x{g['k']}x{g['n']}) | wall {r['wall_s']:.1f} s"

@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gzslbench.core.registry import METHODS
 from gzslbench.methods.base import RunContext
 from gzslbench.methods.gan.method import TrainingData
+from gzslbench.protocol.splits import Split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gan_speed.py"
 
@@ -117,6 +118,39 @@ def test_epoch_flops_match_torch_counter(method: str, extra: dict[str, Any]) -> 
     config = small_config(method, **extra)
     gemms = gan_bench.epoch_gemms(method, config, D, A, SEEN, N_TRAIN)
     assert gan_bench.epoch_flops(gemms) == counted_epoch_flops(method, config)
+
+
+def test_lsrgan_epoch_flops_match_torch_counter() -> None:
+    """LsrGAN's count (an epoch with its unseen step) against torch's count of a whole run with the unseen step in every
+    epoch and no pre-training: its epochs, the class relations' similarity products and the scoring after each epoch.
+    The SR-loss's batched cosines (bmm, as many as the batch has classes) are left out of both."""
+    n_unseen, n_test, epochs = 2, 5, 2
+    config = small_config("lsrgan", unseen_after=0, epochs=epochs)
+    generator = torch.Generator().manual_seed(0)
+    split = Split(
+        kind="test",
+        train_x=torch.rand(N_TRAIN, D, generator=generator).numpy(),
+        train_y=(torch.arange(N_TRAIN) % SEEN).numpy(),
+        test_seen_x=torch.rand(n_test, D, generator=generator).numpy(),
+        test_seen_y=(torch.arange(n_test) % SEEN).numpy(),
+        test_unseen_x=torch.rand(n_test, D, generator=generator).numpy(),
+        test_unseen_y=(SEEN + torch.arange(n_test) % n_unseen).numpy(),
+        attributes=torch.rand(SEEN + n_unseen, A, generator=generator).numpy(),
+        seen=torch.arange(SEEN).numpy(),
+        unseen=(SEEN + torch.arange(n_unseen)).numpy(),
+        class_ids=torch.arange(SEEN + n_unseen).numpy(),
+        defaults_from="cub",
+    )
+    with FlopCounterMode(display=False) as counter:
+        list(METHODS.get("lsrgan")().predict(split, config, RunContext(seed=0, device=torch.device("cpu"))))
+    classes = SEEN + n_unseen
+    relations = 2 * SEEN * A * SEEN + 2 * n_unseen * A * SEEN
+    scoring = 2 * (2 * n_test) * D * classes
+    per_epoch = gan_bench.epoch_flops(gan_bench.epoch_gemms("lsrgan", config, D, A, SEEN, N_TRAIN, n_unseen))
+    counts = counter.get_flop_counts()["Global"]
+    cosines = counts.get(torch.ops.aten.bmm, 0)
+    assert 0 < cosines < 0.1 * counter.get_total_flops()
+    assert counter.get_total_flops() - cosines == epochs * (per_epoch + scoring) + relations
 
 
 def test_prior_noise_is_refused() -> None:

@@ -36,6 +36,16 @@ BUDGET = {
         "pretrain_epochs": 20,
         "cls_epochs": 10,
     },
+    # f-clswgan's networks and learning rate; both classification weights 1 (the scripts' 0.01-0.1 need far more steps)
+    "lsrgan": {
+        "epochs": 20,
+        "generator_hidden": 256,
+        "critic_hidden": 256,
+        "lr": 2e-3,
+        "cls_weight": 1.0,
+        "unseen_cls_weight": 1.0,
+        "pretrain_epochs": 20,
+    },
     # narrow networks, a larger learning rate, 30 generated features per unseen class
     "f-vaegan": {
         "epochs": 60,

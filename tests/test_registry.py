@@ -13,7 +13,18 @@ import gzslbench
 from gzslbench.core.errors import UnknownNameError
 from gzslbench.core.registry import Registry
 
-EXPECTED_METHODS = {"eszsl", "acmr", "dual-vae", "ie-vae", "vsa-vae", "cada-vae", "f-clswgan", "f-vaegan", "tf-vaegan"}
+EXPECTED_METHODS = {
+    "eszsl",
+    "acmr",
+    "dual-vae",
+    "ie-vae",
+    "vsa-vae",
+    "cada-vae",
+    "f-clswgan",
+    "f-vaegan",
+    "tf-vaegan",
+    "lsrgan",
+}
 EXPECTED_DATASETS = {"cub", "sun", "awa1", "awa2", "apy", "flo", "synth-cub", "synth-sun", "synth-awa1", "synth-awa2"}
 
 

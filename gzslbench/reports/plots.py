@@ -50,6 +50,11 @@ GAN_TERMS = (
     "kl",
     "decoder_real",
     "decoder_generated",
+    "centroid",
+    "semantic_seen",
+    "unseen_classification",
+    "real_classification",
+    "semantic_unseen",
 )
 # Training stages of the per-epoch history, in plotting order: (stage, loss terms, panel title prefix, x label).
 TRAIN_STAGES = (
@@ -143,6 +148,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         present = curve_panels([r for rs in runs.values() for r in rs])
         if not present:
             continue
+        test_x_label = _test_x_label([r for rs in runs.values() for r in rs])
         cols = 3 if len(present) <= 12 else 4
         rows = math.ceil(len(present) / cols)
         fig = mpl.Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
@@ -158,7 +164,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 _band(ax, x, values, label, colors[(method, config_hash)])
             ax.xaxis.set_major_locator(mpl.MaxNLocator(integer=True))
             ax.set_title(_panel_title(stage, key))
-            ax.set_xlabel(_STAGE_X_LABEL.get(stage, "classifier epoch"))
+            ax.set_xlabel(test_x_label if stage == "test" else _STAGE_X_LABEL[stage])
             ax.set_ylabel("%" if stage == "test" else "loss (epoch mean)")
             ax.grid(alpha=0.3)
         for ax in axes[len(present) :]:
@@ -202,9 +208,19 @@ _STAGE_TITLE = {stage: title for stage, _, title, _ in TRAIN_STAGES}
 _STAGE_X_LABEL = {stage: label for stage, _, _, label in TRAIN_STAGES}
 
 
+def _test_x_label(records: Sequence[dict[str, Any]]) -> str:
+    """What the test curves' epochs count: the final classifier's, or the GAN's where a method scores after every
+    GAN epoch (LsrGAN) and no record has a final classifier."""
+    if any(_series(r, "classifier", "loss") for r in records) or not any(
+        _series(r, "gan", "critic_loss") for r in records
+    ):
+        return "classifier epoch"
+    return "GAN epoch"
+
+
 def _panel_title(stage: str, key: str) -> str:
     if stage == "test":
-        return f"{key} (test, final classifier)"
+        return f"{key} (test)"
     return f"{_STAGE_TITLE[stage]} {key.replace('_', ' ')}"
 
 

@@ -30,6 +30,7 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "f-vaegan": ("f-VAEGAN-D2", "gan"),
     # Not in ACMR's Table 2: its reported row is the H of its own paper (``original`` rows).
     "tf-vaegan": ("TF-VAEGAN", "gan"),
+    "lsrgan": ("LsrGAN", "gan"),
 }
 # Table 2's groups, in print order; "other" holds methods with no known family.
 FAMILIES: dict[str, str] = {

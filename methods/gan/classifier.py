@@ -1,4 +1,4 @@
-"""The two softmax classifiers of the GAN family: the frozen one of the classification loss and the final GZSL one.
+"""The two softmax classifiers of the GAN family: the pre-trained one of the classification loss and the final GZSL one.
 
 Both are ``Linear + LogSoftmax`` (:class:`~gzslbench.methods.gan.parts.LinearSoftmax`) trained
 with mean NLL and Adam, as the reference's ``classifier.py`` (pre-trained, seen classes) and
@@ -86,16 +86,25 @@ def new_classifier(in_dim: int, n_classes: int, device: torch.device, generator:
     return model
 
 
+def softmax_adam(model: LinearSoftmax, settings: SoftmaxSettings) -> torch.optim.Adam:
+    """The classifiers' Adam (betas ``(beta1, 0.999)``), fused on CPU and CUDA."""
+    fused = model.fc.weight.device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999), fused=fused)
+
+
 def train_epochs(
     model: LinearSoftmax,
     x: torch.Tensor,
     y: torch.Tensor,
     settings: SoftmaxSettings,
     generator: torch.Generator,
+    optimizer: torch.optim.Adam | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Train ``model`` on ``(x, y)``; yield after every epoch the mean NLL of its steps (a 0-d tensor, no sync)."""
-    fused = x.device.type in ("cpu", "cuda")
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, betas=(settings.beta1, 0.999), fused=fused)
+    """Train ``model`` on ``(x, y)``; yield after every epoch the mean NLL of its steps (a 0-d tensor, no sync).
+
+    ``optimizer`` defaults to a fresh :func:`softmax_adam`; pass one to keep its state afterwards.
+    """
+    optimizer = optimizer or softmax_adam(model, settings)
     stream = BatchStream(len(x), settings.batch_size, generator, x.device)
     steps = math.ceil(len(x) / settings.batch_size)
     for _ in range(settings.epochs):
@@ -124,12 +133,29 @@ def pretrain_classifier(
     ``requires_grad=False`` on every parameter and is in eval mode: the generator's loss
     back-propagates through it to the generated features, never into it.
     """
-    model = new_classifier(x.shape[1], n_classes, x.device, generator)
-    for epoch, loss in enumerate(train_epochs(model, x, y, settings, generator), start=1):
-        ctx.log("pretrain", epoch, loss=float(loss))
+    model, _ = pretrain_trainable_classifier(x, y, n_classes, settings, ctx, generator)
     model.zero_grad(set_to_none=True)
     model.requires_grad_(False)
     return model.eval()
+
+
+def pretrain_trainable_classifier(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    settings: SoftmaxSettings,
+    ctx: RunContext,
+    generator: torch.Generator,
+) -> tuple[LinearSoftmax, torch.optim.Adam]:
+    """:func:`pretrain_classifier` without the freezing: the model and its Adam, whose state training goes on from.
+
+    LsrGAN keeps training its pre-trained classifier during GAN training, with the same optimizer.
+    """
+    model = new_classifier(x.shape[1], n_classes, x.device, generator)
+    optimizer = softmax_adam(model, settings)
+    for epoch, loss in enumerate(train_epochs(model, x, y, settings, generator, optimizer), start=1):
+        ctx.log("pretrain", epoch, loss=float(loss))
+    return model, optimizer
 
 
 def train_final_classifier(

@@ -161,3 +161,50 @@ def critic_step_gradients(
     critic.out.weight_t.grad = ((mean_act[1] - mean_act[0]) + (slope[2 * n :] * (r @ w_x)).sum(dim=0)).unsqueeze(1)
     critic.out.bias.grad = torch.zeros_like(critic.out.bias)
     return CriticStep(penalty - wasserstein, wasserstein, penalty, deviation)
+
+
+def class_means(x: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(means, present)``: the mean row of ``x`` per class ``0..n_classes-1`` and which classes have a row.
+
+    A class without rows gets a zero mean and ``present`` False; gradients flow to the rows.
+    """
+    counts = torch.bincount(labels, minlength=n_classes)
+    sums = x.new_zeros(n_classes, x.shape[1]).index_add_(0, labels, x)
+    return sums / counts.clamp_min(1).unsqueeze(1).to(x.dtype), counts > 0
+
+
+def centroid_loss(fake: torch.Tensor, labels: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """LsrGAN's Euclidean term: ``sum_c ||mean_c(fake) - centroid_c|| / n_classes`` over the batch's classes.
+
+    ``labels`` index the rows of ``centroids`` (the real seen class means); a class absent from
+    the batch adds nothing, and the sum is divided by the number of all seen classes, as the
+    reference's ``Euclidean_loss *= 1.0 / data.ntrain_class``.
+    """
+    means, present = class_means(fake, labels, len(centroids))
+    return torch.linalg.vector_norm(means[present] - centroids[present], dim=1).sum() / len(centroids)
+
+
+def semantic_margin_loss(
+    fake: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    centroids: torch.Tensor,
+    neighbours: torch.Tensor,
+    similarity: torch.Tensor,
+    epsilon: float,
+) -> torch.Tensor:
+    """LsrGAN's SR-loss: keep the visual similarity of each generated class to its semantic neighbours within epsilon.
+
+    For each class ``c`` of the batch (``labels`` in ``0..n_classes-1``) and each of its ``k``
+    neighbours ``j = neighbours[c, i]`` (rows of ``centroids``, the real seen class means):
+    ``rho = cos(mean_c(fake), centroids[j])`` should lie in ``similarity[c, i] +- epsilon``;
+    ``max(0, rho - s - epsilon)^2 + max(0, s - epsilon - rho)^2`` is summed over classes and
+    neighbours and divided by ``k``, as the reference's ``Correlation_loss / opt.Neighbours``.
+    """
+    means, present = class_means(fake, labels, n_classes)
+    rho = torch.einsum(
+        "cd,ckd->ck", F.normalize(means[present], dim=1), F.normalize(centroids, dim=1)[neighbours[present]]
+    )
+    s = similarity[present]
+    margin = torch.relu(rho - s - epsilon).pow(2) + torch.relu(s - epsilon - rho).pow(2)
+    return margin.sum() / neighbours.shape[1]

@@ -3,7 +3,8 @@
 Registered methods (:mod:`gzslbench.methods.gan.registry`) are subclasses that set ``defaults``,
 ``dataset_defaults`` and their documentation. :class:`FeatureGeneratingMethod` holds the pipeline
 around the generator; :class:`CLSWGANMethod` (f-CLSWGAN), :class:`VAEGANMethod` (f-VAEGAN) and
-:class:`TFVAEGANMethod` (TF-VAEGAN) train it. The networks live in
+:class:`TFVAEGANMethod` (TF-VAEGAN) train it; :class:`LSRGANMethod` (LsrGAN) trains a classifier with its
+generator and scores with it. The networks live in
 :mod:`~gzslbench.methods.gan.parts`, the training loops in :mod:`~gzslbench.methods.gan.model` and
 the two softmax classifiers in :mod:`~gzslbench.methods.gan.classifier`.
 """
@@ -18,7 +19,13 @@ import numpy as np
 import torch
 
 from gzslbench.methods.base import Method, RunContext, Scores
-from gzslbench.methods.gan.classifier import SoftmaxSettings, pretrain_classifier, train_final_classifier
+from gzslbench.methods.gan.classifier import (
+    SoftmaxSettings,
+    pretrain_classifier,
+    pretrain_trainable_classifier,
+    train_final_classifier,
+)
+from gzslbench.methods.gan.lsrgan import ClassRelations, LSRGANModel, LSRGANSettings, lsrgan_epochs
 from gzslbench.methods.gan.model import (
     FeatureGAN,
     FeatureTFVAEGAN,
@@ -38,6 +45,8 @@ from gzslbench.methods.gan.model import (
 if TYPE_CHECKING:
     from gzslbench.protocol.splits import Split
 
+# LsrGAN's GZSL classifier: the one trained with the generator (the release's scripts) or f-CLSWGAN's final softmax.
+FINAL_CLASSIFIERS = ("joint", "softmax")
 # Offsets of the independent random streams of a run (see RunContext.generator).
 STREAM_INIT, STREAM_PRETRAIN, STREAM_GAN, STREAM_GENERATE, STREAM_CLASSIFIER = 0, 1, 2, 3, 4
 
@@ -84,36 +93,52 @@ class FeatureGeneratingMethod(Method):
         raise NotImplementedError
 
     def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
-        device = ctx.device
-
-        def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
-
-        data = TrainingData(
-            tensor(split.train_x),
-            tensor(split.train_y, torch.long),
-            tensor(split.attributes),
-            tensor(split.seen, torch.long),
-        )
-        unseen = tensor(split.unseen, torch.long)
+        data = training_data(split, ctx.device)
         gan, epochs = self.train_generator(data, config, ctx)
         ctx.timings["gan_epoch_s"] = ctx.timings["gan_s"] / max(epochs, 1)
         ctx.save_model(gan)
-        with ctx.timer("generate_s"):
-            syn_x, syn_y = generate_features(
-                gan, data.attributes, unseen, int(config["syn_num"]), ctx.generator(STREAM_GENERATE)
-            )
-        features = gan.classifier_features
-        yield from train_final_classifier(
-            features(torch.cat((data.x, syn_x))),
-            torch.cat((data.y, syn_y)),
-            features(tensor(split.test_seen_x)),
-            features(tensor(split.test_unseen_x)),
-            split.n_classes,
-            SoftmaxSettings.final(config),
-            ctx,
-            ctx.generator(STREAM_CLASSIFIER),
+        yield from classify_generated(gan, data, split, config, ctx)
+
+
+def as_tensor(a: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``a`` as a contiguous tensor on ``device``."""
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+
+def training_data(split: Split, device: torch.device) -> TrainingData:
+    """The split's training features, labels, class attributes and seen classes on ``device``."""
+    return TrainingData(
+        as_tensor(split.train_x, device),
+        as_tensor(split.train_y, device, torch.long),
+        as_tensor(split.attributes, device),
+        as_tensor(split.seen, device, torch.long),
+    )
+
+
+def classify_generated(
+    gan: FeatureGAN, data: TrainingData, split: Split, config: Mapping[str, Any], ctx: RunContext
+) -> Iterator[Scores]:
+    """Steps 2 and 3 of :class:`FeatureGeneratingMethod`: generate unseen features, train the final softmax, score."""
+    device = data.x.device
+    with ctx.timer("generate_s"):
+        syn_x, syn_y = generate_features(
+            gan,
+            data.attributes,
+            as_tensor(split.unseen, device, torch.long),
+            int(config["syn_num"]),
+            ctx.generator(STREAM_GENERATE),
         )
+    features = gan.classifier_features
+    yield from train_final_classifier(
+        features(torch.cat((data.x, syn_x))),
+        torch.cat((data.y, syn_y)),
+        features(as_tensor(split.test_seen_x, device)),
+        features(as_tensor(split.test_unseen_x, device)),
+        split.n_classes,
+        SoftmaxSettings.final(config),
+        ctx,
+        ctx.generator(STREAM_CLASSIFIER),
+    )
 
 
 class CLSWGANMethod(FeatureGeneratingMethod):
@@ -188,3 +213,60 @@ class TFVAEGANMethod(VAEGANMethod):
         with ctx.timer("gan_s"):
             train_tfvaegan(gan, data.x, data.y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN))
         return gan, settings.epochs
+
+
+class LSRGANMethod(FeatureGeneratingMethod):
+    """LsrGAN: f-CLSWGAN's generator trained with class centroids and the SR-loss, and a classifier trained with it.
+
+    1. pre-train a linear softmax over **all** classes on the real seen features (``pretrain_*``;
+       ``pretrain`` rows, ``pretrain_s``); it keeps training afterwards, with the same Adam;
+    2. train generator, critic and classifier (:func:`~gzslbench.methods.gan.lsrgan.lsrgan_epochs`;
+       ``gan`` rows: ``LSRGAN_LOSS_NAMES``);
+    3. ``final_classifier="joint"`` (the release's scripts, ``--no_classifier True``): score the
+       test set with that classifier after every GAN epoch, so ``last``, ``val`` and ``oracle``
+       choose among GAN epochs (timings ``gan_s``, ``classifier_s``: the scoring);
+       ``"softmax"``: after the last epoch, :func:`classify_generated` as for f-CLSWGAN (``syn_num``
+       generated features per unseen class, the final softmax, ``cls_*`` keys).
+    """
+
+    def predict(self, split: Split, config: Mapping[str, Any], ctx: RunContext) -> Iterator[Scores]:
+        device = ctx.device
+        data = training_data(split, device)
+        settings = LSRGANSettings.from_config(config)
+        unseen = as_tensor(split.unseen, device, torch.long)
+        pool = as_tensor(split.test_unseen_y, device, torch.long) if settings.unseen_draw == "test_labels" else unseen
+        with ctx.timer("pretrain_s"):
+            classifier, optimizer = pretrain_trainable_classifier(
+                data.x, data.y, split.n_classes, SoftmaxSettings.pretrained(config), ctx, ctx.generator(STREAM_PRETRAIN)
+            )
+        relations = ClassRelations.build(data.x, data.y, data.attributes, data.seen, unseen, settings.neighbours)
+        spec = GANSpec.from_config(config, data.x.shape[1], data.attributes.shape[1])
+        gan = FeatureGAN(spec, device, ctx.generator(STREAM_INIT))
+        epochs = lsrgan_epochs(
+            gan,
+            classifier,
+            optimizer,
+            relations,
+            data.x,
+            data.y,
+            data.attributes,
+            pool,
+            settings,
+            ctx,
+            ctx.generator(STREAM_GAN),
+        )
+        joint = config["final_classifier"] == "joint"
+        test_seen_x, test_unseen_x = as_tensor(split.test_seen_x, device), as_tensor(split.test_unseen_x, device)
+        while True:
+            with ctx.timer("gan_s"):
+                epoch = next(epochs, None)
+            if epoch is None:
+                break
+            if joint:
+                with ctx.timer("classifier_s"), torch.no_grad():
+                    scores = Scores(epoch=epoch, seen=classifier(test_seen_x), unseen=classifier(test_unseen_x))
+                yield scores
+        ctx.timings["gan_epoch_s"] = ctx.timings["gan_s"] / max(settings.epochs, 1)
+        ctx.save_model(LSRGANModel(gan, classifier))
+        if not joint:
+            yield from classify_generated(gan, data, split, config, ctx)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -325,7 +325,7 @@ def _sample_rows(n: int, batch: int, rng: torch.Generator, device: torch.device)
     return torch.randperm(n, generator=rng, device=device)[:batch]
 
 
-def train_adversarial(
+def adversarial_epochs(
     gan: FeatureGAN,
     train_x: torch.Tensor,
     train_y: torch.Tensor,
@@ -343,8 +343,11 @@ def train_adversarial(
     start_pass: Callable[[int], None] | None = None,
     auxiliary_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     auxiliary_names: tuple[str, ...] = (),
-) -> None:
+) -> Iterator[int]:
     """The family's loop: ``settings.epochs`` epochs of ``passes`` x ``ceil(n / batch_size)`` generator steps.
+
+    Yields each epoch's number (1-based) after its ``gan`` row is logged, so that a method can
+    score a model after every epoch (LsrGAN); :func:`train_adversarial` runs it to the end.
 
     Each generator step follows ``critic_iters`` critic steps. A critic step draws a batch
     (``randperm(n)[:batch]``), lets ``critic_fake(real, attributes)`` generate its counterpart
@@ -412,8 +415,24 @@ def train_adversarial(
             if penalty.adaptive:
                 logged["gp_weight"] = penalty.value()
             ctx.log("gan", epoch, **logged)
+            yield epoch
     finally:
         gan.critic.requires_grad_(True)
+
+
+def train_adversarial(*args: Any, **kwargs: Any) -> None:
+    """:func:`adversarial_epochs` run through all its epochs."""
+    for _ in adversarial_epochs(*args, **kwargs):
+        pass
+
+
+def prior_fakes(gan: FeatureGAN, rng: torch.Generator) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """f-CLSWGAN's ``critic_fake``: the generator on prior noise (drawn from ``rng``) for a batch's attributes."""
+
+    def critic_fake(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        return gan.generator(gan.noise(len(real), rng, real.device), att)
+
+    return critic_fake
 
 
 def train_gan(
@@ -437,9 +456,6 @@ def train_gan(
     device = train_x.device
     opt_g = adam(gan.generator.parameters(), settings.lr, settings.beta1, device)
 
-    def critic_fake(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        return gan.generator(gan.noise(len(real), rng, device), att)
-
     def generator_step(rows: torch.Tensor) -> torch.Tensor:
         att = attributes[train_y[rows]]
         fake = gan.generator(gan.noise(len(rows), rng, device), att)
@@ -459,7 +475,7 @@ def train_gan(
         settings,
         ctx,
         rng,
-        critic_fake=critic_fake,
+        critic_fake=prior_fakes(gan, rng),
         generator_step=generator_step,
         generator_names=LOSS_NAMES[len(CRITIC_NAMES) :],
     )
