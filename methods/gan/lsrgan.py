@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from gzslbench.methods.base import RunContext
-from gzslbench.methods.gan.losses import centroid_loss, classification_loss, semantic_margin_loss
+from gzslbench.methods.gan.losses import centroid_loss, class_means, classification_loss, semantic_margin_loss
 from gzslbench.methods.gan.model import FeatureGAN, GANSettings, adam, adversarial_epochs, prior_fakes
 from gzslbench.methods.gan.parts import LinearSoftmax
 
@@ -117,9 +117,7 @@ class ClassRelations:
             return index
 
         seen_position = positions(seen)
-        centroids = torch.zeros(len(seen), x.shape[1], dtype=x.dtype, device=device)
-        centroids.index_add_(0, seen_position[y], x)
-        centroids /= torch.bincount(seen_position[y], minlength=len(seen)).clamp_min(1).unsqueeze(1)
+        centroids = class_means(x, seen_position[y], len(seen))[0]
         unit = torch.nn.functional.normalize(attributes, dim=1)
         k = min(neighbours, len(seen))
         seen_similarity, seen_neighbours = (unit[seen] @ unit[seen].T).topk(k, dim=1)
@@ -165,16 +163,15 @@ def lsrgan_epochs(
     def semantic(fake: torch.Tensor, positions: torch.Tensor, seen_side: bool) -> torch.Tensor:
         neighbours = relations.seen_neighbours if seen_side else relations.unseen_neighbours
         similarity = relations.seen_similarity if seen_side else relations.unseen_similarity
-        with torch.set_grad_enabled(trained_semantic and torch.is_grad_enabled()):
-            return semantic_margin_loss(
-                fake if trained_semantic else fake.detach(),
-                positions,
-                len(neighbours),
-                relations.centroids,
-                neighbours,
-                similarity,
-                settings.epsilon,
-            )
+        return semantic_margin_loss(
+            fake if trained_semantic else fake.detach(),  # detached: logged only, as the release
+            positions,
+            len(neighbours),
+            relations.centroids,
+            neighbours,
+            similarity,
+            settings.epsilon,
+        )
 
     def draw_unseen(n: int) -> torch.Tensor:
         if settings.unseen_draw == "test_labels":
