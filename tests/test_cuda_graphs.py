@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
@@ -151,8 +151,52 @@ def test_a_body_that_cannot_be_captured_falls_back_on_cuda():
         if total.item() > 1e9:  # waits for the device: not capturable
             raise AssertionError
 
+    stream = torch.cuda.current_stream()
     step = GraphedIteration(body, capture=True)
     with pytest.warns(UserWarning, match="CUDA graph capture failed"):
         for k in range(5):
             step("key", torch.tensor(float(k), device="cuda"))
     assert total.item() == 10.0 and step.replays == 0
+    # The failed capture left nothing behind: work goes on the stream it went on before, and the
+    # default generator draws (it failed here with torch 2.11 before captures were closed).
+    assert torch.cuda.current_stream() == stream
+    torch.manual_seed(0)
+    expected = torch.rand(4, device="cuda")
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(4, device="cuda"), expected)
+
+
+class FakeCUDA:
+    """torch's capture bookkeeping as far as a failed capture disturbs it: the current stream and
+    the default generator's capturing mark, set when a capture begins and cleared when it ends."""
+
+    def __init__(self):
+        self.stream, self.generator_capturing = "default", False
+
+    def current_stream(self):
+        return self.stream
+
+    def set_stream(self, stream):
+        self.stream = stream
+
+    def CUDAGraph(self):
+        return object()
+
+    @contextmanager
+    def graph(self, graph):
+        self.stream, self.generator_capturing = "capture", True
+        yield  # a body that raises skips the end of the capture, as torch's __exit__ does when capture_end fails
+        self.stream, self.generator_capturing = "default", False
+
+
+def test_a_failed_capture_restores_the_stream_and_ends_the_generators_capture(monkeypatch):
+    fake = FakeCUDA()
+    for name in ("current_stream", "set_stream", "CUDAGraph", "graph"):
+        monkeypatch.setattr(cuda_graphs.torch.cuda, name, getattr(fake, name))
+
+    def not_capturable():
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    with pytest.raises(RuntimeError, match="not permitted"):
+        cuda_graphs.capture(not_capturable)
+    assert fake.stream == "default" and not fake.generator_capturing

@@ -1,7 +1,7 @@
 """Every registered method runs end to end through the harness, on the CPU and on CUDA when present.
 
 That each one learns is tests/test_methods_learn.py's job; here a run must finish, report
-consistent metrics and repeat itself exactly.
+consistent metrics, repeat itself exactly and leave the caller's global random state alone.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.i
 def test_method_runs_and_is_deterministic(method, device, tmp_path):
     defaults = gzslbench.get_method(method).defaults
     overrides = {k: v for k, v in SHORT.items() if k in defaults}
+    global_state = torch.get_rng_state(), torch.cuda.get_rng_state() if device == "cuda" else None
     first, second = (
         gzslbench.run(method, "synth-tiny", out=tmp_path / name, overrides=overrides, device=device)[0]
         for name in ("a", "b")
     )
     assert first["status"] == "ok", first.get("error")
+    assert torch.equal(torch.get_rng_state(), global_state[0])  # a run draws from its own generators only
+    if device == "cuda":
+        assert torch.equal(torch.cuda.get_rng_state(), global_state[1])
     assert first["env"]["device"].startswith(device)
     for mode in ("last", "oracle"):
         u, s, h = (first["metrics"][mode][m] for m in ("U", "S", "H"))

@@ -11,8 +11,8 @@ loss weights) stay the same; a new key runs one iteration eagerly and captures a
 capture fails (an operation that cannot be captured, a torch without CUDA graphs), training goes
 on eagerly after a one-line warning.
 
-Graphs are opt-in (``GZSLBENCH_CUDA_GRAPHS=1``) until a GPU run of ``tests/test_cuda_graphs.py``
-has shown replayed runs equal to eager ones (``benchmarks/cuda_check.sh`` runs it); the record's
+Graphs are opt-in (``GZSLBENCH_CUDA_GRAPHS=1``) until every GPU run of ``tests/test_cuda_graphs.py``
+shows replayed runs equal to eager ones (docs/speed.md has what was seen so far); the record's
 ``execution.cuda_graphs`` says whether a run asked for them.
 """
 
@@ -34,11 +34,40 @@ def cuda_graphs_enabled(device: torch.device) -> bool:
 
 
 def capture(fn: Callable[[], None]) -> torch.cuda.CUDAGraph:
-    """A CUDA graph of the kernels that ``fn`` launches (recorded, not run), to be replayed."""
+    """A CUDA graph of the kernels that ``fn`` launches (recorded, not run), to be replayed.
+
+    A capture that fails is cleaned up before the error propagates, so that the process can go
+    on eagerly: see :func:`_close_failed_capture`.
+    """
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    stream = torch.cuda.current_stream()
+    try:
+        with torch.cuda.graph(graph):
+            fn()
+    except BaseException:
+        _close_failed_capture(stream)
+        raise
     return graph
+
+
+def _close_failed_capture(stream: torch.cuda.Stream) -> None:
+    """Undo what a failed capture leaves behind in torch's per-process state.
+
+    torch marks the device's default random generator as capturing when a capture begins and
+    unmarks it when the capture ends; a capture that fails never ends, and every later draw from
+    that generator then fails ("Offset increment outside graph capture encountered unexpectedly";
+    seen with torch 2.11 on an H200). The failed capture also leaves its capture stream current.
+    This restores the stream and captures an empty graph, whose end unmarks the generator without
+    drawing a number, so the generator's sequence is the one it would have been.
+    """
+    torch.cuda.set_stream(stream)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that the graph is empty
+        try:
+            with torch.cuda.graph(torch.cuda.CUDAGraph()):
+                pass
+        except Exception:  # nothing more can be done here; the original error is what matters
+            pass
 
 
 class GraphedIteration:

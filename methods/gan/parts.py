@@ -160,7 +160,8 @@ class LinearSoftmax(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, device: torch.device) -> None:
         super().__init__()
-        self.fc = nn.Linear(in_dim, n_classes, device=device)
+        # Left uninitialised (no draw from the global RNG); init_normal_ initialises it from a run's generator.
+        self.fc = nn.utils.skip_init(nn.Linear, in_dim, n_classes, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(self.fc(x), dim=1)
