@@ -8,6 +8,7 @@
 #   acmr       5 ACMR seeds at CUB size (100 VAE epochs) as planned, graphs off then on (4 min);
 #   reference  one f-CLSWGAN and one LsrGAN seed at CUB size at the reference schedules (3 min);
 #   sharing    3 f-CLSWGAN seeds (scale 0.25, 10 GAN epochs) one after another, then in 3 processes (3 min);
+#   load       the CUDA-graph test of two batched seeds 5 times while 3 f-CLSWGAN runs share the GPU (2 min);
 #   table2     f-CLSWGAN, f-VAEGAN and TF-VAEGAN at scale 0.25, 3 seeds, reference schedules, 9
 #              processes sharing the GPU, and Table 2 (TF-VAEGAN needs more than 10 minutes there).
 # Run from the repository root on a machine with a GPU, with the project installed (or on PYTHONPATH):
@@ -65,6 +66,18 @@ for step in $steps; do
           run -m f-clswgan -d synth-cub -D scale=0.25 --seeds 3 --n-jobs $jobs --batch-seeds 1 --set epochs=10 \
           --results "$out/sharing-$jobs"
       done
+      ;;
+    load)
+      run -m f-clswgan -d synth-cub -D scale=0.25 --seeds 3 --n-jobs 3 --batch-seeds 1 --set epochs=10 \
+        --results "$out/load" >"$out/load-runs.log" 2>&1 &
+      background=$!
+      for k in 1 2 3 4 5; do
+        timeout 60 python3 -m pytest -q -p no:cacheprovider \
+          "tests/test_cuda_graphs.py::test_replayed_graphs_give_the_runs_eager_cuda_gives[2]" >"$out/load-$k.log" 2>&1
+        tail -1 "$out/load-$k.log"
+      done
+      kill "$background" 2>/dev/null
+      wait "$background" 2>/dev/null
       ;;
     table2)
       timed "f-clswgan, f-vaegan, tf-vaegan, synth-cub scale 0.25, 3 seeds, 9 processes" 590 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from click.testing import CliRunner
 from gzslbench.cli import cli
 from gzslbench.core.environment import torch_threads
 from gzslbench.data.dataset import GZSLData, validate
+from gzslbench.execution.process import CUBLAS_WORKSPACE
+
+# The tests run gzslbench in this process; on a GPU they compare runs bit for bit, as gzslbench's own
+# processes would run them (cuBLAS reads this before CUDA's first product).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 SHARED_XLSA17 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xlsa17-att"
 

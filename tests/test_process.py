@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from gzslbench.execution.process import RETAIN_MEMORY_ENV
+from gzslbench.execution.process import CUBLAS_WORKSPACE, RETAIN_MEMORY_ENV
 
 FAULTS_OF_A_REALLOCATED_BLOCK = """
 import json, resource, torch
@@ -58,9 +58,12 @@ import gzslbench
 from gzslbench.core.environment import denormals_flushed
 from gzslbench.execution import process
 torch.set_num_threads(3)
-before = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"), denormals_flushed())
+def settings():
+    environ = (os.environ.get(k) for k in ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG"))
+    return (torch.get_num_threads(), *environ, denormals_flushed())
+before = settings()
 record = gzslbench.run("eszsl", "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"])[0]
-after = (torch.get_num_threads(), os.environ.get("THP_MEM_ALLOC_ENABLE"), denormals_flushed())
+after = settings()
 print(json.dumps([before, after, record["threads"], record["execution"]["flush_denormals"],
                   process.retain_freed_memory.cache_info().currsize]))
 """
@@ -68,10 +71,11 @@ print(json.dumps([before, after, record["threads"], record["execution"]["flush_d
 
 def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(tmp_path) -> None:
     """A notebook calling gzslbench.run keeps its thread count, its environment, glibc's defaults and its denormals."""
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"} | {"OUT": str(tmp_path)}
+    own = ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG")
+    env = {k: v for k, v in os.environ.items() if k not in own} | {"OUT": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, capture_output=True, text=True, check=True)
     before, after, run_threads, run_flushed, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
-    assert before == after == [3, None, False]
+    assert before == after == [3, None, None, False]
     assert run_threads == 1  # the run itself had the threads it asked for
     assert run_flushed is True  # and flushed denormals, which the caller's arithmetic does not
     assert allocator_calls == 0  # retain_freed_memory never ran in the caller's process
@@ -83,5 +87,18 @@ def test_gzslbench_s_own_processes_ask_glibc_to_keep_freed_memory() -> None:
     code = "from gzslbench.execution.process import retain_freed_memory as r; print(r())"
     for value, expected in (("1", "True"), ("0", "False")):
         env = {**os.environ, RETAIN_MEMORY_ENV: value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected
+
+
+def test_gzslbench_s_own_processes_fix_cublas_s_workspace_unless_the_user_did() -> None:
+    """cuBLAS's bits repeat with several streams active only with a fixed workspace (CUDA graphs use side streams)."""
+    code = (
+        "import os; from gzslbench.execution.process import set_up_own_process as s; "
+        "s(); print(os.environ['CUBLAS_WORKSPACE_CONFIG'])"
+    )
+    for given, expected in ((None, CUBLAS_WORKSPACE), (":16:8", ":16:8")):
+        env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+        env |= {"CUBLAS_WORKSPACE_CONFIG": given} if given else {}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected

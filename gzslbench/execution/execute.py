@@ -11,6 +11,7 @@ interrupted command loses only the runs in flight and two commands never run one
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -155,6 +156,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
             "unit_seeds": unit,
             "flush_denormals": denormals_flushed(),
             "cuda_graphs": cuda_graphs_enabled(device),
+            **({"cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")} if device.type == "cuda" else {}),
         },
         "protocol": PROTOCOL,
         "code": code_version(),  # type: ignore[typeddict-item]

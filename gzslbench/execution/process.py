@@ -15,6 +15,8 @@ import platform
 from functools import cache
 
 RETAIN_MEMORY_ENV = "GZSLBENCH_RETAIN_MEMORY"
+# cuBLAS's fixed workspace configuration: 8 buffers of 4 MiB, PyTorch's own workspace size on Hopper GPUs.
+CUBLAS_WORKSPACE = ":4096:8"
 _M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
@@ -26,8 +28,14 @@ def set_up_own_process() -> None:
     Large CPU tensors go on transparent huge pages (PyTorch reads ``THP_MEM_ALLOC_ENABLE`` once, at
     its first allocation): batched seeds allocate gradients of tens of MB every step, and faulting
     them in 4 KiB pages cost as much as the product that fills them.
+
+    cuBLAS promises the same bits run after run only while one stream is active, unless its
+    workspace configuration is fixed (``CUBLAS_WORKSPACE_CONFIG``, read when CUDA's first product
+    runs; cuBLAS documentation, "Results reproducibility"). CUDA graphs warm up and capture on side
+    streams, so gzslbench's processes fix it; a value the user set is kept.
     """
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     retain_freed_memory()
 
 

@@ -113,6 +113,7 @@ class ExecutionBlock(TypedDict, total=False):
     unit_seeds: list[int]  # the seeds of that computation, in order
     flush_denormals: bool  # CPU arithmetic flushed denormal floats to zero (core.environment.flush_denormals)
     cuda_graphs: bool  # CUDA graphs asked for: GZSLBENCH_CUDA_GRAPHS=1 on a CUDA device (core.cuda_graphs)
+    cublas_workspace: str | None  # CUBLAS_WORKSPACE_CONFIG on a CUDA device (execution.process); absent on a CPU
 
 
 def execution_label(record: dict[str, Any]) -> str:
