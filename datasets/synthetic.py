@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import register_dataset
@@ -176,7 +177,17 @@ def class_means(
 
 
 def generate(name: str, spec: SynthSpec, scale: float = 1.0, seed: int = 0) -> GZSLData:
-    """Draw one synthetic dataset (deterministic in ``seed``); see the module docstring."""
+    """Draw one synthetic dataset (deterministic in ``seed``); see the module docstring.
+
+    NumPy's products run on one BLAS thread here: with more, the BLAS may split a product's sums
+    otherwise, and the data's last bits then depend on the process that drew them (seen on an
+    AMD EPYC: a command's worker processes and the caller's own drew different data).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _generate(name, spec, scale, seed)
+
+
+def _generate(name: str, spec: SynthSpec, scale: float, seed: int) -> GZSLData:
     rng = np.random.default_rng(seed)
     n_classes = spec.n_classes
     att = class_attributes(rng, n_classes, spec.attribute_dim)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -67,6 +71,24 @@ def test_deterministic_in_seed() -> None:
     for field in ("features", "labels", "attributes", "trainval", "test_seen", "test_unseen", "train", "val"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert not np.array_equal(a.features, c.features) and not np.array_equal(a.attributes, c.attributes)
+
+
+DATA_DIGEST = """
+import hashlib
+from gzslbench.core.registry import DATASETS
+data = DATASETS.get("synth-cub")().load(scale=0.05)
+print(hashlib.sha256(data.features.tobytes()).hexdigest())
+"""
+
+
+def test_the_data_do_not_depend_on_the_blas_threads_of_the_process_that_draws_them() -> None:
+    """A command's worker processes (one BLAS thread each) and the caller (several) must draw the same data."""
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        out = subprocess.run([sys.executable, "-c", DATA_DIGEST], env=env, capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
 
 
 @pytest.mark.parametrize(

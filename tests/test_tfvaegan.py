@@ -114,8 +114,8 @@ def test_discriminative_features_concatenate_the_decoders_outputs(mode, extra):
     features = gan.classifier_features(x, chunk=3)  # chunked as for large splits
     assert features.shape == (10, 9 + extra) == (10, gan.classifier_width())
     assert torch.equal(features[:, :9], x)
-    if mode != "none":
-        assert torch.equal(features[:, -12:], gan.decoder(x)[1])
+    if mode != "none":  # the chunks' own products: a BLAS may round a product of 3 rows unlike one of 10
+        assert torch.equal(features[:, -12:], torch.cat([gan.decoder(x[i : i + 3])[1] for i in range(0, 10, 3)]))
 
 
 # ---- training -----------------------------------------------------------------------------------------------------
