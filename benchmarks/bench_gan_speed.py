@@ -1,4 +1,4 @@
-"""Speed of the feature-generating GANs (f-CLSWGAN, f-VAEGAN, TF-VAEGAN, LsrGAN) against the machine's matmul speed.
+"""Speed of the feature-generating GANs (f-CLSWGAN, f-VAEGAN, TF-VAEGAN, FREE, LsrGAN) against matmul speed.
 
 Runs each method with its per-dataset defaults on random data with a real dataset's shapes for a
 few GAN epochs and a short final-classifier stage, and prints the seconds per GAN epoch, the
@@ -7,7 +7,7 @@ the machine's fp32 speed at the epoch's dominant product shape (the ceiling).
 
 Usage::
 
-    python benchmarks/bench_gan_speed.py                          # all four, CUB shapes, 2 GAN epochs
+    python benchmarks/bench_gan_speed.py                          # all five, CUB shapes, 2 GAN epochs
     python benchmarks/bench_gan_speed.py --methods f-clswgan --size awa2 --gan-epochs 3 --repeats 3
     python benchmarks/bench_gan_speed.py --device cuda --json
     python -m pytest benchmarks/bench_gan_speed.py --benchmark-enable -s   # under pytest-benchmark
@@ -39,7 +39,7 @@ from gzslbench.core.registry import METHODS
 from gzslbench.execution.resolve import method_config as resolve_method_config
 from gzslbench.methods.base import RunContext
 
-GAN_METHODS = ("f-clswgan", "f-vaegan", "tf-vaegan", "lsrgan")
+GAN_METHODS = ("f-clswgan", "f-vaegan", "tf-vaegan", "free", "lsrgan")
 TIMINGS = ("gan_epoch_s", "pretrain_s", "generate_s", "classifier_s")
 
 # CUB's widths and classes with 640 training rows (10 generator steps an epoch): the pytest-benchmark size.
@@ -55,6 +55,7 @@ TINY_CONFIG: dict[str, Any] = {
     "critic_hidden": 24,
     "encoder_hidden": 24,
     "decoder_hidden": 12,
+    "refiner_hidden": 12,
     "batch_size": 20,
     "pretrain_epochs": 2,
     "pretrain_batch_size": 20,
@@ -116,10 +117,11 @@ def epoch_gemms(
     """Every matrix product of one GAN epoch of ``method`` with ``config``, and how many times the epoch runs it.
 
     An epoch is ``passes * ceil(n_train / batch_size)`` generator steps (``passes`` is TF-VAEGAN's
-    ``feedback_loop``, else 1), each after ``critic_iters`` critic steps. A critic step is the
+    ``feedback_loop``, FREE's ``passes``, else 1), each after ``critic_iters`` critic steps. A critic step is the
     generated rows' forward pass (no gradient: the generator; f-VAEGAN's first the encoder,
     TF-VAEGAN's second pass also the feedback's generator, decoder and feedback module), TF-VAEGAN's
-    decoder step on the real rows (with ``decoder_weight > 0``) and the closed-form critic update
+    decoder step on the real rows (with ``decoder_weight > 0``), FREE's refiner step on the real rows
+    (with the centre loss's distances to the centres) and the closed-form critic update
     (:func:`critic_step_gemms`). A generator step is the forward and backward products of the
     networks its loss passes through: weight gradients of the trained layers, input gradients
     wherever the input carries a gradient (never for data, noise or a detached input; through the
@@ -152,7 +154,7 @@ def epoch_gemms(
             gen += generator(True, False) + _dense("classifier.fc", b, d, classes, True, True)
             gen += _dense("classifier.fc", b, d, classes, True, False)
         return Counter({g: steps * n for g, n in Counter(int(cfg["critic_iters"]) * (fake + critic) + gen).items()})
-    if method not in ("f-vaegan", "tf-vaegan"):
+    if method not in ("f-vaegan", "tf-vaegan", "free"):
         raise ValueError(f"no FLOP count for method {method!r}; known: {', '.join(GAN_METHODS)}")
     if cfg["adversarial_noise"] != "encoded":
         raise ValueError("the FLOP count covers adversarial_noise='encoded' only (the CUB, SUN and AWA2 settings)")
@@ -168,6 +170,21 @@ def epoch_gemms(
     vaegan_gen = encoder(True) + generator(True, True) + critic_on_fake
     if method == "f-vaegan":
         total = Counter(int(cfg["critic_iters"]) * (encoder(False) + generator(False, False) + critic) + vaegan_gen)
+        return Counter({g: steps * n for g, n in total.items()})
+    if method == "free":
+        hr, n_centres = int(cfg["refiner_hidden"]), n_seen
+
+        def refiner(grad: bool, input_grad: bool) -> list[Gemm]:
+            return _dense("refiner.hidden", b, d, hr, grad, input_grad) + _dense(
+                "refiner.out", b, hr, 2 * a, grad, grad or input_grad
+            )
+
+        # the centre loss's distances: embedding x centres^T, and both its gradients
+        centres = [Gemm("centres", kind, b, a, n_centres) for kind in ("forward", "input_grad", "weight_grad")]
+        refiner_step = refiner(True, False) + centres
+        on_generated = refiner(not bool(cfg["freeze_refiner"]), True) if float(cfg["cycle_weight"]) > 0 else []
+        step = int(cfg["critic_iters"]) * (encoder(False) + generator(False, False) + refiner_step + critic)
+        total = Counter(int(cfg["passes"]) * (step + vaegan_gen + on_generated))
         return Counter({g: steps * n for g, n in total.items()})
 
     hdec = int(cfg["decoder_hidden"])

@@ -4,7 +4,7 @@
 #   tests      the CUDA tests: every method on CUDA (records repeat, the global RNG untouched),
 #              CUDA-graph replays against eager runs, the fallback of a failed capture (about 2 min);
 #   graphs     VAE speed at CUB size, CUDA graphs on and off alternated, one seed and 5 batched (2 min);
-#   gan-speed  seconds per GAN epoch at CUB size of f-CLSWGAN, f-VAEGAN, TF-VAEGAN, LsrGAN (2 min);
+#   gan-speed  seconds per GAN epoch at CUB size of f-CLSWGAN, f-VAEGAN, TF-VAEGAN, FREE, LsrGAN (2.5 min);
 #   acmr       5 ACMR seeds at CUB size (100 VAE epochs) as planned, graphs off then on (4 min);
 #   reference  one f-CLSWGAN and one LsrGAN seed at CUB size at the reference schedules (3 min);
 #   sharing    3 f-CLSWGAN seeds (scale 0.25, 10 GAN epochs) one after another, then in 3 processes (3 min);
@@ -47,7 +47,7 @@ for step in $steps; do
         --seeds 5 --graphs both --repeats 2
       ;;
     gan-speed)
-      timeout 120 python3 benchmarks/bench_gan_speed.py --device cuda --gan-epochs 2
+      timeout 150 python3 benchmarks/bench_gan_speed.py --device cuda --gan-epochs 2
       ;;
     acmr)
       timed "acmr, synth-cub, 5 seeds, graphs off" 120 "${run[@]}" -m acmr -d synth-cub --seeds 5 --results "$out/acmr"

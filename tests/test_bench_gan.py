@@ -111,6 +111,9 @@ def counted_epoch_flops(method: str, config: dict[str, Any]) -> int:
         ("tf-vaegan", {"freeze_decoder": True}),
         ("tf-vaegan", {"decoder_weight": 0.0}),
         ("tf-vaegan", {"feedback_loop": 1}),
+        ("free", {}),
+        ("free", {"freeze_refiner": True, "critic_iters": 2}),
+        ("free", {"cycle_weight": 0.0, "passes": 1}),
     ],
 )
 def test_epoch_flops_match_torch_counter(method: str, extra: dict[str, Any]) -> None:

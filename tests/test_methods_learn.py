@@ -67,6 +67,17 @@ BUDGET = {
         "syn_num": 30,
         "cls_epochs": 10,
     },
+    # f-vaegan's budget with a narrow feature refiner (an epoch is two passes of one critic step each)
+    "free": {
+        "epochs": 60,
+        "generator_hidden": 256,
+        "critic_hidden": 256,
+        "encoder_hidden": 256,
+        "refiner_hidden": 256,
+        "lr": 2e-3,
+        "syn_num": 30,
+        "cls_epochs": 10,
+    },
 }
 CHANCE = 100 / 5  # U_restricted: synth-tiny's 5 unseen classes
 

@@ -23,6 +23,7 @@ EXPECTED_METHODS = {
     "f-clswgan",
     "f-vaegan",
     "tf-vaegan",
+    "free",
     "lsrgan",
 }
 EXPECTED_DATASETS = {"cub", "sun", "awa1", "awa2", "apy", "flo", "synth-cub", "synth-sun", "synth-awa1", "synth-awa2"}

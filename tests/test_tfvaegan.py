@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from test_methods_learn import BUDGET
+from test_vaegan import run_two_tiny_seeds
 
 import gzslbench
 from gzslbench.core.errors import ConfigError
@@ -258,18 +257,8 @@ def test_config_refuses_what_the_reference_cannot_run():
 
 
 def test_the_cli_runs_tf_vaegan_end_to_end(invoke, tmp_path: Path):
-    result = invoke(
-        "run", "-m", "tf-vaegan", "-d", "synth-tiny", "--seeds", "2", "--threads", "1", "--n-jobs", "1", "-q",
-        "--set", "epochs=2", "--set", "cls_epochs=2", "--set", "generator_hidden=64", "--set", "critic_hidden=64",
-        "--set", "encoder_hidden=64", "--set", "decoder_hidden=64", "--set", "syn_num=20",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    records = sorted((tmp_path / "results").rglob("*.json"))
-    runs = [json.loads(p.read_text()) for p in records if p.name.startswith("seed")]
-    assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "ok" for r in runs)
-    for record in runs:
-        assert record["method"] == "tf-vaegan" and record["config"]["epochs"] == 2
-        assert all(math.isfinite(record["metrics"][mode]["H"]) for mode in ("last", "oracle"))
+    widths = ("generator_hidden=64", "critic_hidden=64", "encoder_hidden=64", "decoder_hidden=64")
+    run_two_tiny_seeds(invoke, tmp_path, "tf-vaegan", *widths, "syn_num=20")
     assert "tf-vaegan" in invoke("list", "methods").output
     for dataset, line in (("cub", "feedback_weight = 1.0"), ("awa1", "freeze_decoder = True")):
         shown = invoke("config", "-m", "tf-vaegan", "-d", dataset)

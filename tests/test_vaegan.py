@@ -232,19 +232,23 @@ def test_config_refuses_what_the_reference_cannot_run():
         tiny_config(syn_num=0)
 
 
-def test_the_cli_runs_f_vaegan_end_to_end(invoke, tmp_path: Path):
-    result = invoke(
-        "run", "-m", "f-vaegan", "-d", "synth-tiny", "--seeds", "2", "--threads", "1", "--n-jobs", "1", "-q",
-        "--set", "epochs=2", "--set", "cls_epochs=2", "--set", "generator_hidden=64", "--set", "critic_hidden=64",
-        "--set", "encoder_hidden=64", "--set", "syn_num=20",
-    )  # fmt: skip
+def run_two_tiny_seeds(invoke, tmp_path: Path, method: str, *settings: str) -> None:
+    """``gzslbench run`` of two seeds of ``method`` on synth-tiny for 2 epochs with ``settings``: both records ok."""
+    options = [arg for setting in ("epochs=2", "cls_epochs=2", *settings) for arg in ("--set", setting)]
+    common = ("-d", "synth-tiny", "--seeds", "2", "--threads", "1", "--n-jobs", "1", "-q")
+    result = invoke("run", "-m", method, *common, *options)
     assert result.exit_code == 0, result.output
     records = sorted((tmp_path / "results").rglob("*.json"))
     runs = [json.loads(p.read_text()) for p in records if p.name.startswith("seed")]
     assert sorted(r["seed"] for r in runs) == [0, 1] and all(r["status"] == "ok" for r in runs)
     for record in runs:
-        assert record["method"] == "f-vaegan" and record["config"]["epochs"] == 2
+        assert record["method"] == method and record["config"]["epochs"] == 2
         assert all(math.isfinite(record["metrics"][mode]["H"]) for mode in ("last", "oracle"))
+
+
+def test_the_cli_runs_f_vaegan_end_to_end(invoke, tmp_path: Path):
+    widths = ("generator_hidden=64", "critic_hidden=64", "encoder_hidden=64")
+    run_two_tiny_seeds(invoke, tmp_path, "f-vaegan", *widths, "syn_num=20")
     listing = invoke("list", "methods")
     assert "f-vaegan" in listing.output
     shown = invoke("config", "-m", "f-vaegan", "-d", "awa1")

@@ -30,6 +30,8 @@ METHOD_INFO: dict[str, tuple[str, str]] = {
     "f-vaegan": ("f-VAEGAN-D2", "gan"),
     # Not in ACMR's Table 2: its reported row is the H of its own paper (``original`` rows).
     "tf-vaegan": ("TF-VAEGAN", "gan"),
+    # Not in ACMR's Table 2, and its paper's table could not be checked here: no reported row is shipped.
+    "free": ("FREE", "gan"),
     "lsrgan": ("LsrGAN", "gan"),
 }
 # Table 2's groups, in print order; "other" holds methods with no known family.

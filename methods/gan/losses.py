@@ -3,7 +3,7 @@
 Every WGAN term is a batch mean, as in the reference (``criticD_real.mean()``, ``nn.NLLLoss()``).
 The VAE terms of f-VAEGAN are sums over feature (or latent) dimensions averaged over the batch, as
 TF-VAEGAN's ``loss_fn`` computes them (``size_average=False`` then ``/ x.size(0)``); so is
-TF-VAEGAN's semantic decoder loss (:func:`weighted_l1`).
+TF-VAEGAN's semantic decoder loss (:func:`weighted_l1`). FREE's centre loss is :func:`triplet_center_loss`.
 """
 
 from __future__ import annotations
@@ -89,6 +89,42 @@ def weighted_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     d = pred - target
     norm = d.norm(dim=1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
     return (d.pow(2) * d.abs() / norm).sum() / len(d)
+
+
+# How FREE's triplet-centre loss picks the other class of a row: a random class, possibly the row's own (the
+# release on CUB, SUN and FLO), a random class other than the row's own, or the nearest other centre (AWA1, AWA2, APY).
+CENTER_OTHERS = ("random", "random_distinct", "nearest")
+
+
+def triplet_center_loss(
+    embedding: torch.Tensor,
+    labels: torch.Tensor,
+    centers: torch.Tensor,
+    margin: float,
+    incenter_weight: float,
+    other: str,
+    rng: torch.Generator,
+) -> torch.Tensor:
+    """FREE's self-adaptive margin centre loss: ``mean_i max(0, margin + w * d_i,own - (1 - w) * d_i,other)``.
+
+    ``d_i,c`` is the squared Euclidean distance of row ``i`` of ``embedding`` to ``centers[c]``,
+    ``labels`` index the rows of ``centers`` and ``w`` is ``incenter_weight``. The other class
+    (``CENTER_OTHERS``): ``"random"`` is the release's ``(y + randint(C)) mod C``, which is the
+    row's own class one time in ``C``; ``"random_distinct"`` draws among the other ``C - 1``;
+    ``"nearest"`` takes the nearest other centre. Gradients reach the rows and the centres.
+    """
+    n, n_classes = len(embedding), len(centers)
+    dist = embedding.pow(2).sum(1, keepdim=True) + centers.pow(2).sum(1) - 2.0 * embedding @ centers.T
+    own = dist.gather(1, labels.unsqueeze(1)).squeeze(1)
+    if other == "nearest":
+        others = dist.masked_fill(F.one_hot(labels, n_classes).bool(), torch.inf).min(dim=1).values
+    elif other in ("random", "random_distinct"):
+        low = 1 if other == "random_distinct" else 0
+        shift = torch.randint(low, n_classes, (n,), generator=rng, device=labels.device)
+        others = dist.gather(1, ((labels + shift) % n_classes).unsqueeze(1)).squeeze(1)
+    else:
+        raise ValueError(f"center_other {other!r} is not one of {CENTER_OTHERS}")
+    return torch.relu(margin + incenter_weight * own - (1.0 - incenter_weight) * others).sum() / n
 
 
 def classification_loss(log_probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

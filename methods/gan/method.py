@@ -3,8 +3,8 @@
 Registered methods (:mod:`gzslbench.methods.gan.registry`) are subclasses that set ``defaults``,
 ``dataset_defaults`` and their documentation. :class:`FeatureGeneratingMethod` holds the pipeline
 around the generator; :class:`CLSWGANMethod` (f-CLSWGAN), :class:`VAEGANMethod` (f-VAEGAN) and
-:class:`TFVAEGANMethod` (TF-VAEGAN) train it; :class:`LSRGANMethod` (LsrGAN) trains a classifier with its
-generator and scores with it. The networks live in
+:class:`TFVAEGANMethod` (TF-VAEGAN) and :class:`FREEMethod` (FREE) train it;
+:class:`LSRGANMethod` (LsrGAN) trains a classifier with its generator and scores with it. The networks live in
 :mod:`~gzslbench.methods.gan.parts`, the training loops in :mod:`~gzslbench.methods.gan.model` and
 the two softmax classifiers in :mod:`~gzslbench.methods.gan.classifier`.
 """
@@ -25,6 +25,7 @@ from gzslbench.methods.gan.classifier import (
     pretrain_trainable_classifier,
     train_final_classifier,
 )
+from gzslbench.methods.gan.free import FeatureFREE, FREESettings, FREESpec, train_free
 from gzslbench.methods.gan.lsrgan import ClassRelations, LSRGANModel, LSRGANSettings, lsrgan_epochs
 from gzslbench.methods.gan.model import (
     FeatureGAN,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 # LsrGAN's GZSL classifier: the one trained with the generator (the release's scripts) or f-CLSWGAN's final softmax.
 FINAL_CLASSIFIERS = ("joint", "softmax")
 # Offsets of the independent random streams of a run (see RunContext.generator).
-STREAM_INIT, STREAM_PRETRAIN, STREAM_GAN, STREAM_GENERATE, STREAM_CLASSIFIER = 0, 1, 2, 3, 4
+STREAM_INIT, STREAM_PRETRAIN, STREAM_GAN, STREAM_GENERATE, STREAM_CLASSIFIER, STREAM_FEATURES = 0, 1, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class FeatureGeneratingMethod(Method):
        discriminative features).
 
     Random streams (``ctx.generator(offset)``): 0 network init, 1 pre-trained classifier, 2
-    generator training, 3 generation, 4 final classifier; everything runs on ``ctx.device``.
+    generator training, 3 generation, 4 final classifier, 5 the classifier's features (FREE's
+    sampled ones); everything runs on ``ctx.device``.
     History: ``gan`` rows (per epoch, the loop's terms: :func:`~gzslbench.methods.gan.model.train_adversarial`)
     and ``classifier`` rows (mean NLL per epoch). Timings: ``gan_s``, ``gan_epoch_s``,
     ``generate_s``, ``classifier_s``.
@@ -113,6 +115,13 @@ def training_data(split: Split, device: torch.device) -> TrainingData:
         as_tensor(split.attributes, device),
         as_tensor(split.seen, device, torch.long),
     )
+
+
+def seen_labels(data: TrainingData) -> torch.Tensor:
+    """The training rows' classes as indices of the seen classes in increasing id order (``map_label``)."""
+    seen_index = torch.full((len(data.attributes),), -1, dtype=torch.long, device=data.x.device)
+    seen_index[data.seen] = torch.arange(len(data.seen), device=data.x.device)
+    return seen_index[data.y]
 
 
 def classify_generated(
@@ -154,10 +163,8 @@ class CLSWGANMethod(FeatureGeneratingMethod):
 
     def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
         device = data.x.device
-        # The pre-trained classifier's classes are the seen classes in increasing id order (the reference's map_label).
-        seen_index = torch.full((len(data.attributes),), -1, dtype=torch.long, device=device)
-        seen_index[data.seen] = torch.arange(len(data.seen), device=device)
-        train_seen_y = seen_index[data.y]
+        # The pre-trained classifier's classes are the seen classes in increasing id order.
+        train_seen_y = seen_labels(data)
         with ctx.timer("pretrain_s"):
             classifier = pretrain_classifier(
                 data.x,
@@ -212,6 +219,33 @@ class TFVAEGANMethod(VAEGANMethod):
         )
         with ctx.timer("gan_s"):
             train_tfvaegan(gan, data.x, data.y, data.attributes, settings, ctx, ctx.generator(STREAM_GAN))
+        return gan, settings.epochs
+
+
+class FREEMethod(VAEGANMethod):
+    """FREE's generator: f-VAEGAN's trained with a feature refiner and class centres, and refined features.
+
+    :func:`~gzslbench.methods.gan.free.train_free`; the final classifier sees ``refined_features``
+    (noise of its sampled part from stream 5). ``gan`` history rows: f-VAEGAN's plus ``center``,
+    ``cycle_real`` and ``cycle_generated``.
+    """
+
+    def train_generator(self, data: TrainingData, config: Mapping[str, Any], ctx: RunContext) -> tuple[FeatureGAN, int]:
+        spec = FREESpec.from_config(config, data.x.shape[1], data.attributes.shape[1])
+        settings = FREESettings.from_config(config)
+        gan = FeatureFREE(
+            spec,
+            data.x.device,
+            ctx.generator(STREAM_INIT),
+            len(data.seen),
+            str(config["refined_features"]),
+            str(config["classifier_semantic"]),
+            ctx.generator(STREAM_FEATURES),
+        )
+        with ctx.timer("gan_s"):
+            train_free(
+                gan, data.x, data.y, seen_labels(data), data.attributes, settings, ctx, ctx.generator(STREAM_GAN)
+            )
         return gan, settings.epochs
 
 

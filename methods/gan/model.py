@@ -1,6 +1,6 @@
 """The conditional WGAN-GP feature generators and their training loops: f-CLSWGAN, f-VAEGAN and TF-VAEGAN.
 
-Both share one adversarial loop (:func:`train_adversarial`, the reference's ``clswgan.py``
+All share one adversarial loop (:func:`train_adversarial`, the reference's ``clswgan.py``
 loop): per generator step, ``critic_iters`` critic steps, each on a fresh random mini-batch of
 real seen features with their class attributes, then one generator step. They differ in where
 the critic's generated features come from and in the generator step:
@@ -14,7 +14,8 @@ the critic's generated features come from and in the generator step:
   loss, and the penalty weight may adapt (``gp_schedule``);
 * :func:`train_tfvaegan` (TF-VAEGAN, ``train_images.py``): f-VAEGAN's step plus a semantic
   decoder trained on real and generated features and a feedback module that feeds the
-  decoder's hidden layer back into the generator's in every second pass of an epoch.
+  decoder's hidden layer back into the generator's in every second pass of an epoch, added to
+  f-VAEGAN's training as a :class:`VAEGANExtension` (FREE's is another: ``free.py``).
 
 :func:`generate_features` draws the per-class synthetic features the final classifier trains on.
 """
@@ -341,7 +342,7 @@ def adversarial_epochs(
     critic_weight: float = 1.0,
     passes: int = 1,
     start_pass: Callable[[int], None] | None = None,
-    auxiliary_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    auxiliary_step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     auxiliary_names: tuple[str, ...] = (),
 ) -> Iterator[int]:
     """The family's loop: ``settings.epochs`` epochs of ``passes`` x ``ceil(n / batch_size)`` generator steps.
@@ -362,10 +363,11 @@ def adversarial_epochs(
     ``gp_weight`` at the epoch's end when it adapts; a non-finite mean raises
     :class:`~gzslbench.methods.base.TrainingDiverged` (``ctx.log``).
 
-    TF-VAEGAN's hooks: an epoch is ``passes`` passes (its ``feedback_loop``), ``start_pass(p)``
-    called before pass ``p`` (0-based) so that the steps can change with it;
-    ``auxiliary_step(real, attributes)`` runs in every critic step right after the batch is
-    drawn (the semantic decoder's step) and returns its detached terms, named
+    The hooks of f-VAEGAN's extensions (:class:`VAEGANExtension`): an epoch is ``passes`` passes
+    (TF-VAEGAN's ``feedback_loop``, FREE's ``passes``), ``start_pass(p)`` called before pass ``p``
+    (0-based) so that the steps can change with it; ``auxiliary_step(rows, real, attributes)``
+    runs in every critic step right after the batch is drawn (TF-VAEGAN's decoder step, FREE's
+    refiner step) and returns its detached terms, named
     ``auxiliary_names`` and logged after the critic's as means over critic steps.
     """
     device = train_x.device
@@ -391,7 +393,7 @@ def adversarial_epochs(
                     rows = _sample_rows(n, batch, rng, device)
                     real, att = train_x[rows], attributes[train_y[rows]]
                     if auxiliary_step is not None:
-                        auxiliary_sums += auxiliary_step(real, att)
+                        auxiliary_sums += auxiliary_step(rows, real, att)
                     with torch.no_grad():
                         fake = critic_fake(real, att)
                     alpha = torch.rand(batch, 1, generator=rng, device=device)
@@ -481,6 +483,51 @@ def train_gan(
     )
 
 
+class VAEGANExtension:
+    """What a method adds to f-VAEGAN's training (:func:`train_vaegan`): TF-VAEGAN's decoder and feedback, FREE's R.
+
+    The default hooks add nothing. An epoch is ``passes`` passes of generator steps,
+    :meth:`start_pass` is called before each; :meth:`produce` makes every generated feature
+    (the critic's, the reconstruction); :meth:`prior_fake` the prior-noise feature of a generator
+    step; :meth:`auxiliary_step` runs in every critic step (logged as ``auxiliary_names``);
+    :meth:`generator_terms` adds a loss to the encoder-generator step (logged as
+    ``generator_names``), whose gradients :meth:`zero_grad` clears before the backward pass and
+    :meth:`step` applies after the encoder's and generator's updates.
+    """
+
+    passes: int = 1
+    auxiliary_names: tuple[str, ...] = ()
+    generator_names: tuple[str, ...] = ()
+
+    def __init__(self, gan: FeatureVAEGAN) -> None:
+        self.gan = gan
+
+    def start_pass(self, index: int) -> None:
+        """Called before pass ``index`` (0-based) of an epoch."""
+
+    def produce(self, z: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """A generated feature: the generator itself."""
+        return self.gan.generator(z, att)
+
+    def prior_fake(self, noise: torch.Tensor, att: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        """The generator step's prior-noise feature (``adversarial_noise="prior"``); ``recon`` is the reconstruction."""
+        return self.produce(noise, att)
+
+    def auxiliary_step(self, rows: torch.Tensor, real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """A step of the method's own networks on a critic batch; its detached terms (``auxiliary_names``)."""
+        raise NotImplementedError
+
+    def generator_terms(self, fake: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(weighted loss, terms)`` added to the generator step on its generated features ``fake``."""
+        return fake.new_zeros(()), []
+
+    def zero_grad(self) -> None:
+        """Clear the gradients :meth:`step` applies."""
+
+    def step(self) -> None:
+        """Update the method's networks after the generator step's backward pass."""
+
+
 def train_vaegan(
     gan: FeatureVAEGAN,
     train_x: torch.Tensor,
@@ -489,6 +536,7 @@ def train_vaegan(
     settings: VAEGANSettings,
     ctx: RunContext,
     rng: torch.Generator,
+    extension: VAEGANExtension | None = None,
 ) -> None:
     """Train f-VAEGAN's encoder, generator and critic with :func:`train_adversarial` (``VAEGAN_LOSS_NAMES``).
 
@@ -500,8 +548,115 @@ def train_vaegan(
     ``"prior"``; the critic's generated rows come from the same source. The critic's loss is
     scaled by ``critic_weight`` (TF-VAEGAN's gammaD). Encoder Adam betas
     ``(encoder_beta1, 0.999)``, generator and critic ``(beta1, 0.999)``, all at ``lr``.
+    ``extension`` adds a method's parts (:class:`VAEGANExtension`; TF-VAEGAN's: :func:`train_tfvaegan`).
     """
-    _train_vaegan_family(gan, train_x, train_y, attributes, settings, ctx, rng, None)
+    device = train_x.device
+    ext = extension or VAEGANExtension(gan)
+    opt_g = adam(gan.generator.parameters(), settings.lr, settings.beta1, device)
+    opt_e = adam(gan.encoder.parameters(), settings.lr, settings.encoder_beta1, device)
+    encoded = settings.adversarial_noise == "encoded"
+
+    def critic_fake(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        z = gan.encoder.sample(real, att, rng)[0] if encoded else gan.noise(len(real), rng, device)
+        return ext.produce(z, att)
+
+    def generator_step(rows: torch.Tensor) -> torch.Tensor:
+        real, att = train_x[rows], attributes[train_y[rows]]
+        z, mu, logvar = gan.encoder.sample(real, att, rng)
+        recon = ext.produce(z, att)
+        rec = reconstruction_loss(recon, real, settings.reconstruction_loss)
+        kl = kl_divergence(mu, logvar)
+        fake = recon if encoded else ext.prior_fake(gan.noise(len(rows), rng, device), att, recon)
+        adversarial = -gan.critic(fake, att).mean()
+        loss = (
+            settings.reconstruction_weight * rec + settings.kl_weight * kl + settings.adversarial_weight * adversarial
+        )
+        extra, extra_terms = ext.generator_terms(fake, att)
+        if extra_terms:
+            loss = loss + extra
+        opt_e.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        ext.zero_grad()
+        loss.backward()
+        opt_e.step()
+        opt_g.step()
+        ext.step()
+        return torch.stack([t.detach() for t in (loss, adversarial, rec, kl, *extra_terms)])
+
+    train_adversarial(
+        gan,
+        train_x,
+        train_y,
+        attributes,
+        settings,
+        ctx,
+        rng,
+        critic_fake=critic_fake,
+        generator_step=generator_step,
+        generator_names=(*VAEGAN_LOSS_NAMES[len(CRITIC_NAMES) :], *ext.generator_names),
+        penalty=PenaltyWeight(settings.gp_weight, settings.gp_schedule, device),
+        critic_weight=settings.critic_weight,
+        passes=ext.passes,
+        start_pass=ext.start_pass,
+        auxiliary_step=ext.auxiliary_step if ext.auxiliary_names else None,
+        auxiliary_names=ext.auxiliary_names,
+    )
+
+
+class TFVAEGANExtension(VAEGANExtension):
+    """TF-VAEGAN's semantic decoder and feedback module in f-VAEGAN's training (:func:`train_tfvaegan`)."""
+
+    def __init__(self, gan: FeatureTFVAEGAN, settings: TFVAEGANSettings, device: torch.device) -> None:
+        super().__init__(gan)
+        self.tf, self.settings = gan, settings
+        self.decoding = settings.decoder_weight > 0
+        self.passes = settings.feedback_loop
+        self.feedback_on = False  # whether the current pass feeds the decoder back into the generator
+        self.opt_dec = adam(gan.decoder.parameters(), settings.decoder_lr, settings.beta1, device)
+        self.opt_f = adam(gan.feedback.parameters(), settings.feedback_lr, settings.beta1, device)
+        if self.decoding:
+            self.auxiliary_names = DECODER_NAMES[:1]
+            self.generator_names = DECODER_NAMES[1:]
+
+    def start_pass(self, index: int) -> None:
+        self.feedback_on = index == 1  # the reference's `if loop == 1`: the second pass feeds back
+
+    def produce(self, z: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        if self.feedback_on:
+            return self.tf.generate_with_feedback(z, att, self.settings.feedback_weight)
+        return self.tf.generator(z, att)
+
+    def prior_fake(self, noise: torch.Tensor, att: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
+        if self.feedback_on and self.settings.prior_feedback == "reconstruction":
+            return self.tf.generator(noise, att, self.tf.feedback_from(recon.detach()), self.settings.feedback_weight)
+        return self.produce(noise, att)
+
+    def auxiliary_step(self, rows: torch.Tensor, real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """The decoder's own Adam step on the real batch."""
+        loss = weighted_l1(self.tf.decoder(real)[0], att)
+        self.opt_dec.zero_grad(set_to_none=True)
+        (self.settings.decoder_weight * loss).backward()
+        self.opt_dec.step()
+        return loss.detach().unsqueeze(0)
+
+    def generator_terms(self, fake: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not self.decoding:
+            return super().generator_terms(fake, att)
+        self.tf.decoder.requires_grad_(not self.settings.freeze_decoder)
+        decoder_loss = weighted_l1(self.tf.decoder(fake)[0], att)
+        return self.settings.decoder_weight * decoder_loss, [decoder_loss]
+
+    def zero_grad(self) -> None:
+        self.opt_f.zero_grad(set_to_none=True)
+        self.opt_dec.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        if self.feedback_on:
+            self.opt_f.step()
+        if self.decoding:
+            if not self.settings.freeze_decoder:
+                self.opt_dec.step()
+            self.tf.decoder.requires_grad_(True)
 
 
 def train_tfvaegan(
@@ -530,121 +685,8 @@ def train_tfvaegan(
 
     History: ``VAEGAN_LOSS_NAMES`` plus, with the decoder on, ``DECODER_NAMES`` (its unweighted losses).
     """
-    _train_vaegan_family(gan, train_x, train_y, attributes, settings, ctx, rng, gan)
-
-
-def _train_vaegan_family(
-    gan: FeatureVAEGAN,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    attributes: torch.Tensor,
-    settings: VAEGANSettings,
-    ctx: RunContext,
-    rng: torch.Generator,
-    tf: FeatureTFVAEGAN | None,
-) -> None:
-    """f-VAEGAN's training, with TF-VAEGAN's decoder and feedback when ``tf`` (the same model) is given."""
-    device = train_x.device
-    opt_g = adam(gan.generator.parameters(), settings.lr, settings.beta1, device)
-    opt_e = adam(gan.encoder.parameters(), settings.lr, settings.encoder_beta1, device)
-    encoded = settings.adversarial_noise == "encoded"
-    tf_settings = settings if isinstance(settings, TFVAEGANSettings) else None
-    if tf is not None and tf_settings is None:
-        raise TypeError("TF-VAEGAN needs TFVAEGANSettings")
-    decoding = tf is not None and tf_settings is not None and tf_settings.decoder_weight > 0
-    prior_from_reconstruction = tf_settings is not None and tf_settings.prior_feedback == "reconstruction"
-    feedback_on = False  # whether the current pass feeds the decoder back into the generator
-    opt_dec = opt_f = None
-    if tf is not None and tf_settings is not None:
-        opt_dec = adam(tf.decoder.parameters(), tf_settings.decoder_lr, settings.beta1, device)
-        opt_f = adam(tf.feedback.parameters(), tf_settings.feedback_lr, settings.beta1, device)
-
-    def produce(z: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        if feedback_on and tf is not None and tf_settings is not None:
-            return tf.generate_with_feedback(z, att, tf_settings.feedback_weight)
-        return gan.generator(z, att)
-
-    def critic_fake(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        z = gan.encoder.sample(real, att, rng)[0] if encoded else gan.noise(len(real), rng, device)
-        return produce(z, att)
-
-    def generator_step(rows: torch.Tensor) -> torch.Tensor:
-        real, att = train_x[rows], attributes[train_y[rows]]
-        z, mu, logvar = gan.encoder.sample(real, att, rng)
-        recon = produce(z, att)
-        rec = reconstruction_loss(recon, real, settings.reconstruction_loss)
-        kl = kl_divergence(mu, logvar)
-        if encoded:
-            fake = recon
-        elif feedback_on and prior_from_reconstruction:
-            assert tf is not None and tf_settings is not None
-            noise = gan.noise(len(rows), rng, device)
-            fake = gan.generator(noise, att, tf.feedback_from(recon.detach()), tf_settings.feedback_weight)
-        else:
-            fake = produce(gan.noise(len(rows), rng, device), att)
-        adversarial = -gan.critic(fake, att).mean()
-        loss = (
-            settings.reconstruction_weight * rec + settings.kl_weight * kl + settings.adversarial_weight * adversarial
-        )
-        terms = [loss, adversarial, rec, kl]
-        if decoding:
-            assert tf is not None and tf_settings is not None
-            tf.decoder.requires_grad_(not tf_settings.freeze_decoder)
-            decoder_loss = weighted_l1(tf.decoder(fake)[0], att)
-            loss = loss + tf_settings.decoder_weight * decoder_loss
-            terms = [loss, adversarial, rec, kl, decoder_loss]
-        opt_e.zero_grad(set_to_none=True)
-        opt_g.zero_grad(set_to_none=True)
-        if tf is not None:
-            assert opt_f is not None and opt_dec is not None
-            opt_f.zero_grad(set_to_none=True)
-            opt_dec.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_e.step()
-        opt_g.step()
-        if tf is not None and tf_settings is not None:
-            assert opt_f is not None and opt_dec is not None
-            if feedback_on:
-                opt_f.step()
-            if decoding:
-                if not tf_settings.freeze_decoder:
-                    opt_dec.step()
-                tf.decoder.requires_grad_(True)
-        return torch.stack([t.detach() for t in terms])
-
-    def decoder_step(real: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        assert tf is not None and tf_settings is not None and opt_dec is not None
-        loss = weighted_l1(tf.decoder(real)[0], att)
-        opt_dec.zero_grad(set_to_none=True)
-        (tf_settings.decoder_weight * loss).backward()
-        opt_dec.step()
-        return loss.detach().unsqueeze(0)
-
-    def start_pass(index: int) -> None:
-        nonlocal feedback_on
-        feedback_on = index == 1  # the reference's `if loop == 1`: the second pass feeds back
-
-    names = VAEGAN_LOSS_NAMES[len(CRITIC_NAMES) :]
-    if decoding:
-        names = (*names, DECODER_NAMES[1])
-    train_adversarial(
-        gan,
-        train_x,
-        train_y,
-        attributes,
-        settings,
-        ctx,
-        rng,
-        critic_fake=critic_fake,
-        generator_step=generator_step,
-        generator_names=names,
-        penalty=PenaltyWeight(settings.gp_weight, settings.gp_schedule, device),
-        critic_weight=settings.critic_weight,
-        passes=tf_settings.feedback_loop if tf is not None and tf_settings is not None else 1,
-        start_pass=start_pass if tf is not None else None,
-        auxiliary_step=decoder_step if decoding else None,
-        auxiliary_names=DECODER_NAMES[:1] if decoding else (),
-    )
+    extension = TFVAEGANExtension(gan, settings, train_x.device)
+    train_vaegan(gan, train_x, train_y, attributes, settings, ctx, rng, extension)
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, beta1: float, device: torch.device) -> torch.optim.Adam:

@@ -6,9 +6,9 @@ on the generator's output (ResNet features are non-negative). f-VAEGAN (TF-VAEGA
 ``networks/TFVAEGAN_model.py``) ends its generator with a sigmoid instead, since its
 reconstruction loss is a binary cross-entropy on [0, 1]-scaled features, and adds the
 :class:`Encoder` of its VAE; TF-VAEGAN adds the :class:`SemanticDecoder` and the :class:`Feedback`
-module, whose output enters the generator's hidden layer. Every fully connected layer is
-initialised as the reference's ``weights_init`` does, weights from N(0, 0.02^2) and zero biases,
-drawn from an explicit ``torch.Generator`` so that a run never touches the global RNG state.
+module, whose output enters the generator's hidden layer; FREE adds the :class:`FeatureRefiner`. Every
+fully connected layer is initialised as the reference's ``weights_init`` does, weights from N(0, 0.02^2) and
+zero biases, drawn from an explicit ``torch.Generator`` so that a run never touches the global RNG state.
 The generator and critic store weights as (in, out) (the VAE family's :class:`Dense`): the same
 function as ``nn.Linear``, faster weight gradients on a CPU.
 """
@@ -153,6 +153,33 @@ class Feedback(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(self.second(F.leaky_relu(self.first(h), LEAKY_SLOPE)), LEAKY_SLOPE)
+
+
+class FeatureRefiner(nn.Module):
+    """FREE's feature refinement module R(x) -> (mu, std, h): ``x`` -> hidden -> LeakyReLU = ``h`` -> 2 x attributes.
+
+    The release's ``FR``: the second layer's output is split into a mean ``mu`` and, through a
+    sigmoid, a standard deviation ``std`` of the attribute size. ``mu`` is what its centre loss
+    clusters; ``sigmoid(mu + eps * std)`` (:meth:`semantic`) is its reconstruction of the class
+    embedding; ``h`` and that reconstruction widen the final classifier's features. The release's
+    FR also holds a one-unit discriminator head and a seen-class head whose outputs no loss uses;
+    they are left out.
+    """
+
+    def __init__(self, feature_dim: int, hidden: int, attribute_dim: int, device: torch.device) -> None:
+        super().__init__()
+        self.hidden = Dense(feature_dim, hidden, device)
+        self.out = Dense(hidden, 2 * attribute_dim, device)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = F.leaky_relu(self.hidden(x), LEAKY_SLOPE)
+        mu, raw_std = self.out(h).chunk(2, dim=1)
+        return mu, torch.sigmoid(raw_std), h
+
+    @staticmethod
+    def semantic(mu: torch.Tensor, std: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+        """``sigmoid(mu + eps * std)``, the reconstructed embedding; ``eps=None`` gives ``sigmoid(mu)``."""
+        return torch.sigmoid(mu if eps is None else torch.addcmul(mu, eps, std))
 
 
 class LinearSoftmax(nn.Module):

@@ -1,4 +1,4 @@
-"""The registered feature-generating GAN methods: f-CLSWGAN, f-VAEGAN, TF-VAEGAN and LsrGAN.
+"""The registered feature-generating GAN methods: f-CLSWGAN, f-VAEGAN, TF-VAEGAN, FREE and LsrGAN.
 
 Each method is a subclass of :class:`~gzslbench.methods.gan.method.CLSWGANMethod` or
 :class:`~gzslbench.methods.gan.method.VAEGANMethod` that sets its defaults, per-dataset settings
@@ -6,7 +6,8 @@ and validation grid. f-CLSWGAN's settings come from the authors' PyTorch release
 and ``script/reproduce_gzsl_*.sh``); f-VAEGAN's from the official TF-VAEGAN code
 (``train_images.py``, ``config_images.py`` and ``scripts/run_*_tfvaegan.py``) with its feedback
 module and semantic decoder switched off, which the TF-VAEGAN paper calls its f-VAEGAN baseline;
-TF-VAEGAN's from the same scripts with both on; LsrGAN's (an f-CLSWGAN subclass of
+TF-VAEGAN's from the same scripts with both on; FREE's from its authors' release (``image-scripts/run_*.py``);
+LsrGAN's (an f-CLSWGAN subclass of
 :class:`~gzslbench.methods.gan.method.LSRGANMethod`) from its authors' release for attribute datasets.
 """
 
@@ -16,9 +17,17 @@ from typing import Any, ClassVar
 
 from gzslbench.core.config import Constraint, OneOf, Range
 from gzslbench.core.registry import register_method
-from gzslbench.methods.gan.losses import RECONSTRUCTION_LOSSES
+from gzslbench.methods.gan.free import CENTER_GRADIENTS, CLASSIFIER_SEMANTICS, REFINED_FEATURES
+from gzslbench.methods.gan.losses import CENTER_OTHERS, RECONSTRUCTION_LOSSES
 from gzslbench.methods.gan.lsrgan import SEMANTIC_LOSSES, UNSEEN_DRAWS, UNSEEN_STEP_GRADIENTS
-from gzslbench.methods.gan.method import FINAL_CLASSIFIERS, CLSWGANMethod, LSRGANMethod, TFVAEGANMethod, VAEGANMethod
+from gzslbench.methods.gan.method import (
+    FINAL_CLASSIFIERS,
+    CLSWGANMethod,
+    FREEMethod,
+    LSRGANMethod,
+    TFVAEGANMethod,
+    VAEGANMethod,
+)
 from gzslbench.methods.gan.model import (
     ADVERSARIAL_NOISES,
     DECODER_FEATURES,
@@ -546,6 +555,200 @@ class TFVAEGAN(TFVAEGANMethod):
     dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = TFVAEGAN_DATASETS
     nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = TFVAEGAN_NEAREST
     search_space: ClassVar[dict[str, list[Any]]] = TFVAEGAN_SPACE
+
+
+# ---- FREE ---------------------------------------------------------------------------------------------------------
+
+FREE_CITATION = (
+    "Chen, Wang, Xia, Peng, You, Zheng and Shao, FREE: Feature Refinement for Generalized Zero-Shot Learning, "
+    "ICCV 2021. https://arxiv.org/abs/2107.13807 (code: https://github.com/shiming-chen/FREE)"
+)
+
+# Defaults: the release's image-scripts/run_cub.py and the argparse defaults of its config.py for what the script
+# leaves out: f-VAEGAN's keys (train_free.py keeps TF-VAEGAN's f-VAEGAN part) plus the refiner's and the centres'.
+_FREE: dict[str, Any] = {
+    **_VAEGAN,
+    "epochs": 501,  # --nepoch
+    "critic_iters": 1,  # --critic_iter
+    "syn_num": 700,  # --syn_num
+    "passes": 2,  # --loop: two passes over the data an epoch (no feedback module in FREE)
+    "refiner_hidden": 4096,  # FR's hidden layer: --ngh
+    "refiner_lr": 1e-4,  # --dec_lr (optimizerFR)
+    "cycle_weight": 0.001,  # --recons_weight: WeightedL1 of FR's reconstructed embedding
+    "freeze_refiner": False,  # --freeze_dec (the AWA scripts set it)
+    "center_weight": 0.5,  # --center_weight
+    "center_margin": 200.0,  # --center_margin
+    "incenter_weight": 0.8,  # --incenter_weight
+    "center_other": "random",  # train_free.py: TripCenterLoss_margin on CUB, SUN and FLO
+    "center_gradients": "accumulated",  # optimizer_center's gradients are never cleared
+    "refined_features": "hidden_semantic",  # classifier.py compute_fear_out: [x; FR hidden; sigmoid(reparametrised)]
+    "classifier_semantic": "sampled",  # FR's forward draws fresh noise for every feature it refines
+}
+
+FREE_RANGES: dict[str, Constraint] = {
+    **VAEGAN_RANGES,
+    "passes": Range(ge=1, le=100),
+    "refiner_hidden": Range(ge=1, le=65_536),
+    "refiner_lr": Range(gt=0, le=1),
+    "cycle_weight": Range(ge=0, le=1e6),  # 0: the refiner learns from the centre loss alone, the generator without it
+    "freeze_refiner": OneOf((True, False)),
+    "center_weight": Range(ge=0, le=1e6),  # 0 switches the centre loss off
+    "center_margin": Range(ge=0, le=1e6),
+    "incenter_weight": Range(ge=0, le=1),
+    "center_other": OneOf(CENTER_OTHERS),
+    "center_gradients": OneOf(CENTER_GRADIENTS),
+    "refined_features": OneOf(REFINED_FEATURES),  # "none": the classifier sees the features alone
+    "classifier_semantic": OneOf(CLASSIFIER_SEMANTICS),
+}
+
+_FREE_AWA: dict[str, Any] = {
+    "lr": 1e-5,
+    "cls_lr": 1e-3,
+    "critic_iters": 1,
+    "batch_size": 64,
+    "syn_num": 4600,
+    "critic_weight": 10.0,
+    "adversarial_weight": 10.0,
+    "adversarial_noise": "encoded",
+    "cycle_weight": 0.001,
+    "freeze_refiner": True,
+    "center_margin": 50.0,
+    "center_other": "nearest",  # train_free.py: TripCenterLoss_min_margin on AWA1, AWA2 and APY
+}
+FREE_DATASETS: dict[str, dict[str, Any]] = {
+    # image-scripts/run_cub.py (--manualSeed 3483)
+    "cub": {
+        "epochs": 501,
+        "lr": 1e-4,
+        "cls_lr": 1e-3,
+        "critic_iters": 1,
+        "batch_size": 64,
+        "syn_num": 700,
+        "critic_weight": 10.0,
+        "adversarial_weight": 10.0,
+        "adversarial_noise": "encoded",
+        "cycle_weight": 0.001,
+        "freeze_refiner": False,
+        "center_margin": 200.0,
+        "incenter_weight": 0.8,
+        "center_other": "random",
+    },
+    # image-scripts/run_sun.py (--manualSeed 4115; it calls train_fear_inductive.py, which the release lacks:
+    # its settings are taken for train_free.py)
+    "sun": {
+        "epochs": 601,
+        "lr": 2e-4,
+        "cls_lr": 5e-4,
+        "critic_iters": 1,
+        "batch_size": 512,
+        "syn_num": 300,
+        "critic_weight": 1.0,
+        "adversarial_weight": 1.0,
+        "adversarial_noise": "encoded",
+        "cycle_weight": 0.1,
+        "freeze_refiner": False,
+        "center_margin": 120.0,
+        "incenter_weight": 0.8,
+        "center_other": "random",
+    },
+    # image-scripts/run_awa1.py (--manualSeed 9182)
+    "awa1": {**_FREE_AWA, "epochs": 301, "incenter_weight": 0.1},
+    # image-scripts/run_awa2.py (--manualSeed 9182)
+    "awa2": {**_FREE_AWA, "epochs": 401, "incenter_weight": 0.5},
+    # image-scripts/run_flo.py (--manualSeed 806; no --encoded_noise)
+    "flo": {
+        "epochs": 501,
+        "lr": 1e-4,
+        "cls_lr": 1e-3,
+        "critic_iters": 5,
+        "batch_size": 256,
+        "syn_num": 2400,
+        "critic_weight": 10.0,
+        "adversarial_weight": 10.0,
+        "adversarial_noise": "prior",
+        "cycle_weight": 0.001,
+        "freeze_refiner": False,
+        "center_margin": 200.0,
+        "incenter_weight": 0.8,
+        "center_other": "random",
+    },
+}
+
+FREE_NEAREST: dict[str, tuple[str, str]] = {
+    "apy": (
+        "awa2",
+        "no script in the release; train_free.py gives APY the AWA datasets' nearest-centre loss, and coarse-grained "
+        "objects with few classes (20 seen / 12 unseen) and 64-d attributes are nearest to AWA2 (40 / 10, 85-d), as "
+        "for f-VAEGAN and TF-VAEGAN",
+    ),
+}
+
+# Validation grid: the centre loss's weight and margin, FREE's two new terms, around the scripts' values (0.5; margins
+# 50 to 200). The paper's sensitivity study could not be read here; these bracket what the scripts set.
+FREE_SPACE: dict[str, list[Any]] = {"center_weight": [0.1, 0.5, 1.0], "center_margin": [50.0, 120.0, 200.0]}
+
+
+@register_method("free")
+class FREE(FREEMethod):
+    """Chen, Wang, Xia, Peng, You, Zheng and Shao, "FREE: Feature Refinement for Generalized Zero-Shot
+    Learning", ICCV 2021; settings from the authors' release (``train_free.py``, ``model.py``,
+    ``center_loss.py``, ``classifier.py``, ``image-scripts/run_*.py``).
+
+    f-VAEGAN (``f-vaegan``: its encoder, generator, critic, losses, adaptive penalty and gammaD /
+    gammaG) plus a feature refinement module R (``parts.FeatureRefiner``: ``x -> 4096 ->
+    LeakyReLU(0.2) = h -> 2 x attribute size``, split into ``mu`` and ``std = sigmoid(.)``) and one
+    learnable centre per seen class (N(0, 1) at the start), trained in ``free.train_free``:
+
+    * every critic step, R and the centres take an Adam step on the real batch (R at
+      ``refiner_lr``, the centres at ``lr``, beta1 0.5): ``center_weight`` (0.5) x the triplet-centre
+      loss ``mean max(0, margin + w d(mu, c_y) - (1 - w) d(mu, c_y'))`` with squared Euclidean
+      ``d``, ``center_margin`` and ``w = incenter_weight`` (``losses.triplet_center_loss``) +
+      ``cycle_weight`` (0.001; SUN 0.1) x ``weighted_l1(sigmoid(mu + eps * std), a)``;
+    * every generator step adds ``cycle_weight`` x the same cycle loss of the generated features
+      to the encoder-generator loss; R trains on it too unless ``freeze_refiner`` (AWA);
+    * an epoch is ``passes`` (2) passes over the data, 1 critic step per generator step (FLO 5);
+    * the final softmax trains on, and scores, ``[x; h; sigmoid(mu + eps * std)]``.
+
+    Per dataset (``image-scripts/run_*.py``; APY takes AWA2's):
+
+    ====  ======  ====  ======  =====  =====  =======  ======  ======  =====  ======  ========
+    data  epochs  lr    cls_lr  batch  D its  syn_num  gammas  margin  w      cycle   other
+    ====  ======  ====  ======  =====  =====  =======  ======  ======  =====  ======  ========
+    CUB   501     1e-4  1e-3    64     1      700      10      200     0.8    0.001   random
+    SUN   601     2e-4  5e-4    512    1      300      1       120     0.8    0.1     random
+    AWA1  301     1e-5  1e-3    64     1      4600     10      50      0.1    0.001   nearest
+    AWA2  401     1e-5  1e-3    64     1      4600     10      50      0.5    0.001   nearest
+    FLO   501     1e-4  1e-3    256    5      2400     10      200     0.8    0.001   random
+    ====  ======  ====  ======  =====  =====  =======  ======  ======  =====  ======  ========
+
+    AWA1 and AWA2 freeze R in the generator step; FLO uses prior noise for the GAN terms.
+
+    Release behaviour kept as the default, each a switch away:
+
+    * ``center_other="random"``: the other class is ``(y + randint(C)) mod C``, the row's own class
+      one time in ``C``; ``"random_distinct"`` never draws it.
+    * ``center_gradients="accumulated"``: the release never clears the centres' gradients, so each
+      Adam step sees the sum of all centre-loss gradients so far; ``"fresh"`` clears them.
+    * ``classifier_semantic="sampled"``: the classifier's semantic features draw fresh noise for
+      every feature, so a test feature's scores are random; ``"mean"`` uses ``sigmoid(mu)``.
+    * f-VAEGAN's: ``gp_schedule="adaptive"``, ``adversarial_noise`` per script, ``encoder_beta1=0.9``.
+
+    Left out, with no effect on training: R's discriminator and seen-class heads and their
+    gradient penalty, computed in the release but never part of a loss that is back-propagated.
+    As for the other feature generators, the release trains and scores a final classifier after
+    every epoch and prints the best on the test set; here it trains once, after the last epoch,
+    and the protocol selects (``oracle`` is test-set selection).
+    """
+
+    description: ClassVar[str] = (
+        "FREE: f-VAEGAN with a feature refiner trained by a margin centre loss and a semantic cycle, refined features."
+    )
+    reference: ClassVar[str] = FREE_CITATION
+    defaults: ClassVar[dict[str, Any]] = _FREE
+    ranges: ClassVar[dict[str, Constraint]] = FREE_RANGES
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = FREE_DATASETS
+    nearest_defaults: ClassVar[dict[str, tuple[str, str]]] = FREE_NEAREST
+    search_space: ClassVar[dict[str, list[Any]]] = FREE_SPACE
 
 
 # ---- LsrGAN -------------------------------------------------------------------------------------------------------
