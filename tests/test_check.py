@@ -327,6 +327,48 @@ def test_measure_noise_needs_every_seed_at_both_thread_counts(tmp_path: Path) ->
         check.measure_noise(case, _records(seeds, 40.0), _records(seeds[:-1], 40.0), [1, 2])
 
 
+def test_noise_env_runs_the_noise_runs_in_a_child_with_those_variables(tmp_path: Path) -> None:
+    """``[noise] env`` (here with the suite's own thread count): the noise runs run in a child process whose
+    environment adds the variables, recorded with each run; the noise model names them, and a model
+    measured without them is measured again."""
+    from gzslbench.results.record import execution_label
+    from gzslbench.results.store import iter_records
+
+    suite_file = write_suite(tmp_path)
+    text = suite_file.read_text().replace(
+        "threads = 2\n[[case]]", 'threads = 1\nenv = { MKL_CBWR = "COMPATIBLE" }\n[[case]]'
+    )
+    suite_file.write_text(text)
+    suite = check.load_suite(suite_file)
+    assert suite.noise_env == {"MKL_CBWR": "COMPATIBLE"} and suite.noise_threads == suite.threads == 1
+    baseline = tmp_path / "baseline.json"
+    code, output = run_check(suite_file, baseline, "--update", "--results", str(tmp_path / "results"))
+    assert code == 0, output
+    assert "noise models: 1 torch thread(s) with MKL_CBWR=COMPATIBLE against 1" in output
+    noise = json.loads(baseline.read_text())["cases"]["cada-vae@custom"]["noise"]
+    assert noise["env"] == {"MKL_CBWR": "COMPATIBLE"} and noise["threads"] == [1, 1]
+    main = list(iter_records(tmp_path / "results" / "runs"))
+    other = list(iter_records(tmp_path / "results" / "noise-threads-1-env"))
+    assert {r["env"]["arithmetic_env"].get("MKL_CBWR") for r in main} == {None}
+    assert len(other) == 3 and {r["env"]["arithmetic_env"]["MKL_CBWR"] for r in other} == {"COMPATIBLE"}
+    # the setting is part of how a run was executed: its label and its replay command say so
+    assert {execution_label(r) for r in other} == {"cpu, alone, MKL_CBWR=COMPATIBLE"}
+    assert {execution_label(r) for r in main} == {"cpu, alone"}
+    assert all(r["command"].startswith("MKL_CBWR=COMPATIBLE gzslbench run ") for r in other)
+    case = suite.cases[0]
+    entry = json.loads(baseline.read_text())["cases"][case.key]
+    assert check.noise_model(entry, case, [1, 1], {"MKL_CBWR": "COMPATIBLE"}) is not None
+    assert check.noise_model(entry, case, [1, 1], {}) is None  # measured with other settings: measure again
+
+
+def test_a_failed_child_run_is_a_one_line_error(tmp_path: Path) -> None:
+    case = check.Case("cada-vae", "custom", options={"path": str(tmp_path / "missing.npz")}, seeds=(0,))
+    with pytest.raises(
+        check.GZSLBenchError, match=r"runs of case cada-vae@custom with MKL_CBWR=AVX2 failed: .*missing"
+    ):
+        check.run_case_in_env(case, [0], tmp_path / "out", 1, "cpu", 1, {"MKL_CBWR": "AVX2"})
+
+
 def test_seed_independent_methods_run_one_seed(tmp_path: Path) -> None:
     path = tmp_path / "suite.toml"
     path.write_text('seeds = 5\n[noise]\nseeds = 8\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n')
@@ -382,6 +424,7 @@ def test_default_suite_covers_every_registered_method() -> None:
         ("name = 'x'\n", "no \\[\\[case\\]\\]"),
         ('threads = 2\n[noise]\nthreads = 2\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "must differ"),
         ('[noise]\ncolour = 1\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "\\[noise\\]"),
+        ('[noise]\nenv = { MKL_CBWR = 1 }\n[[case]]\nmethod = "eszsl"\ndataset = "synth-tiny"\n', "env must map"),
     ],
 )
 def test_bad_suite_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:

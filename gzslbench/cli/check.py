@@ -91,7 +91,7 @@ def check_command(
         raise GZSLBenchError("--recalibrate measures the noise model for a new baseline: give it with --update")
     suite = check.load_suite(suite_file)
     if threads is not None:
-        if update and threads == suite.noise_threads:
+        if update and threads == suite.noise_threads and not suite.noise_env:
             raise GZSLBenchError(
                 f"--threads {threads} is the suite's noise thread count: a baseline needs another ([noise] threads)"
             )
@@ -123,7 +123,9 @@ def check_command(
         rows = check.compare(suite, baseline, current)
         click.echo(check.render(rows))
         if update:
-            click.echo(f"noise models: {suite.noise_threads} against {suite.threads} torch thread(s)", err=True)
+            env = " ".join(f"{k}={v}" for k, v in suite.noise_env.items())
+            noise_side = f"{suite.noise_threads} torch thread(s)" + (f" with {env}" if env else "")
+            click.echo(f"noise models: {noise_side} against {suite.threads}", err=True)
             noise = check.calibrate(
                 suite,
                 current,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import shlex
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,20 @@ import gzslbench
 from gzslbench.core.errors import GZSLBenchError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+# Environment variables that change which kernels the math libraries run, and so the rounding of a
+# run: MKL's reproducibility mode and instruction sets, oneDNN's, OpenBLAS's, ATen's vector kernels
+# and TF32 on NVIDIA GPUs. (CUBLAS_WORKSPACE_CONFIG is set by gzslbench itself on a GPU and kept in
+# the record's execution block.)
+ARITHMETIC_VARIABLES = (
+    "MKL_CBWR",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "MKL_DEBUG_CPU_TYPE",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "OPENBLAS_CORETYPE",
+    "ATEN_CPU_CAPABILITY",
+    "NVIDIA_TF32_OVERRIDE",
+)
 
 
 @contextmanager
@@ -115,4 +131,16 @@ def environment(device: torch.device) -> dict[str, object]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "torch_threads": torch.get_num_threads(),
+        "arithmetic_env": arithmetic_env(),
     }
+
+
+def arithmetic_env() -> dict[str, str]:
+    """The :data:`ARITHMETIC_VARIABLES` set in this process: another value rounds differently, so a
+    record keeps them and its command repeats them."""
+    return {name: os.environ[name] for name in ARITHMETIC_VARIABLES if name in os.environ}
+
+
+def with_arithmetic_env(command: str) -> str:
+    """``command`` prefixed with this process's :func:`arithmetic_env` (``MKL_CBWR=COMPATIBLE gzslbench run ...``)."""
+    return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in arithmetic_env().items()), command])

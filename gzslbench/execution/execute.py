@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from gzslbench.core.cuda_graphs import cuda_graphs_enabled
-from gzslbench.core.environment import code_version, denormals_flushed, environment, flush_denormals, torch_threads
+from gzslbench.core.environment import (
+    code_version,
+    denormals_flushed,
+    environment,
+    flush_denormals,
+    torch_threads,
+    with_arithmetic_env,
+)
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
 from gzslbench.data.dataset import GZSLData
@@ -147,7 +154,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
         "validate": spec.validate,
         "sweep": spec.sweep,
         "seed_dependent": get_method(spec.method).seed_dependent,
-        "command": spec.command(unit, results),
+        "command": with_arithmetic_env(spec.command(unit, results)),
         "execution": {
             "device": spec.device,
             "threads": torch.get_num_threads(),

@@ -123,12 +123,14 @@ def execution_label(record: dict[str, Any]) -> str:
     points of H; the planner varies neither within a cell on a CPU of 2 cores. The thread count
     (kept in the record) changes only the order of sums inside the same kernels, and the planner
     gives the last runs of a command more threads for speed, so it is not part of the label.
-    Records before the execution block: from ``device`` and ``timings.batch_seeds``.
+    Math-library settings that choose other kernels (``env.arithmetic_env``, e.g. ``MKL_CBWR``)
+    are appended. Records before the execution block: from ``device`` and ``timings.batch_seeds``.
     """
     block = record.get("execution") or {}
     device = block.get("device", record.get("device"))
     batch = int(block.get("batch_seeds", (record.get("timings") or {}).get("batch_seeds", 1)) or 1)
-    return f"{device}, " + ("alone" if batch == 1 else "batched")
+    settings = dict((record.get("env") or {}).get("arithmetic_env") or {})
+    return ", ".join([str(device), "alone" if batch == 1 else "batched", *(f"{k}={v}" for k, v in settings.items())])
 
 
 def protocol_version(record: dict[str, Any]) -> int | None:

@@ -16,7 +16,9 @@ each case and metric, over the case's ``n`` seeds::
 Noise model. What is left between two runs of one seed is the arithmetic: another machine, BLAS or
 thread count rounds differently, and training amplifies the rounding. ``sigma`` is that per-seed
 difference measured on unchanged code: the root mean square, over the ``noise.seeds`` calibration
-seeds, of ``run_j(noise.threads) - run_j(threads)`` (by default 2 threads against the suite's 1).
+seeds, of ``run_j(noise.threads) - run_j(threads)`` (by default 2 threads against the suite's 1;
+with ``noise.env``, the noise runs also run with those environment variables, e.g. MKL's
+``MKL_CBWR=COMPATIBLE``, which perturbs the rounding on CPUs whose thread counts do not).
 ``--update`` measures it and stores it in the baseline with the differences it came from. The
 current run's own spread never enters the tolerance, so a change that makes results noisier does
 not widen its own tolerance. Then::
@@ -66,6 +68,7 @@ from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.api import run
 from gzslbench.execution.planning import cpu_count
 from gzslbench.results.store import iter_records
+from gzslbench.studies.environment_runs import run_case_in_env
 
 CHECK_METRICS = ("H", "U", "S", "AUSUC")
 MODE = "last"  # fixed epoch counts: no selection on test data
@@ -133,6 +136,7 @@ class Suite:
     path: str = ""
     noise_threads: int = DEFAULT_NOISE_THREADS
     jobs: int = 1
+    noise_env: dict[str, str] = field(default_factory=dict)
 
     def untested_methods(self) -> list[str]:
         """Registered methods with no case, when the suite claims to cover every method."""
@@ -195,8 +199,11 @@ def load_suite(path: str | Path | None = None) -> Suite:
     k = _number(tolerance, "k", DEFAULT_K, f"{path} [tolerance]")
     floor = _number(tolerance, "floor", DEFAULT_FLOOR, f"{path} [tolerance]")
     noise = data.get("noise", {})
-    if not isinstance(noise, dict) or set(noise) - {"seeds", "threads"}:
-        raise ConfigError(f"{path}: [noise] takes seeds and threads")
+    if not isinstance(noise, dict) or set(noise) - {"seeds", "threads", "env"}:
+        raise ConfigError(f"{path}: [noise] takes seeds, threads and env")
+    noise_env = noise.get("env", {})
+    if not isinstance(noise_env, dict) or not all(isinstance(v, str) for v in noise_env.values()):
+        raise ConfigError(f'{path}: [noise] env must map variable names to strings, e.g. {{ MKL_CBWR = "COMPATIBLE" }}')
     noise_seeds = _seeds(noise.get("seeds", DEFAULT_NOISE_SEEDS), f"{path} [noise]")
     seeds = _seeds(data.get("seeds", 3), str(path))
     threads = data.get("threads")
@@ -206,8 +213,8 @@ def load_suite(path: str | Path | None = None) -> Suite:
     jobs = data.get("jobs", 1)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"{path}: jobs must be an integer >= 1, got {jobs!r}")
-    if noise_threads == (threads or 0):
-        raise ConfigError(f"{path}: [noise] threads must differ from the suite's threads ({threads})")
+    if noise_threads == (threads or 0) and not noise_env:
+        raise ConfigError(f"{path}: [noise] threads must differ from the suite's threads ({threads}) unless env is set")
     raw_cases = data.get("case", [])
     if not isinstance(raw_cases, list) or not raw_cases:
         raise ConfigError(f"{path}: no [[case]] entries")
@@ -225,6 +232,7 @@ def load_suite(path: str | Path | None = None) -> Suite:
         path=str(path),
         noise_threads=noise_threads,
         jobs=jobs,
+        noise_env=dict(noise_env),
     )
 
 
@@ -409,12 +417,17 @@ def detectable_drop(sigma: float, n: int, k: float, floor: float, z: float = POW
 
 
 def measure_noise(
-    case: Case, reference: Sequence[Mapping[str, Any]], other: Sequence[Mapping[str, Any]], threads: Sequence[Any]
+    case: Case,
+    reference: Sequence[Mapping[str, Any]],
+    other: Sequence[Mapping[str, Any]],
+    threads: Sequence[Any],
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The noise model of ``case``: per metric the RMS of the per-seed differences ``other - reference``.
 
     ``reference`` are the case's runs at the suite's thread count, ``other`` the same seeds at the
-    noise thread count, both of unchanged code. The differences are kept for inspection.
+    noise thread count (with the environment variables ``env``), both of unchanged code. The
+    differences are kept for inspection.
     """
     ref, oth = summarize(reference), summarize(other)
     missing = sorted((set(case.noise_seeds) - set(ref["seeds"])) | (set(case.noise_seeds) - set(oth["seeds"])))
@@ -425,6 +438,7 @@ def measure_noise(
         "suite_entry": case.entry(),
         "seeds": list(case.noise_seeds),
         "threads": list(threads),
+        "env": dict(env or {}),
         "config_hash": ref["config_hash"],
     }
     for metric in CHECK_METRICS:
@@ -439,10 +453,13 @@ def measure_noise(
 
 
 def noise_model(
-    entry: Mapping[str, Any] | None, case: Case, threads: Sequence[Any] | None = None
+    entry: Mapping[str, Any] | None,
+    case: Case,
+    threads: Sequence[Any] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """A baseline entry's noise model when it was measured for this suite entry, noise seeds and config
-    (and, given ``threads``, those two thread counts); else None."""
+    (and, given ``threads`` and ``env``, those two thread counts and noise environment); else None."""
     noise = (entry or {}).get("noise")
     if not isinstance(noise, Mapping) or entry is None:
         return None
@@ -455,6 +472,8 @@ def noise_model(
     if noise.get("config_hash") != entry.get("config_hash"):
         return None
     if threads is not None and noise.get("threads") != list(threads):
+        return None
+    if env is not None and dict(noise.get("env") or {}) != dict(env):
         return None
     return dict(noise)
 
@@ -619,18 +638,21 @@ def calibrate(
     """The noise model of every case: kept from ``previous`` (a baseline) where still valid, else measured.
 
     Measuring runs the case's noise seeds that ``current`` lacks at the suite's thread count (into
-    ``out``), and all of them at ``suite.noise_threads`` (into ``out/noise-threads-<t>``), then
-    :func:`measure_noise`. ``progress`` is called with the case key and what was done.
+    ``out``), and all of them at ``suite.noise_threads`` (into ``out/noise-threads-<t>``; with
+    ``suite.noise_env`` in a child process with those variables, into ``out/noise-threads-<t>-env``),
+    then :func:`measure_noise`. ``progress`` is called with the case key and what was done.
     """
     entries = (previous or {}).get("cases", {})
     models: dict[str, dict[str, Any]] = {}
-    other_out = Path(out) / f"noise-threads-{suite.noise_threads}"
+    other_out = Path(out) / f"noise-threads-{suite.noise_threads}{'-env' if suite.noise_env else ''}"
     for case in suite.cases:
         entry = entries.get(case.key)
         kept = None
         if not recalibrate and entry is not None:
             config_hash = summarize(current.get(case.key, []))["config_hash"]
-            kept = noise_model({**entry, "config_hash": config_hash}, case, [suite.threads, suite.noise_threads])
+            kept = noise_model(
+                {**entry, "config_hash": config_hash}, case, [suite.threads, suite.noise_threads], suite.noise_env
+            )
         if kept is not None:
             models[case.key] = kept
             if progress:
@@ -640,11 +662,21 @@ def calibrate(
         have = [r for r in current.get(case.key, []) if r.get("status") == "ok" and r["seed"] in case.noise_seeds]
         extra = sorted(set(case.noise_seeds) - {r["seed"] for r in have})
         reference = have + (run_case(case, extra, out, suite.threads, device, suite.jobs) if extra else [])
-        other = run_case(case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs)
-        models[case.key] = measure_noise(case, reference, other, [suite.threads, suite.noise_threads])
+        if suite.noise_env:
+            other = run_case_in_env(
+                case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs, suite.noise_env
+            )
+        else:
+            other = run_case(case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs)
+        model = measure_noise(case, reference, other, [suite.threads, suite.noise_threads], suite.noise_env)
+        models[case.key] = model
         if progress:
             seconds = time.perf_counter() - tic
-            progress(case.key, f"noise measured on {len(case.noise_seeds)} seed(s) in {seconds:.1f} s")
+            sigma = model["H"]["sigma"]
+            what = f"noise measured on {len(case.noise_seeds)} seed(s) in {seconds:.1f} s: H sigma {sigma:.2f}"
+            if sigma == 0 and METHODS.get(case.method).seed_dependent:
+                what += " (the same bits on both settings: where a CPU's rounding ignores threads, set [noise] env)"
+            progress(case.key, what)
     return models
 
 
