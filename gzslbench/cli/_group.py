@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message
-from gzslbench.execution.process import set_up_own_process
+from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
 
 
 class _FriendlyGroup(click.Group):
@@ -39,7 +39,8 @@ class _FriendlyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except GZSLBenchError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import click
 import pandas as pd
@@ -19,20 +15,6 @@ from gzslbench.protocol.selection import SELECTION_MODES
 from gzslbench.results.record import METRICS
 
 SELECTION_CHOICES = tuple(SELECTION_MODES)
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Handle SIGTERM like Ctrl-C: finished records stay, parallel workers are stopped with the command."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @cli.command(
@@ -111,29 +93,28 @@ def run_command(
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run (under --results)."""
     out = results_folder(out, legacy_out)
-    with sigterm_as_interrupt():
-        records = run(
-            names(methods),
-            names(datasets),
-            seeds,
-            seed_start=seed_start,
-            out=out,
-            device=device,
-            overrides=overrides,
-            config_file=config_file,
-            options=options,
-            data_dir=data_dir,
-            n_jobs=n_jobs,
-            threads=threads,
-            force=force,
-            validate=validate,
-            save_scores=save_scores,
-            quiet=quiet,
-            backend=backend,
-            scheduler=scheduler,
-            save_model=save_model,
-            batch_seeds=batch_seeds,
-        )
+    records = run(
+        names(methods),
+        names(datasets),
+        seeds,
+        seed_start=seed_start,
+        out=out,
+        device=device,
+        overrides=overrides,
+        config_file=config_file,
+        options=options,
+        data_dir=data_dir,
+        n_jobs=n_jobs,
+        threads=threads,
+        force=force,
+        validate=validate,
+        save_scores=save_scores,
+        quiet=quiet,
+        backend=backend,
+        scheduler=scheduler,
+        save_model=save_model,
+        batch_seeds=batch_seeds,
+    )
     _print_summary(records, out)
     for record in records:
         for warning in record.get("warnings") or []:

@@ -10,7 +10,6 @@ import click
 import pandas as pd
 
 from gzslbench.cli._group import cli, results_folder, results_folder_options
-from gzslbench.cli.run import sigterm_as_interrupt
 from gzslbench.core.environment import DEVICE_CHOICES
 from gzslbench.studies.sweep import parse_grid, sweep, values_of
 from gzslbench.studies.tuning import TuneResult, tune
@@ -101,8 +100,7 @@ def sweep_command(select: str | None, **kwargs: Any) -> None:
     if not kwargs["grid"]:
         raise click.UsageError("give the grid with --grid KEY=AXIS (or use `gzslbench tune` for the method's own)")
     grid = parse_grid(list(kwargs.pop("grid")))
-    with sigterm_as_interrupt():
-        records = sweep(kwargs.pop("method"), kwargs.pop("dataset"), grid, **kwargs)
+    records = sweep(kwargs.pop("method"), kwargs.pop("dataset"), grid, **kwargs)
     rows = [
         {**values_of(r["config"], grid), "config_hash": r["config_hash"], **r["metrics"]["last"]}
         for r in records
@@ -145,8 +143,7 @@ def tune_command(**kwargs: Any) -> None:
 
 
 def _tune(**kwargs: Any) -> None:
-    with sigterm_as_interrupt():
-        result = tune(kwargs.pop("method"), kwargs.pop("dataset"), list(kwargs.pop("grid")) or None, **kwargs)
+    result = tune(kwargs.pop("method"), kwargs.pop("dataset"), list(kwargs.pop("grid")) or None, **kwargs)
     _print_search(result)
     _print_final(result)
     out = kwargs["out"]

@@ -4,7 +4,7 @@ A run holds torch's thread count only while it runs
 (:func:`~gzslbench.core.environment.torch_threads`), so a Python caller gets its own setting back.
 Settings that last for the life of a process (the allocator's, :func:`set_up_own_process`) are
 made only in processes gzslbench owns: its worker processes and the command line, never in a
-caller's notebook.
+caller's notebook; so is the SIGTERM handler of a command (:func:`sigterm_as_interrupt`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 RETAIN_MEMORY_ENV = "GZSLBENCH_RETAIN_MEMORY"
 # cuBLAS's fixed workspace configuration: 8 buffers of 4 MiB, PyTorch's own workspace size on Hopper GPUs.
@@ -56,3 +61,20 @@ def retain_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Handle SIGTERM like Ctrl-C while a command runs: finished records stay, its workers and children stop."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from subprocess import PIPE
 from typing import TYPE_CHECKING, Any
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from gzslbench.studies.check import Case
+
+STOP_TIMEOUT_S = 60.0  # how long a stopped child may take to stop its workers before it is killed
 
 
 def run_case_in_env(
@@ -52,22 +57,39 @@ def run_case_in_env(
         job_file, records_file = Path(tmp) / "job.json", Path(tmp) / "records.json"
         job_file.write_text(json.dumps(job))
         command = [sys.executable, "-m", __name__, str(job_file), str(records_file)]
-        child = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=False)
+        # Its own session: a terminal's Ctrl-C reaches this process only, which stops the child once.
+        with subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True
+        ) as child:
+            try:
+                stdout, stderr = child.communicate()
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the child stops its workers, keeps finished records
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.communicate(timeout=STOP_TIMEOUT_S)  # reading on, so that a full pipe cannot block it
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                raise
         if child.returncode != 0 or not records_file.exists():
-            lines = (child.stderr or child.stdout).strip().splitlines() or [f"exit status {child.returncode}"]
+            lines = (stderr or stdout).strip().splitlines() or [f"exit status {child.returncode}"]
             settings = " ".join(f"{k}={v}" for k, v in env.items())
             raise GZSLBenchError(f"runs of case {case.key} with {settings} failed: {lines[-1]}")
         return json.loads(records_file.read_text())
 
 
 def main(job_file: str, records_file: str) -> None:
-    """The child: run the job in ``job_file`` and write its records to ``records_file``."""
+    """The child: run the job in ``job_file`` and write its records to ``records_file``.
+
+    Set up as the command line's process is (the same runs), and stopped by SIGTERM as a command is.
+    """
     from gzslbench.studies.check import Case, run_case
 
+    set_up_own_process()
     job = json.loads(Path(job_file).read_text())
     fields = job["case"]
     case = Case(**{**fields, "seeds": tuple(fields["seeds"]), "noise_seeds": tuple(fields["noise_seeds"])})
-    records = run_case(case, job["seeds"], job["out"], job["threads"], job["device"], job["jobs"])
+    with sigterm_as_interrupt():
+        records = run_case(case, job["seeds"], job["out"], job["threads"], job["device"], job["jobs"])
     Path(records_file).write_text(json.dumps(records))  # NaN kept: a metric a method does not report
 
 
@@ -76,3 +98,5 @@ if __name__ == "__main__":
         main(*sys.argv[1:3])
     except GZSLBenchError as exc:
         sys.exit(f"error: {exc}")
+    except KeyboardInterrupt:
+        sys.exit(130)
