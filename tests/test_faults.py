@@ -30,9 +30,6 @@ SLOW_RUN = [
 ]
 
 
-
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -225,14 +222,69 @@ def test_sigterm_stops_parallel_workers_with_the_command(tmp_path):
     _wait_for_records(tmp_path, 1, proc)
     workers = _children(proc.pid)
     assert workers, "the parallel command has worker processes"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted: finished runs are saved" in err
-    deadline = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(_alive(w) for w in workers), "workers outlived the command"  # so none can write afterwards
+    _terminate_and_outlive(proc, workers)
     _records_intact(tmp_path)
+
+
+def _terminate_and_outlive(proc: subprocess.Popen, processes: list[int]) -> None:
+    """SIGTERM ``proc``: it exits as Ctrl-C makes it, and none of ``processes`` (so none can write) outlives it."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted: finished runs are saved" in err
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in processes), "a worker or child process outlived the command"
+
+
+# `gzslbench check --update` on six short CADA-VAE seeds in two worker processes; its noise runs run in a
+# child process (with MKL_CBWR set) that has workers of its own.
+CHECK_SUITE = """
+name = "signals"
+seeds = 6
+threads = 1
+jobs = 2
+[noise]
+seeds = 6
+threads = 1
+env = { MKL_CBWR = "COMPATIBLE" }
+[[case]]
+method = "cada-vae"
+dataset = "synth-tiny"
+[case.overrides]
+epochs = 30
+cls_epochs = 2
+visual_encoder_hidden = 64
+"""
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("stage", ["runs", "noise-threads-1-env"])
+def test_sigterm_stops_check_with_its_workers_and_its_child(tmp_path, stage):
+    """SIGTERM while `gzslbench check` runs the suite in its workers, or while its child process runs the noise
+    runs: exit 130, every finished record whole, and no process outlives the command."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(CHECK_SUITE)
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "gzslbench", "check", "--suite", str(suite), "--update"]
+    command += ["--baseline", str(tmp_path / "baseline.json"), "--results", str(results)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal
+    )
+    (results / stage).mkdir(parents=True, exist_ok=True)
+    _wait_for_records(results / stage, 1, proc)
+    processes = _descendants(proc.pid)
+    assert len(processes) >= 2, "the command has worker processes (and, for the noise runs, a child)"
+    _terminate_and_outlive(proc, processes)
+    _records_intact(results)
+    assert not (tmp_path / "baseline.json").exists()
 
 
 KILLED_MID_WRITE = """
