@@ -395,8 +395,8 @@ def test_committed_baseline_detects_small_drops() -> None:
     for case in suite.cases:
         entry = baseline["cases"][case.key]
         assert entry["suite_entry"] == case.entry(), case.key
-        noise = check.noise_model(entry, case, [suite.threads, suite.noise_threads])
-        assert noise is not None, case.key
+        noise = check.noise_model(entry, case, [suite.threads, suite.noise_threads], suite.noise_env)
+        assert noise is not None, case.key  # measured with the suite's noise settings (threads, MKL_CBWR)
         drop = check.detectable_drop(noise["H"]["sigma"], len(case.seeds), suite.k, case.floor)
         deterministic = not check.METHODS.get(case.method).seed_dependent
         assert drop <= (1.0 if deterministic else 3.0), (case.key, drop)
