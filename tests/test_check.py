@@ -366,7 +366,7 @@ def test_a_failed_child_run_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(
         check.GZSLBenchError, match=r"runs of case cada-vae@custom with MKL_CBWR=AVX2 failed: .*missing"
     ):
-        check.run_case_in_env(case, [0], tmp_path / "out", 1, "cpu", 1, {"MKL_CBWR": "AVX2"})
+        check.run_case(case, [0], tmp_path / "out", 1, "cpu", 1, env={"MKL_CBWR": "AVX2"})
 
 
 def test_seed_independent_methods_run_one_seed(tmp_path: Path) -> None:

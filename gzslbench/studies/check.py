@@ -68,7 +68,7 @@ from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.api import run
 from gzslbench.execution.planning import cpu_count
 from gzslbench.results.store import iter_records
-from gzslbench.studies.environment_runs import run_case_in_env
+from gzslbench.studies.environment_runs import run_in_env
 
 CHECK_METRICS = ("H", "U", "S", "AUSUC")
 MODE = "last"  # fixed epoch counts: no selection on test data
@@ -300,32 +300,41 @@ def _seed_ranges(seeds: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def run_case(
-    case: Case, seeds: Sequence[int], out: str | Path, threads: int | None, device: str = "cpu", jobs: int = 1
+    case: Case,
+    seeds: Sequence[int],
+    out: str | Path,
+    threads: int | None,
+    device: str = "cpu",
+    jobs: int = 1,
+    env: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``case`` afresh for ``seeds`` at ``threads`` torch threads into ``out``; its records, seed by seed.
 
     The seeds are spread over up to ``jobs`` processes, no more than the cores hold at ``threads``
-    threads each; a run's result does not depend on the process it ran in.
+    threads each; a run's result does not depend on the process it ran in. With ``env``, the runs
+    run in a child process whose environment adds those variables (:func:`run_in_env`).
     """
     n_jobs = max(1, min(jobs, len(seeds), cpu_count() // (threads or 1)))
-    return [
-        record
+    calls = [
+        {
+            "method": case.method,
+            "dataset": case.dataset,
+            "seeds": count,
+            "seed_start": start,
+            "options": case.options,
+            "overrides": case.overrides,
+            "out": str(out),
+            "device": device,
+            "threads": threads,
+            "n_jobs": n_jobs,
+            "force": True,
+            "quiet": True,
+        }
         for start, count in _seed_ranges(sorted(seeds))
-        for record in run(
-            case.method,
-            case.dataset,
-            seeds=count,
-            seed_start=start,
-            options=case.options,
-            overrides=case.overrides,
-            out=out,
-            device=device,
-            threads=threads,
-            n_jobs=n_jobs,
-            force=True,
-            quiet=True,
-        )
     ]
+    if env:
+        return run_in_env(calls, env, f"case {case.key}")
+    return [record for call in calls for record in run(**call)]
 
 
 def run_suite(
@@ -662,12 +671,7 @@ def calibrate(
         have = [r for r in current.get(case.key, []) if r.get("status") == "ok" and r["seed"] in case.noise_seeds]
         extra = sorted(set(case.noise_seeds) - {r["seed"] for r in have})
         reference = have + (run_case(case, extra, out, suite.threads, device, suite.jobs) if extra else [])
-        if suite.noise_env:
-            other = run_case_in_env(
-                case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs, suite.noise_env
-            )
-        else:
-            other = run_case(case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs)
+        other = run_case(case, case.noise_seeds, other_out, suite.noise_threads, device, suite.jobs, suite.noise_env)
         model = measure_noise(case, reference, other, [suite.threads, suite.noise_threads], suite.noise_env)
         models[case.key] = model
         if progress:

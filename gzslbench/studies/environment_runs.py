@@ -1,11 +1,11 @@
-"""Runs of a check case in a child Python process whose environment adds variables.
+"""Runs in a child Python process whose environment adds variables (a check suite's noise runs).
 
 Math libraries read some settings once, when they load: MKL's reproducibility mode
 (``MKL_CBWR=COMPATIBLE`` rounds as a conservative CPU would) cannot be switched inside a process
 that has already multiplied matrices. A suite's ``[noise] env`` therefore runs its noise runs in a
-fresh interpreter started with those variables (:func:`run_case_in_env`); its worker processes
-inherit them. The child is this module run as a script: it reads the job from a JSON file and
-writes the run records back to another.
+fresh interpreter started with those variables (:func:`run_in_env`); its worker processes
+inherit them. The child is this module run as a script: it reads the runs' arguments from a JSON
+file and writes their records back to another.
 """
 
 from __future__ import annotations
@@ -17,42 +17,25 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from subprocess import PIPE
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.api import run
 from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
-
-if TYPE_CHECKING:
-    from gzslbench.studies.check import Case
 
 STOP_TIMEOUT_S = 60.0  # how long a stopped child may take to stop its workers before it is killed
 
 
-def run_case_in_env(
-    case: Case,
-    seeds: Sequence[int],
-    out: str | Path,
-    threads: int | None,
-    device: str,
-    jobs: int,
-    env: Mapping[str, str],
-) -> list[dict[str, Any]]:
-    """:func:`~gzslbench.studies.check.run_case` in a child process whose environment adds ``env``.
+def run_in_env(calls: Sequence[Mapping[str, Any]], env: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+    """:func:`~gzslbench.execution.api.run` once per keyword set of ``calls``, in a child process whose
+    environment adds ``env``; the records of every call, in order.
 
-    A failed child is a one-line :class:`~gzslbench.core.errors.GZSLBenchError` with the child's
-    last line of output; the records it finished are in ``out`` as for any run.
+    A failed child is a one-line :class:`~gzslbench.core.errors.GZSLBenchError` naming ``what`` with
+    the child's last line of output; the records it finished are in their results folder as for any run.
     """
-    job = {
-        "case": asdict(case),
-        "seeds": list(seeds),
-        "out": str(out),
-        "threads": threads,
-        "device": device,
-        "jobs": jobs,
-    }
+    job = {"calls": [dict(call) for call in calls]}
     with tempfile.TemporaryDirectory(prefix="gzslbench-env-run-") as tmp:
         job_file, records_file = Path(tmp) / "job.json", Path(tmp) / "records.json"
         job_file.write_text(json.dumps(job))
@@ -73,23 +56,19 @@ def run_case_in_env(
         if child.returncode != 0 or not records_file.exists():
             lines = (stderr or stdout).strip().splitlines() or [f"exit status {child.returncode}"]
             settings = " ".join(f"{k}={v}" for k, v in env.items())
-            raise GZSLBenchError(f"runs of case {case.key} with {settings} failed: {lines[-1]}")
+            raise GZSLBenchError(f"runs of {what} with {settings} failed: {lines[-1]}")
         return json.loads(records_file.read_text())
 
 
 def main(job_file: str, records_file: str) -> None:
-    """The child: run the job in ``job_file`` and write its records to ``records_file``.
+    """The child: run the calls in ``job_file`` and write their records to ``records_file``.
 
     Set up as the command line's process is (the same runs), and stopped by SIGTERM as a command is.
     """
-    from gzslbench.studies.check import Case, run_case
-
     set_up_own_process()
-    job = json.loads(Path(job_file).read_text())
-    fields = job["case"]
-    case = Case(**{**fields, "seeds": tuple(fields["seeds"]), "noise_seeds": tuple(fields["noise_seeds"])})
+    calls = json.loads(Path(job_file).read_text())["calls"]
     with sigterm_as_interrupt():
-        records = run_case(case, job["seeds"], job["out"], job["threads"], job["device"], job["jobs"])
+        records = [record for call in calls for record in run(**call)]
     Path(records_file).write_text(json.dumps(records))  # NaN kept: a metric a method does not report
 
 
