@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_methods_learn import BUDGET
 from test_tfvaegan import CHANCE, metrics, run_tiny
-from test_vaegan import run_two_tiny_seeds
+from test_vaegan import assert_listed_and_shown, run_two_tiny_seeds
 
 import gzslbench
 from gzslbench.core.errors import ConfigError
@@ -287,7 +287,4 @@ def test_bad_values_are_refused(key, value):
 def test_cli_runs_free_and_shows_its_config(invoke, tmp_path: Path):
     widths = ("generator_hidden=64", "critic_hidden=64", "encoder_hidden=64", "refiner_hidden=64")
     run_two_tiny_seeds(invoke, tmp_path, "free", *widths, "syn_num=20")
-    assert "free" in invoke("list", "methods").output
-    for dataset, line in (("cub", "center_other = 'random'"), ("awa2", "incenter_weight = 0.5")):
-        shown = invoke("config", "-m", "free", "-d", dataset)
-        assert shown.exit_code == 0 and line in shown.output, shown.output
+    assert_listed_and_shown(invoke, "free", {"cub": ("center_other = 'random'",), "awa2": ("incenter_weight = 0.5",)})

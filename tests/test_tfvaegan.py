@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 from test_methods_learn import BUDGET
-from test_vaegan import run_two_tiny_seeds
+from test_vaegan import assert_listed_and_shown, run_two_tiny_seeds
 
 import gzslbench
 from gzslbench.core.errors import ConfigError
@@ -259,7 +259,6 @@ def test_config_refuses_what_the_reference_cannot_run():
 def test_the_cli_runs_tf_vaegan_end_to_end(invoke, tmp_path: Path):
     widths = ("generator_hidden=64", "critic_hidden=64", "encoder_hidden=64", "decoder_hidden=64")
     run_two_tiny_seeds(invoke, tmp_path, "tf-vaegan", *widths, "syn_num=20")
-    assert "tf-vaegan" in invoke("list", "methods").output
-    for dataset, line in (("cub", "feedback_weight = 1.0"), ("awa1", "freeze_decoder = True")):
-        shown = invoke("config", "-m", "tf-vaegan", "-d", dataset)
-        assert shown.exit_code == 0 and line in shown.output, shown.output
+    assert_listed_and_shown(
+        invoke, "tf-vaegan", {"cub": ("feedback_weight = 1.0",), "awa1": ("freeze_decoder = True",)}
+    )

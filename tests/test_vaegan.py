@@ -246,11 +246,17 @@ def run_two_tiny_seeds(invoke, tmp_path: Path, method: str, *settings: str) -> N
         assert all(math.isfinite(record["metrics"][mode]["H"]) for mode in ("last", "oracle"))
 
 
+def assert_listed_and_shown(invoke, method: str, lines: dict[str, tuple[str, ...]]) -> None:
+    """``gzslbench list methods`` names ``method``, and ``config -m method -d D`` shows each of ``lines[D]``."""
+    assert method in invoke("list", "methods").output
+    for dataset, expected in lines.items():
+        shown = invoke("config", "-m", method, "-d", dataset)
+        assert shown.exit_code == 0 and all(line in shown.output for line in expected), shown.output
+
+
 def test_the_cli_runs_f_vaegan_end_to_end(invoke, tmp_path: Path):
     widths = ("generator_hidden=64", "critic_hidden=64", "encoder_hidden=64")
     run_two_tiny_seeds(invoke, tmp_path, "f-vaegan", *widths, "syn_num=20")
-    listing = invoke("list", "methods")
-    assert "f-vaegan" in listing.output
-    shown = invoke("config", "-m", "f-vaegan", "-d", "awa1")
-    assert shown.exit_code == 0 and "awa2 settings for awa1" in shown.output
-    assert "epochs = 120" in shown.output and "gp_schedule = 'adaptive'" in shown.output
+    assert_listed_and_shown(
+        invoke, "f-vaegan", {"awa1": ("awa2 settings for awa1", "epochs = 120", "gp_schedule = 'adaptive'")}
+    )

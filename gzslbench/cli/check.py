@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from gzslbench.cli._group import cli
-from gzslbench.core.environment import DEVICE_CHOICES
+from gzslbench.core.environment import DEVICE_CHOICES, assignments
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.studies import check
 
@@ -123,7 +123,7 @@ def check_command(
         rows = check.compare(suite, baseline, current)
         click.echo(check.render(rows))
         if update:
-            env = " ".join(f"{k}={v}" for k, v in suite.noise_env.items())
+            env = " ".join(assignments(suite.noise_env))
             noise_side = f"{suite.noise_threads} torch thread(s)" + (f" with {env}" if env else "")
             click.echo(f"noise models: {noise_side} against {suite.threads}", err=True)
             noise = check.calibrate(

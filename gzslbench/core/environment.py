@@ -6,7 +6,7 @@ import os
 import platform
 import shlex
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -141,6 +141,11 @@ def arithmetic_env() -> dict[str, str]:
     return {name: os.environ[name] for name in ARITHMETIC_VARIABLES if name in os.environ}
 
 
+def assignments(env: Mapping[str, str]) -> list[str]:
+    """``env`` as shell assignments, ``["MKL_CBWR=COMPATIBLE"]``, values quoted where a shell needs it."""
+    return [f"{name}={shlex.quote(value)}" for name, value in env.items()]
+
+
 def with_arithmetic_env(command: str) -> str:
     """``command`` prefixed with this process's :func:`arithmetic_env` (``MKL_CBWR=COMPATIBLE gzslbench run ...``)."""
-    return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in arithmetic_env().items()), command])
+    return " ".join([*assignments(arithmetic_env()), command])

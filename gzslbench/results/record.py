@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, TypedDict
 
+from gzslbench.core.environment import assignments
 from gzslbench.core.errors import GZSLBenchError
 
 SCHEMA_VERSION = 2
@@ -130,7 +131,7 @@ def execution_label(record: dict[str, Any]) -> str:
     device = block.get("device", record.get("device"))
     batch = int(block.get("batch_seeds", (record.get("timings") or {}).get("batch_seeds", 1)) or 1)
     settings = dict((record.get("env") or {}).get("arithmetic_env") or {})
-    return ", ".join([str(device), "alone" if batch == 1 else "batched", *(f"{k}={v}" for k, v in settings.items())])
+    return ", ".join([str(device), "alone" if batch == 1 else "batched", *assignments(settings)])
 
 
 def protocol_version(record: dict[str, Any]) -> int | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
+from gzslbench.core.environment import assignments
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution.api import run
 from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
@@ -55,8 +56,7 @@ def run_in_env(calls: Sequence[Mapping[str, Any]], env: Mapping[str, str], what:
                 raise
         if child.returncode != 0 or not records_file.exists():
             lines = (stderr or stdout).strip().splitlines() or [f"exit status {child.returncode}"]
-            settings = " ".join(f"{k}={v}" for k, v in env.items())
-            raise GZSLBenchError(f"runs of {what} with {settings} failed: {lines[-1]}")
+            raise GZSLBenchError(f"runs of {what} with {' '.join(assignments(env))} failed: {lines[-1]}")
         return json.loads(records_file.read_text())
 
 
