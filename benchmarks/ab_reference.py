@@ -15,10 +15,14 @@ Usage::
 
 ``--ours-timing KEY --ours-results DIR`` reads our epoch time from the newest run record under DIR
 (``timings[KEY]``: ``vae_epoch_s`` for the VAE methods, ``gan_epoch_s`` for the feature generators)
-instead of from the output. ``--threads N`` sets ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` for
-both sides (gzslbench's own ``--threads`` should agree). ``--json`` prints one JSON object instead
-of the table. Nothing else should run on the machine meanwhile: two busy processes on a 2-core
-CPU slow each other by far more than the difference being measured.
+instead of from the output. ``--log-dir DIR`` keeps each run's output (``round1-ours.log``, ...) and,
+with ``--ours-results``, a copy of our newest run record (``round1-ours.json``), for the timings the
+table does not show (the classifier stage, per-epoch courses).
+
+``--threads N`` sets ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` for both sides (gzslbench's own
+``--threads`` should agree). ``--json`` prints one JSON object instead of the table. Nothing else
+should run on the machine meanwhile: two busy processes on a 2-core CPU slow each other by far
+more than the difference being measured.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,19 +104,35 @@ def epoch_seconds(output: str, pattern: re.Pattern[str] | None) -> tuple[float |
 
 def record_seconds(key: str, results: Path) -> tuple[float | None, int]:
     """``timings[key]`` of the newest run record under ``results``: (seconds, 1), or (None, 0) if none has it."""
-    records = sorted(results.glob("runs/**/seed-*.json"), key=lambda p: p.stat().st_mtime)
-    if not records:
+    record = newest_record(results)
+    if record is None:
         return None, 0
-    value = json.loads(records[-1].read_text()).get("timings", {}).get(key)
+    value = json.loads(record.read_text()).get("timings", {}).get(key)
     return (float(value), 1) if value is not None else (None, 0)
 
 
-def run_side(side: Side, round_: int, env: dict[str, str]) -> Timing:
+def newest_record(results: Path) -> Path | None:
+    records = sorted(results.glob("runs/**/seed-*.json"), key=lambda p: p.stat().st_mtime)
+    return records[-1] if records else None
+
+
+def keep_logs(log_dir: Path, side: Side, round_: int, output: str) -> None:
+    """Write the run's output, and our newest record if we read one, under ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / f"round{round_}-{side.name}.log").write_text(output)
+    record = newest_record(side.record_timing[1]) if side.record_timing is not None else None
+    if record is not None:
+        shutil.copyfile(record, log_dir / f"round{round_}-{side.name}.json")
+
+
+def run_side(side: Side, round_: int, env: dict[str, str], log_dir: Path | None = None) -> Timing:
     """Run ``side``'s command once through the shell and time it."""
     load = os.getloadavg()[0]
     start = time.perf_counter()
     done = subprocess.run(side.command, shell=True, cwd=side.cwd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    if log_dir is not None:
+        keep_logs(log_dir, side, round_, done.stdout + done.stderr)
     if side.record_timing is not None:
         epoch, seen = record_seconds(*side.record_timing)
     else:
@@ -122,7 +143,7 @@ def run_side(side: Side, round_: int, env: dict[str, str]) -> Timing:
     return Timing(side.name, round_, wall, epoch, seen, load, done.returncode)
 
 
-def compare(ours: Side, reference: Side, rounds: int, threads: int | None) -> Comparison:
+def compare(ours: Side, reference: Side, rounds: int, threads: int | None, log_dir: Path | None = None) -> Comparison:
     """``rounds`` rounds; odd rounds run ours first, even rounds the reference first."""
     env = dict(os.environ)
     if threads is not None:
@@ -131,7 +152,7 @@ def compare(ours: Side, reference: Side, rounds: int, threads: int | None) -> Co
     for r in range(1, rounds + 1):
         order = (ours, reference) if r % 2 else (reference, ours)
         for side in order:
-            timing = run_side(side, r, env)
+            timing = run_side(side, r, env, log_dir)
             result.timings.append(timing)
             print(f"round {r} {side.name}: {timing.wall_s:.1f} s", file=sys.stderr, flush=True)
     return result
@@ -168,6 +189,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ours-results", type=Path, help="with --ours-timing: the results folder our command writes")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each running both sides (default 3)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS and MKL_NUM_THREADS for both sides")
+    parser.add_argument("--log-dir", type=Path, help="keep each run's output (and our run record) here")
     parser.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.rounds < 1:
@@ -203,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reference", args.reference, args.reference_dir, compile_pattern("--reference-epoch", args.reference_epoch)
     )
     print(f"ours: {shlex.quote(ours.command)}\nreference: {shlex.quote(reference.command)}", file=sys.stderr)
-    result = compare(ours, reference, args.rounds, args.threads)
+    result = compare(ours, reference, args.rounds, args.threads, args.log_dir)
     print(json.dumps(asdict(result), indent=1) if args.as_json else format_report(result))
     return 0 if all(t.returncode == 0 for t in result.timings) else 1
 

@@ -63,3 +63,20 @@ def test_bad_options_are_one_line_errors(extra, message, capsys):
 def test_a_pattern_without_a_group_is_refused():
     with pytest.raises(SystemExit, match="needs a group"):
         ab.compile_pattern("--ours-epoch", "epoch [0-9.]+")
+
+
+def test_log_dir_keeps_each_runs_output_and_our_record(tmp_path):
+    results = tmp_path / "results"
+    record = results / "runs" / "synth-cub" / "acmr" / "abc" / "seed-0.json"
+    write = f"import pathlib; p = pathlib.Path({str(record)!r}); p.parent.mkdir(parents=True, exist_ok=True)"
+    ours = python(write + "; p.write_text('{\"timings\": {\"classifier_s\": 1.5}}'); print('ours ran')")
+    argv = ["--ours", ours, "--reference", python("print('CLS_S 9.0')"), "--rounds", "2"]
+    argv += ["--ours-timing", "classifier_s", "--ours-results", str(results), "--log-dir", str(tmp_path / "logs")]
+    assert ab.main(argv) == 0
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "round1-ours.json", "round1-ours.log", "round1-reference.log",
+        "round2-ours.json", "round2-ours.log", "round2-reference.log",
+    ]  # fmt: skip
+    assert (logs / "round2-reference.log").read_text().strip() == "CLS_S 9.0"
+    assert json.loads((logs / "round1-ours.json").read_text())["timings"]["classifier_s"] == 1.5
