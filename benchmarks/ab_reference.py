@@ -112,6 +112,7 @@ def record_seconds(key: str, results: Path) -> tuple[float | None, int]:
 
 
 def newest_record(results: Path) -> Path | None:
+    """The run record under ``results`` written last (our command's, as each round writes one)."""
     records = sorted(results.glob("runs/**/seed-*.json"), key=lambda p: p.stat().st_mtime)
     return records[-1] if records else None
 
