@@ -13,10 +13,10 @@ Usage::
       --reference "python train.py --dataset CUB --epochs 4" --reference-dir ~/src/acmr-reference \\
       --reference-epoch '^epoch time ([0-9.]+)' --ours-timing vae_epoch_s --ours-results /tmp/ab
 
-``--ours-timing KEY --ours-results DIR`` reads our epoch time from the newest run record under DIR
+``--ours-timing KEY --ours-results DIR`` reads our epoch time from the run record our command wrote under DIR
 (``timings[KEY]``: ``vae_epoch_s`` for the VAE methods, ``gan_epoch_s`` for the feature generators)
 instead of from the output. ``--log-dir DIR`` keeps each run's output (``round1-ours.log``, ...) and,
-with ``--ours-results``, a copy of our newest run record (``round1-ours.json``), for the timings the
+with ``--ours-results``, a copy of that record (``round1-ours.json``), for the timings the
 table does not show (the classifier stage, per-epoch courses).
 
 ``--threads N`` sets ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` for both sides (gzslbench's own
@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,26 +102,30 @@ def epoch_seconds(output: str, pattern: re.Pattern[str] | None) -> tuple[float |
     return (statistics.fmean(found) if found else None), len(found)
 
 
-def record_seconds(key: str, results: Path) -> tuple[float | None, int]:
-    """``timings[key]`` of the newest run record under ``results``: (seconds, 1), or (None, 0) if none has it."""
-    record = newest_record(results)
+def record_times(results: Path) -> dict[Path, float]:
+    """Each run record under ``results`` with its modification time."""
+    return {p: p.stat().st_mtime for p in results.glob("runs/**/seed-*.json")}
+
+
+def newest_record(results: Path, before: Mapping[Path, float] | None = None) -> Path | None:
+    """The run record under ``results`` written last; with ``before`` (:func:`record_times` taken
+    before the run), only one written since, so that a failed run is not credited with an earlier one."""
+    written = [(t, p) for p, t in record_times(results).items() if before is None or before.get(p) != t]
+    return max(written)[1] if written else None
+
+
+def record_seconds(key: str, record: Path | None) -> tuple[float | None, int]:
+    """``timings[key]`` of a run record: (seconds, 1), or (None, 0) without a record or that key."""
     if record is None:
         return None, 0
     value = json.loads(record.read_text()).get("timings", {}).get(key)
     return (float(value), 1) if value is not None else (None, 0)
 
 
-def newest_record(results: Path) -> Path | None:
-    """The run record under ``results`` written last (our command's, as each round writes one)."""
-    records = sorted(results.glob("runs/**/seed-*.json"), key=lambda p: p.stat().st_mtime)
-    return records[-1] if records else None
-
-
-def keep_logs(log_dir: Path, side: Side, round_: int, output: str) -> None:
-    """Write the run's output, and our newest record if we read one, under ``log_dir``."""
+def keep_logs(log_dir: Path, side: Side, round_: int, output: str, record: Path | None) -> None:
+    """Write the run's output, and a copy of the run record it wrote if we read one, under ``log_dir``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / f"round{round_}-{side.name}.log").write_text(output)
-    record = newest_record(side.record_timing[1]) if side.record_timing is not None else None
     if record is not None:
         shutil.copyfile(record, log_dir / f"round{round_}-{side.name}.json")
 
@@ -129,15 +133,20 @@ def keep_logs(log_dir: Path, side: Side, round_: int, output: str) -> None:
 def run_side(side: Side, round_: int, env: dict[str, str], log_dir: Path | None = None) -> Timing:
     """Run ``side``'s command once through the shell and time it."""
     load = os.getloadavg()[0]
+    before = record_times(side.record_timing[1]) if side.record_timing is not None else None
     start = time.perf_counter()
     done = subprocess.run(side.command, shell=True, cwd=side.cwd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
-    if log_dir is not None:
-        keep_logs(log_dir, side, round_, done.stdout + done.stderr)
+    output = done.stdout + done.stderr
+    record = None
     if side.record_timing is not None:
-        epoch, seen = record_seconds(*side.record_timing)
+        key, results = side.record_timing
+        record = newest_record(results, before)
+        epoch, seen = record_seconds(key, record)
     else:
-        epoch, seen = epoch_seconds(done.stdout + done.stderr, side.epoch_pattern)
+        epoch, seen = epoch_seconds(output, side.epoch_pattern)
+    if log_dir is not None:
+        keep_logs(log_dir, side, round_, output, record)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
         print(f"warning: {side.name} round {round_} exited {done.returncode}: {tail[0]}", file=sys.stderr)

@@ -36,9 +36,10 @@ def test_our_epoch_time_comes_from_the_newest_run_record(tmp_path):
     record = tmp_path / "runs" / "synth-cub" / "acmr" / "abc" / "seed-0.json"
     record.parent.mkdir(parents=True)
     record.write_text(json.dumps({"timings": {"vae_epoch_s": 2.5}}))
-    assert ab.record_seconds("vae_epoch_s", tmp_path) == (2.5, 1)
-    assert ab.record_seconds("gan_epoch_s", tmp_path) == (None, 0)
-    assert ab.record_seconds("vae_epoch_s", tmp_path / "empty") == (None, 0)
+    assert ab.record_seconds("vae_epoch_s", ab.newest_record(tmp_path)) == (2.5, 1)
+    assert ab.record_seconds("gan_epoch_s", ab.newest_record(tmp_path)) == (None, 0)
+    assert ab.record_seconds("vae_epoch_s", ab.newest_record(tmp_path / "empty")) == (None, 0)
+    assert ab.newest_record(tmp_path, ab.record_times(tmp_path)) is None  # written before the run began
 
 
 def test_a_failing_side_is_reported_and_fails_the_script(capsys):
@@ -80,3 +81,19 @@ def test_log_dir_keeps_each_runs_output_and_our_record(tmp_path):
     ]  # fmt: skip
     assert (logs / "round2-reference.log").read_text().strip() == "CLS_S 9.0"
     assert json.loads((logs / "round1-ours.json").read_text())["timings"]["classifier_s"] == 1.5
+
+
+def test_a_failed_round_is_not_credited_with_an_earlier_record(tmp_path):
+    results = tmp_path / "results"
+    record = results / "runs" / "synth-cub" / "acmr" / "abc" / "seed-0.json"
+    ours = python(
+        f"import pathlib, sys; p = pathlib.Path({str(record)!r}); "
+        "sys.exit(1) if p.exists() else None; "  # the second round fails before writing
+        'p.parent.mkdir(parents=True); p.write_text(\'{"timings": {"vae_epoch_s": 2.0}}\')'
+    )
+    side = ab.Side("ours", ours, record_timing=("vae_epoch_s", results))
+    first, second = (ab.run_side(side, r, dict(ab.os.environ), tmp_path / "logs") for r in (1, 2))
+    assert (first.epoch_s, first.returncode) == (2.0, 0)
+    assert (second.epoch_s, second.epochs_seen, second.returncode) == (None, 0, 1)
+    assert not (tmp_path / "logs" / "round2-ours.json").exists()
+    assert (tmp_path / "logs" / "round1-ours.json").exists()
