@@ -135,6 +135,7 @@ def load_npz(path: Path, defaults_from: str = "cub", name: str = "custom") -> GZ
         if raw.shape[0] != n_classes:
             raise fail(path, "class_names", f"has {raw.shape[0]} names but 'attributes' has {n_classes} rows")
         class_names = [str(s) for s in raw]
+    ignored = sorted(set(content) - set(REQUIRED) - set(OPTIONAL))
     data = GZSLData(
         name=name,
         features=features,
@@ -148,9 +149,15 @@ def load_npz(path: Path, defaults_from: str = "cub", name: str = "custom") -> GZ
         class_names=class_names,
         defaults_from=defaults_from,
         source=str(path),
-        extra={"ignored_keys": sorted(set(content) - set(REQUIRED) - set(OPTIONAL))},
+        extra={"ignored_keys": ignored} | ({"warnings": [unknown_keys_warning(ignored)]} if ignored else {}),
     )
     return validate(data, str(path))
+
+
+def unknown_keys_warning(keys: list[str]) -> str:
+    """A misspelt optional array (``vals`` for ``val``) is not read: say so rather than run without it."""
+    known = ", ".join([*REQUIRED, *OPTIONAL])
+    return f"array(s) {', '.join(repr(k) for k in keys)} of the .npz are not read (known: {known})"
 
 
 @register_dataset("custom")

@@ -53,3 +53,19 @@ def test_config_files(tmp_path):
 def test_config_hash_is_order_free_and_value_sensitive():
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("path=run #2.npz", "run #2.npz"),  # YAML would cut it at the comment
+        ("path=my file: x.npz", "my file: x.npz"),  # ... make it a mapping
+        ("path=yes", "yes"),  # ... or true
+        ("lr=0.5", 0.5),
+        ("use_iem=false", False),
+        ("epochs=[1, 2]", [1, 2]),
+        ("loss='sje'", "sje"),
+    ],
+)
+def test_set_values_are_yaml_numbers_booleans_and_lists_and_otherwise_the_text_as_given(text, value):
+    assert parse_assignment(text)[1] == value

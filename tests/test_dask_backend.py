@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sys
 import threading
@@ -80,12 +81,7 @@ class RegisterHangMethod(WorkerPlugin):
 def cluster() -> Iterator[Any]:
     """Two single-threaded worker processes on loopback; a task may kill one worker and be rerun once."""
     with (
-        dask.config.set(
-            {
-                "distributed.scheduler.allowed-failures": 1,
-                "distributed.scheduler.worker-saturation": backends.WORKER_SATURATION,
-            }
-        ),
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
         ) as local,
@@ -218,3 +214,19 @@ def test_missing_dask_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(GZSLBenchError, match=r"needs dask.distributed.*pip install 'gzslbench\[dask\]'"):
         run("eszsl", "synth-tiny", out=tmp_path, backend="dask")
+
+
+def test_a_local_cluster_leaves_the_callers_environment_and_random_state(tmp_path: Path) -> None:
+    """dask's nanny writes its workers' variables (thread caps of 1, a hash seed) into the caller's environment.
+
+    They are put back, so the caller's later subprocesses do not inherit them, and so is the
+    caller's ``random`` sequence.
+    """
+    environ = dict(os.environ)
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    (record,) = run("eszsl", "synth-tiny", out=tmp_path, backend="dask", n_jobs=1)
+    assert record["status"] == "ok"
+    assert dict(os.environ) == environ
+    assert random.random() == expected

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_tiny_data, one_line_error
+from conftest import make_tiny_data, one_line_error, write_record
 
+import gzslbench
 from gzslbench.cli import cli
 from gzslbench.core import files
 from gzslbench.core.errors import DataError, GZSLBenchError
@@ -438,3 +440,154 @@ def test_bench_refuses_zero_threads(capsys):
     assert bench.main(["--quick", "--size", "tiny", "--threads", "0"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "error: --threads must be at least 1, got 0\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda out: gzslbench.run("eszsl", "synth-tiny", seeds="2", out=out), "--seeds must be a whole number"),
+        (lambda out: gzslbench.run("eszsl", "synth-tiny", seeds=1.5, out=out), "--seeds must be a whole number"),
+        (lambda out: gzslbench.run("eszsl", "synth-tiny", threads="2", out=out), "--threads must be a whole number"),
+        (lambda out: gzslbench.run("eszsl", "synth-tiny", n_jobs=1.5, out=out), "--n-jobs must be a whole number"),
+        (lambda out: gzslbench.run("eszsl", "synth-tiny", overrides="gamma=1", out=out), "write ['gamma=1']"),
+        (lambda out: gzslbench.get_method(None), "a name must be a string"),
+        (lambda out: gzslbench.list_methods(None), "a name pattern must be a string"),
+    ],
+)
+def test_python_api_misuse_is_a_gzslbench_error_with_one_line(tmp_path, call, message):
+    """Wrong types from Python code get the CLI's kind of message, not a TypeError from deep inside."""
+    with pytest.raises(GZSLBenchError, match=re.escape(message)):
+        call(tmp_path)
+
+
+def test_loading_results_from_a_file_is_an_error_not_an_empty_table(tmp_path):
+    record = tmp_path / "seed-0.json"
+    record.write_text("{}")
+    with pytest.raises(GZSLBenchError, match="is a file, not a results folder"):
+        gzslbench.load_results(record)
+
+
+def test_an_npz_array_of_no_known_name_is_warned_about(invoke, tmp_path):
+    """A misspelt optional split (``vals`` for ``val``) is not read: the run says so instead of going on silently."""
+    data = make_tiny_data()
+    write_npz(tmp_path / "mine.npz", vals=data.trainval[:5])
+    result = invoke("run", "-m", "eszsl", "-d", "custom", "-D", "path=mine.npz", "-q")
+    assert result.exit_code == 0, result.output
+    assert "array(s) 'vals' of the .npz are not read" in result.output
+
+
+def test_a_copy_of_a_results_folder_inside_another_counts_its_runs_once(paper_results, tmp_path):
+    nested = tmp_path / "nested"
+    shutil.copytree(paper_results, nested / "a")
+    shutil.copytree(paper_results, nested / "b")
+    problems: list[str] = []
+    frame = load_results(nested, problems=problems)
+    assert frame.equals(load_results(nested / "a"))  # the same rows as one copy, not twice as many seeds
+    assert problems and all("another record of the run at" in p and "/b/" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("code", 5, "'code' = 5 is not a JSON object"),
+        ("env", [], "'env' = [] is not a JSON object"),
+        ("timings", "x", "'timings' = 'x' is not a JSON object"),
+        ("history", "oops", "'history' = 'oops' is not a JSON object"),
+        ("method", 3, "'method' = 3 is not a JSON string"),
+        ("seed", "0", "'seed' = '0' is not a JSON integer"),
+        ("status", "weird", "unknown status 'weird'"),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_named_and_skipped(paper_results, field, value, reason):
+    """One damaged record must not stop the table of the whole folder."""
+    path = next((paper_results / "runs").rglob("seed-0.json"))
+    path.write_text(json.dumps(json.loads(path.read_text()) | {field: value}))
+    problems: list[str] = []
+    load_results(paper_results, problems=problems)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: {reason}")
+    shown = CliRunner().invoke(cli, ["table", "--results", str(paper_results)])
+    assert shown.exit_code == 0 and "warning: skipped" in shown.output
+
+
+def test_a_record_nested_too_deeply_is_named_and_skipped(paper_results):
+    path = next((paper_results / "runs").rglob("seed-0.json"))
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    problems: list[str] = []
+    load_results(paper_results, problems=problems)
+    assert problems == [f"{path}: nested too deeply to be a run record"]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "x" * 101, ".hidden", ""])
+def test_a_sweep_name_that_is_no_plain_file_name_is_refused_before_training(tmp_path, name):
+    with pytest.raises(GZSLBenchError, match="--name"):
+        gzslbench.tune("eszsl", "synth-tiny", ["gamma=[1,2]"], name=name, out=tmp_path)
+    assert not (tmp_path / "tuning").exists()
+
+
+def test_a_key_in_the_grid_and_in_set_is_refused(tmp_path):
+    with pytest.raises(GZSLBenchError, match="'gamma' is both a grid axis and a --set value"):
+        gzslbench.sweep("eszsl", "synth-tiny", ["gamma=[1]"], overrides={"gamma": 2}, out=tmp_path)
+
+
+def test_thread_counts_no_machine_has_are_refused(tmp_path):
+    with pytest.raises(GZSLBenchError, match="--threads 100000 is more than 1024"):
+        gzslbench.run("eszsl", "synth-tiny", threads=100_000, out=tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated", b"\x93NUMPY garbage"])
+def test_damaged_saved_scores_are_one_line_naming_the_file(invoke, tmp_path, content):
+    pytest.importorskip("matplotlib")
+    gzslbench.run("sae", "synth-tiny", out=tmp_path / "results", save_scores=True)
+    scores = next((tmp_path / "results").rglob("seed-0.scores.npz"))
+    scores.write_bytes(content)
+    result = invoke("plot", "seen-unseen", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "figs"))
+    assert f"{scores}: damaged saved scores" in one_line_error(result)
+
+
+def test_a_report_that_fails_midway_leaves_the_previous_report_as_it_was(paper_results, tmp_path, monkeypatch):
+    from gzslbench.cli import report
+
+    out = tmp_path / "report"
+    report.write_report(str(paper_results), out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report, "draw", disk_full)
+    write_record(paper_results, "acmr", "synth-cub", 3, 50.0, 30.0, 60.0)  # the new report's tables would differ
+    with pytest.raises(OSError):
+        report.write_report(str(paper_results), out)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not list(tmp_path.glob(".report.*"))  # no build folder left beside it
+
+
+def test_written_files_follow_the_umask_so_a_shared_results_folder_stays_readable(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        files.write_json_atomic(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_file_the_user_may_not_read_is_one_line_naming_it(invoke, monkeypatch):
+    """Permissions are the user's to fix, not an 'unexpected' fault: one line with the file."""
+    from gzslbench.execution import resolve
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/CUB/res101.mat")
+
+    monkeypatch.setattr(resolve, "load_dataset", denied)
+    result = invoke("run", "-m", "eszsl", "-d", "synth-tiny")
+    assert one_line_error(result) == "error: permission denied: '/data/CUB/res101.mat'"
+
+
+def test_a_method_named_twice_runs_once(tmp_path):
+    records = gzslbench.run(["eszsl", "ESZSL"], ["synth-tiny", "synth_tiny"], out=tmp_path)
+    assert len(records) == 1
+
+
+@pytest.mark.parametrize("args", [["list"], ["plot"]])
+def test_a_missing_choice_argument_is_one_line_listing_the_choices(invoke, args):
+    assert "Choose from: " in one_line_error(invoke(*args))

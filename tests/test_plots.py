@@ -9,7 +9,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from conftest import write_record
-from matplotlib.image import imread
 
 import gzslbench
 from gzslbench.cli import cli
@@ -24,6 +23,7 @@ from gzslbench.reports.plots import (
     sweeps,
 )
 
+imread = pytest.importorskip("matplotlib.image", reason="the figures need the plots extra").imread
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OVERRIDES = {"epochs": 2, "cls_epochs": 1, "oracle_from_epoch": 1, "seen_samples": 20, "unseen_samples": 20}
 

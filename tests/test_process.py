@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,14 +54,15 @@ def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
 
 
 IN_PROCESS_RUN = """
-import json, os, torch
+import json, multiprocessing, os, threading, torch
 import gzslbench
 from gzslbench.core.environment import denormals_flushed
 from gzslbench.execution import process
 torch.set_num_threads(3)
 def settings():
     environ = (os.environ.get(k) for k in ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG"))
-    return (torch.get_num_threads(), *environ, denormals_flushed())
+    threads = [t.name for t in threading.enumerate()]
+    return (torch.get_num_threads(), *environ, denormals_flushed(), multiprocessing.get_start_method(True), threads)
 before = settings()
 record = gzslbench.run("eszsl", "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"])[0]
 after = settings()
@@ -70,12 +72,16 @@ print(json.dumps([before, after, record["threads"], record["execution"]["flush_d
 
 
 def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(tmp_path) -> None:
-    """A notebook calling gzslbench.run keeps its thread count, its environment, glibc's defaults and its denormals."""
+    """A notebook calling gzslbench.run keeps its thread count, its environment, glibc's defaults and its denormals.
+
+    Its multiprocessing start method stays unset (a progress bar, even a hidden one, would fix it)
+    and no thread is left running.
+    """
     own = ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG")
     env = {k: v for k, v in os.environ.items() if k not in own} | {"OUT": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, capture_output=True, text=True, check=True)
     before, after, run_threads, run_flushed, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
-    assert before == after == [3, None, None, False]
+    assert before == after == [3, None, None, False, None, ["MainThread"]]
     assert run_threads == 1  # the run itself had the threads it asked for
     assert run_flushed is True  # and flushed denormals, which the caller's arithmetic does not
     assert allocator_calls == 0  # retain_freed_memory never ran in the caller's process
@@ -102,3 +108,41 @@ def test_gzslbench_s_own_processes_fix_cublas_s_workspace_unless_the_user_did() 
         env |= {"CUBLAS_WORKSPACE_CONFIG": given} if given else {}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected
+
+
+PARALLEL_RUN = """
+import json, os, sys
+from pathlib import Path
+from joblib import Parallel, delayed
+import gzslbench
+
+def workers():
+    pids = [int(p) for f in Path(f"/proc/{os.getpid()}/task").glob("*/children") for p in f.read_text().split()]
+    return [p for p in pids if b"popen_loky" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+def own_settings(_):
+    return os.environ.get("THP_MEM_ALLOC_ENABLE")
+
+tiny = {"epochs": 1, "cls_epochs": 1, "oracle_from_epoch": 1}
+records = gzslbench.run("acmr", "synth-tiny", seeds=2, n_jobs=2, batch_seeds=1, overrides=tiny, out=sys.argv[1])
+left = workers()
+callers_jobs = Parallel(n_jobs=2)(delayed(own_settings)(i) for i in range(2))
+print(json.dumps([[r["status"] for r in records], left, callers_jobs]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from Linux's /proc")
+def test_a_parallel_run_stops_its_workers_and_keeps_their_settings_from_the_callers_own_jobs(tmp_path) -> None:
+    """Workers of ``n_jobs=2`` are gzslbench's own: gone when run() returns, never shared with the caller's joblib.
+
+    joblib's pool is reused for the whole session, so workers taken from it would outlive the call
+    and hand the caller's later jobs the allocator settings and huge pages of a training process.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run(
+        [sys.executable, "-c", PARALLEL_RUN, str(tmp_path)], env=env, capture_output=True, text=True, check=True
+    )
+    statuses, workers_left, callers_jobs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert statuses == ["ok", "ok"]
+    assert workers_left == []
+    assert callers_jobs == [None, None]

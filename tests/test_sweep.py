@@ -80,11 +80,12 @@ def test_indexed_keys_replace_one_element_of_a_list():
 def test_sweep_runs_every_point_and_seed_tagged_and_resumes(tmp_path, monkeypatch):
     grid = ["gamma=[0.1,10]", "lam=logspace(-1,1,3)"]
     records = gzslbench.sweep("eszsl", "synth-tiny", grid, seeds=2, out=tmp_path, name="reg")
-    assert len(records) == 12 and all(r["status"] == "ok" and r["sweep"] == "reg" for r in records)
+    # ESZSL ignores the seed, so each point is trained once, as `run` does
+    assert len(records) == 6 and all(r["status"] == "ok" and r["sweep"] == "reg" for r in records)
     configs = {(r["config"]["gamma"], r["config"]["lam"]) for r in records}
     assert configs == {(g, lam) for g in (0.1, 10.0) for lam in (0.1, 1.0, 10.0)}
-    assert len(list((tmp_path / "runs").rglob("seed-*.json"))) == 12
-    assert len({r["config_hash"] for r in records}) == 6
+    assert len(list((tmp_path / "runs").rglob("seed-*.json"))) == 6
+    assert len({r["config_hash"] for r in records}) == 6 and {r["seed"] for r in records} == {0}
     assert len({r["metrics"]["last"]["H"] for r in records}) > 1  # the grid changes the runs
 
     def refuse(*args, **kwargs):
@@ -95,6 +96,12 @@ def test_sweep_runs_every_point_and_seed_tagged_and_resumes(tmp_path, monkeypatc
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
     frame = gzslbench.load_results(tmp_path)
     assert set(frame["sweep"]) == {"reg"} and not frame["tuned"].any()
+
+
+def test_a_seed_dependent_method_runs_every_point_with_every_seed(tmp_path):
+    records = gzslbench.sweep("ale", "synth-tiny", ["lr=[0.1,1]"], seeds=2, out=tmp_path, overrides={"epochs": 1})
+    assert sorted((r["config"]["lr"], r["seed"]) for r in records) == [(0.1, 0), (0.1, 1), (1.0, 0), (1.0, 1)]
+    assert records[0]["metrics"] != records[1]["metrics"]  # the seeds differ
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ class _FriendlyGroup(click.Group):
             sys.exit(0)
         except click.UsageError as exc:  # one line instead of click's usage block
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            message = " ".join(exc.format_message().split())  # click lists choices one per line
+            click.echo(f"error: {message}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
@@ -55,6 +56,9 @@ class _FriendlyGroup(click.Group):
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in DISK_FULL:  # a write outside atomic_path: nothing is lost
                 click.echo(f"error: {disk_full_message(exc.filename)}", err=True)
+                ctx.exit(2)
+            if isinstance(exc, PermissionError):  # the user's files, not a fault of gzslbench
+                click.echo(f"error: permission denied: '{exc.filename}'" if exc.filename else f"error: {exc}", err=True)
                 ctx.exit(2)
             if os.environ.get("GZSLBENCH_DEBUG"):
                 traceback.print_exc()

@@ -107,9 +107,10 @@ def check_command(datasets: tuple[str, ...], data_dir: str | None) -> None:
             continue
         try:
             data = load_dataset(name, data_dir)
-        except DataError as exc:
+        except (DataError, PermissionError) as exc:
+            reason = f"permission denied: {exc.filename}" if isinstance(exc, PermissionError) else str(exc)
             invalid.append(name)
-            rows.append([name, "INVALID", "", "", "", str(exc).replace(f"; {HOW_TO_GET}", "")])
+            rows.append([name, "INVALID", "", "", "", reason.replace(f"; {HOW_TO_GET}", "")])
             continue
         classes = f"{data.n_classes} ({len(data.seen_classes)}/{len(data.unseen_classes)})"
         rows.append([name, "valid", data.features.shape[0], classes, data.fingerprint, data.source])

@@ -6,6 +6,8 @@ why in one line.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import click
@@ -29,12 +31,44 @@ def write_report(
     *,
     data_dir: str | None = None,
 ) -> Path:
-    """Write ``out/index.md`` linking tables/ (md + tex) and figures/ (png + pdf); return the index path."""
+    """Write ``out/index.md`` linking tables/ (md + tex) and figures/ (png + pdf); return the index path.
+
+    The report is built in a hidden folder beside ``out`` and moved in only when complete, so a
+    failure (a full disk, Ctrl-C) leaves the previous report as it was, never half of a new one.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _build_report(building, results, mode, methods, datasets, data_dir)
+        out.mkdir(exist_ok=True)
+        for name in REPORT_ENTRIES:  # the index last: it links the others
+            target, built = out / name, building / name
+            if target.is_dir():  # an earlier report's: its figures may be of runs gone since
+                shutil.rmtree(target)
+            if built.exists():
+                built.replace(target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return out / "index.md"
+
+
+REPORT_ENTRIES = ("tables", "figures", "index.md")
+
+
+def _build_report(
+    out: Path,
+    results: str,
+    mode: str,
+    methods: list[str] | None,
+    datasets: list[str] | None,
+    data_dir: str | None,
+) -> None:
+    """Write the report's entries (:data:`REPORT_ENTRIES`; figures/ only if any is drawn) into the empty ``out``."""
     frame = load_frame(results, methods or [], datasets or [])
     ran = set(frame["method"])
     has_real = any(real_twin(d) for d in frame["dataset"])
     tables_dir, figures_dir = out / "tables", out / "figures"
-    tables_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir.mkdir()
     plan = [("table2", "Table 2: methods by family", {})]
     if has_real:
         plan.append(("table2-reported", "Table 2 with reported numbers", {"with_reported": True, "compare": True}))
@@ -66,9 +100,7 @@ def write_report(
             figures.append(
                 f"### {png.stem}\n\n![{png.stem}]({rel})\n\n[PDF]({Path(rel).with_suffix('.pdf').as_posix()})\n"
             )
-    index = out / "index.md"
-    index.write_text("\n".join(sections + figures))
-    return index
+    (out / "index.md").write_text("\n".join(sections + figures))
 
 
 @cli.command(

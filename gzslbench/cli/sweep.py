@@ -182,7 +182,9 @@ def _print_final(result: TuneResult) -> None:
         return
     frame = pd.DataFrame([r["metrics"][result.mode] for r in ok])
     note = "epoch chosen on validation" if result.mode == "val" else "last epoch"
+    once = ok[0].get("seed_dependent") is False
+    runs = "once: the method does not depend on the seed" if once else f"{len(ok)} seed(s)"
     click.echo(
-        f"test (trained on trainval, {len(ok)} seed(s), {note}): U {_mean_std(frame['U'])}  "
+        f"test (trained on trainval, {runs}; {note}): U {_mean_std(frame['U'])}  "
         f"S {_mean_std(frame['S'])}  H {_mean_std(frame['H'])}"
     )

@@ -27,15 +27,24 @@ from gzslbench.core.registry import unknown_name_message
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"key=value"`` -> (key, value), the value read as YAML (numbers, bools, lists, strings)."""
+    """``"key=value"`` -> (key, value), the value read as YAML (numbers, ``true``/``false``, lists, null).
+
+    Anything else is the text as given, so that a file name stays whole: YAML would cut
+    ``run #2.npz`` at its comment, turn ``a: b.npz`` into a mapping and ``yes`` into true. A
+    quoted value is YAML's string.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"expected key=value, got '{text}'")
+    raw = raw.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
+        return key.strip(), raw
+    quoted = len(raw) > 1 and raw[0] == raw[-1] and raw[0] in "'\""
+    plain_text = isinstance(value, dict) or (isinstance(value, str) and not quoted)
+    yaml_bool = isinstance(value, bool) and raw.lower() not in ("true", "false")  # yes, no, on, off
+    return key.strip(), raw if plain_text or yaml_bool else value
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:

@@ -68,6 +68,14 @@ def flush_denormals() -> Iterator[None]:
         torch.set_flush_denormal(before)
 
 
+def cpu_count() -> int:
+    """Cores this process may use (the affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def cpu_name() -> str:
     """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
     try:

@@ -32,6 +32,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would keep a shared results folder from the group
         os.close(fd)
     except OSError as exc:
         if _disk_full(exc):
@@ -45,6 +46,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         if isinstance(exc, OSError) and _disk_full(exc):
             raise DiskFullError(disk_full_message(path), exc.errno) from exc
         raise
+
+
+def umask() -> int:
+    """The process's umask: read where Linux shows it, else set and put back at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _disk_full(exc: OSError) -> bool:

@@ -25,13 +25,15 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from gzslbench.core.errors import UnknownNameError
+from gzslbench.core.errors import GZSLBenchError, UnknownNameError
 
 T = TypeVar("T")
 
 
 def normalise_name(name: str) -> str:
     """Registry keys are case-insensitive and treat '_' as '-'."""
+    if not isinstance(name, str):
+        raise UnknownNameError(f"a name must be a string, got {name!r}")
     return name.strip().lower().replace("_", "-")
 
 
@@ -93,6 +95,8 @@ class Registry(Generic[T]):
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted registered names, filtered by an fnmatch wildcard."""
+        if not isinstance(pattern, str):
+            raise GZSLBenchError(f"a name pattern must be a string such as '*vae*', got {pattern!r}")
         self._load()
         return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))
 

@@ -163,7 +163,7 @@ def validate(data: GZSLData, where: str) -> GZSLData:
         fail(f"{len(data.class_names)} class names for {att.shape[0]} attribute rows")
     warnings = [w for w in [zero_attributes_warning(att, data.class_names)] if w]
     if warnings:
-        data.extra["warnings"] = warnings
+        data.extra["warnings"] = [*data.extra.get("warnings", []), *warnings]
     return data
 
 

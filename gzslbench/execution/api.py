@@ -8,21 +8,33 @@ torch's thread count is restored after each run, and the allocator settings of
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gzslbench.core.config import parse_assignments
+from gzslbench.core.environment import cpu_count
+from gzslbench.core.errors import ConfigError
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.options import check_execution
-from gzslbench.execution.planning import cpu_count
 from gzslbench.execution.resolve import get_method, plan_specs
 from gzslbench.execution.schedule import run_specs
 
 
 def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
     """``key=value`` strings (as the CLI passes them) or a mapping, as a dict."""
+    if isinstance(values, str):  # would otherwise be read one character at a time
+        raise ConfigError(
+            f"expected a mapping or a list of key=value strings, got the string {values!r}: write [{values!r}]"
+        )
     return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])
+
+
+def note_seed_independent(methods: Iterable[str], seeds: int) -> None:
+    """Say on stderr which of ``methods`` ignore the seed, and so are trained once, not ``seeds`` times."""
+    if seeds > 1:
+        for name in sorted(m for m in methods if not get_method(m).seed_dependent):
+            print(f"note: {name} does not depend on the seed: trained once, not {seeds} times", file=sys.stderr)
 
 
 def run(
@@ -82,9 +94,8 @@ def run(
         loaded=loaded,
         save_model=save_model,
     )
-    if not quiet and seeds > 1:
-        for name in sorted({s.method for s in specs if not get_method(s.method).seed_dependent}):
-            print(f"note: {name} does not depend on the seed: trained once, not {seeds} times", file=sys.stderr)
+    if not quiet:
+        note_seed_independent({s.method for s in specs}, seeds)
     return run_specs(
         specs,
         out,

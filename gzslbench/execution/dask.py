@@ -14,8 +14,8 @@ only that run: the scheduler hands the task to another worker until the task has
 failed. Its record is never half-written: records are renamed into place, the dead worker's
 claim lock died with it, and what it left (claim file, temp file) is removed here. A task that
 raises instead of dying (a filesystem error while saving, say) is resubmitted ``RETRIES`` times.
-A scheduler of one's own should set ``distributed.scheduler.worker-saturation`` to 1.0, as the
-LocalCluster here does, so that no run waits queued on a worker that another run kills.
+No run waits queued on a worker: at most one task per worker thread is out at a time, the next
+submitted as one finishes, so no run shares the fate of a worker that another run kills.
 
 Ctrl-C in a terminal reaches the command and its LocalCluster's worker processes alike; the
 workers ignore it (the command stops them as it closes the cluster), and the distributed loggers
@@ -34,6 +34,7 @@ from uuid import uuid4
 
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution.execute import run_in_worker
+from gzslbench.execution.process import caller_environment_kept
 from gzslbench.execution.spec import RunSpec
 from gzslbench.results.store import remove_partial_writes
 
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
     from distributed import Client
 
 RETRIES = 1
-# A worker holds only the run it executes: runs queued on a worker that dies would count that death
-# against their own allowed failures, and runs last minutes, so holding a next one gains nothing.
-WORKER_SATURATION = 1.0
 CONNECT_TIMEOUT_S = 20.0
 INSTALL_HINT = "pip install 'gzslbench[dask]'"
 
@@ -65,8 +63,6 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
     (the spec's ``threads``), and separate processes keep one run's crash from taking others along.
     """
     distributed = _distributed()
-    import dask.config
-
     if scheduler:
         try:
             client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
@@ -76,7 +72,7 @@ def dask_client(n_workers: int, scheduler: str | None = None) -> Iterator[Client
             yield client
         return
     with (
-        dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}),
+        caller_environment_kept(),
         distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -137,30 +133,35 @@ def run_on_dask(
 ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
     """Run ``specs`` as Dask tasks and yield each with its record as it finishes (in finishing order).
 
-    A user error on a worker (data missing there, say) stops the command, as it does in a local
-    run; any other task error or a worker death becomes a ``failed`` record for that run only.
+    At most one task per worker thread is out at a time (:func:`capacity`): the scheduler queues a
+    few tasks on busy workers rather than on itself, and a task queued on a worker that dies counts
+    that death against its own allowed failures. A user error on a worker (data missing there,
+    say) stops the command, as it does in a local run; any other task error or a worker death
+    becomes a ``failed`` record for that run only.
     """
     distributed = _distributed()
     out = str(Path(out).resolve())
+    waiting = list(specs)
+    out_now: dict[Any, RunSpec] = {}
     shutdown = ExitStack()  # left after the client and cluster are closed
     with shutdown, dask_client(n_workers, scheduler) as client:
         if not scheduler:  # our own LocalCluster's workers: Ctrl-C is the command's to handle
             client.register_plugin(ignore_interrupts_plugin())
-        futures = {
-            client.submit(
-                run_in_worker,
-                [spec],
-                out,
-                force,
-                key=f"gzslbench-{spec.dataset}-{spec.method}-{spec.config_hash}-seed-{spec.seed}-{uuid4().hex[:8]}",
-                pure=False,
-                retries=RETRIES,
-            ): spec
-            for spec in specs
-        }
+        finished = distributed.as_completed()
+
+        def submit_while_free() -> None:
+            while waiting and len(out_now) < capacity(client):
+                spec = waiting.pop(0)
+                key = f"gzslbench-{spec.dataset}-{spec.method}-{spec.config_hash}-seed-{spec.seed}-{uuid4().hex[:8]}"
+                future = client.submit(run_in_worker, [spec], out, force, key=key, pure=False, retries=RETRIES)
+                out_now[future] = spec
+                finished.add(future)
+
         try:
-            for future in distributed.as_completed(list(futures)):
-                spec = futures[future]
+            submit_while_free()
+            for future in finished:
+                spec = out_now.pop(future)
+                submit_while_free()
                 try:
                     (record,) = future.result()
                     yield spec, record
@@ -174,4 +175,9 @@ def run_on_dask(
             shutdown.enter_context(quiet_distributed_logs())
             raise
         finally:
-            client.cancel(list(futures))
+            client.cancel(list(out_now))
+
+
+def capacity(client: Client) -> int:
+    """Tasks the cluster can execute at once now: its workers' threads (at least one, while workers start)."""
+    return max(1, sum(client.nthreads().values()))

@@ -29,17 +29,18 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from joblib import Parallel, delayed
 
 from gzslbench.core.environment import cpu_name, flush_denormals, torch_threads
 from gzslbench.core.files import write_json_atomic
 from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method
+from gzslbench.execution.workers import as_finished, worker_pool
 from gzslbench.methods.base import DataShapes, Method
 
 MARGIN = 1.05  # a layout must beat one seed after another by 5% to be chosen over it
@@ -151,13 +152,17 @@ def _probe_seconds(workload: Workload, threads: int, seeds: int, barrier: Any = 
         return max(min(longer) - min(shorter), 1e-9)
 
 
-def _processes_throughput(workload: Workload, cores: int, barrier: Any) -> float:
-    """Seed-iterations per second of ``cores`` single-thread worker processes probing side by side.
-
-    The workers are joblib's, as a run's are (and reused between calls, as joblib reuses them).
-    """
-    seconds = Parallel(n_jobs=cores)(delayed(_probe_seconds)(workload, 1, 1, barrier) for _ in range(cores))
+def _processes_throughput(workload: Workload, cores: int, barrier: Any, workers: Executor) -> float:
+    """Seed-iterations per second of ``cores`` single-thread worker processes (``workers``) probing side by side."""
+    seconds = list(as_finished(workers, _probe_seconds, [(workload, 1, 1, barrier)] * cores))
     return cores * PROBE_ITERATIONS / max(seconds)
+
+
+def _manager_context() -> Any:
+    """The caller's multiprocessing start method, or the platform's, without fixing it as the caller's default."""
+    return multiprocessing.get_context(
+        multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    )
 
 
 def measure(workload: Workload, cores: int, layouts: list[str]) -> dict[str, float]:
@@ -167,7 +172,7 @@ def measure(workload: Workload, cores: int, layouts: list[str]) -> dict[str, flo
     """
     batch = min(workload.seeds, 8)
     timings: dict[str, list[float]] = {name: [] for name in layouts}
-    with multiprocessing.Manager() as manager:
+    with _manager_context().Manager() as manager, worker_pool(cores) as workers:
         barrier = manager.Barrier(cores)
         for _ in range(REPEATS):
             for name in layouts:
@@ -176,7 +181,7 @@ def measure(workload: Workload, cores: int, layouts: list[str]) -> dict[str, flo
                 elif name == "batched":
                     value = batch * PROBE_ITERATIONS / _probe_seconds(workload, cores, batch)
                 else:
-                    value = _processes_throughput(workload, cores, barrier)
+                    value = _processes_throughput(workload, cores, barrier, workers)
                 timings[name].append(value)
     return {name: statistics.median(values) for name, values in timings.items()}
 

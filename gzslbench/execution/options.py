@@ -10,21 +10,32 @@ from gzslbench.core.errors import GZSLBenchError
 AUTO = "auto"
 MAX_SEEDS = 10_000  # more seeds than any table needs: a larger count is a typo
 MAX_SEED = 2**31 - 1
+MAX_THREADS = 1024  # more torch threads than any machine has cores: OpenMP fails to start them, or crashes
 BACKENDS = ("joblib", "dask")
 
 
 def parse_count(value: int | str, option: str) -> int | str:
     """An int option that also accepts ``auto``; a one-line error for anything else."""
-    if isinstance(value, int) or value == AUTO:
+    if (isinstance(value, int) and not isinstance(value, bool)) or value == AUTO:
         return value
     try:
+        if not isinstance(value, str):  # a float would be cut silently
+            raise TypeError
         return int(value)
     except (TypeError, ValueError):
         raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'") from None
 
 
+def check_whole_number(value: object, option: str) -> None:
+    """Refuse a value that is not an int (a string, a float, a bool) with one line, as the CLI's parser would."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GZSLBenchError(f"{option} must be a whole number, got {value!r}")
+
+
 def check_seeds(seeds: int, seed_start: int) -> None:
     """Refuse seed counts and ranges no table needs (a typo would otherwise exhaust memory)."""
+    check_whole_number(seeds, "--seeds")
+    check_whole_number(seed_start, "--seed-start")
     if seeds < 1:
         raise GZSLBenchError("--seeds must be at least 1")
     if seeds > MAX_SEEDS:
@@ -66,6 +77,10 @@ def check_n_jobs(n_jobs: int | str, cores: int) -> int | str:
 
 def check_threads(threads: int | None) -> None:
     """Refuse a thread count below one (None: planned)."""
+    if threads is not None:
+        check_whole_number(threads, "--threads")
+    if threads is not None and threads > MAX_THREADS:
+        raise GZSLBenchError(f"--threads {threads} is more than {MAX_THREADS}; give at most the cores a run may use")
     if threads is not None and threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
 

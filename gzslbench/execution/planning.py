@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from gzslbench.core.environment import cpu_count
 from gzslbench.execution.layouts import Choice
 from gzslbench.execution.options import AUTO
 from gzslbench.execution.resolve import get_method
@@ -68,14 +68,6 @@ class ExecutionPlan:
 def _count(n: int, noun: str) -> str:
     plural = "es" if noun.endswith("s") else "s"
     return f"{n} {noun}{plural if n != 1 else ''}"
-
-
-def cpu_count() -> int:
-    """Cores this process may use (the affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def threads_per_process(n_jobs: int, threads: int | None = None, cores: int | None = None) -> int:

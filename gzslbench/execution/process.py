@@ -4,7 +4,8 @@ A run holds torch's thread count only while it runs
 (:func:`~gzslbench.core.environment.torch_threads`), so a Python caller gets its own setting back.
 Settings that last for the life of a process (the allocator's, :func:`set_up_own_process`) are
 made only in processes gzslbench owns: its worker processes and the command line, never in a
-caller's notebook; so is the SIGTERM handler of a command (:func:`sigterm_as_interrupt`).
+caller's notebook; so is the SIGTERM handler of a command (:func:`sigterm_as_interrupt`). What a
+library changes in the caller's process is put back (:func:`caller_environment_kept`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import random
 import signal
 import threading
 from collections.abc import Iterator
@@ -61,6 +63,26 @@ def retain_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
+
+
+@contextmanager
+def caller_environment_kept() -> Iterator[None]:
+    """Put the caller's environment variables and Python ``random`` state back when the block ends.
+
+    For libraries that change them in the calling process: dask.distributed's nanny writes the
+    variables it gives its worker processes (thread caps of 1, a hash seed) into this process's
+    own environment, where the caller's later subprocesses would inherit them.
+    """
+    environ, state = dict(os.environ), random.getstate()
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        for name, value in environ.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+        random.setstate(state)
 
 
 @contextmanager

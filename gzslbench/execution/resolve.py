@@ -72,6 +72,11 @@ def absolute_paths(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def seeds_to_run(method: str, seeds: Sequence[int]) -> list[int]:
+    """``seeds``, or only the first for a method whose result does not depend on the seed (one run stands for all)."""
+    return list(seeds) if get_method(method).seed_dependent else list(seeds)[:1]
+
+
 def plan_specs(
     methods: Sequence[str],
     datasets: Sequence[str],
@@ -102,15 +107,14 @@ def plan_specs(
     resolved_device = str(resolve_device(device))
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None
     specs = []
-    for dataset in datasets:
-        ds_name = DATASETS.get(dataset).name
+    methods = list(dict.fromkeys(get_method(m).name for m in methods))  # `-m devise,devise` runs it once
+    for ds_name in dict.fromkeys(DATASETS.get(d).name for d in datasets):
         opts = absolute_paths(dataset_options(ds_name, options or {}))
         data = load_dataset(ds_name, data_dir, opts)
         if loaded is not None:
             loaded[data_key(ds_name, data_dir, opts)] = data
-        for method in methods:
-            m_name = get_method(method).name
-            method_seeds = seeds if get_method(m_name).seed_dependent else seeds[:1]
+        for m_name in methods:
+            method_seeds = seeds_to_run(m_name, seeds)
             config = method_config(m_name, data.defaults_from, config_file, overrides)
             source = defaults_source(m_name, data.defaults_from)[1]
             specs += [

@@ -7,7 +7,8 @@ it does for a record written by a newer gzslbench, which only that version can r
 record from another code version or device is reused; ``table`` shows such mixes and
 ``--strict`` refuses them. An unreadable or incomplete record is rerun.
 
-Runs are independent, so units go out in parallel to joblib worker processes (or Dask tasks).
+Runs are independent, so units go out in parallel to worker processes of the call's own
+(:mod:`~gzslbench.execution.workers`) or to Dask tasks.
 Workers receive plain data (:class:`~gzslbench.execution.spec.RunSpec`), load the dataset
 themselves, and write their own records.
 """
@@ -21,17 +22,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
-from tqdm.auto import tqdm
-
+from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.progress import progress_bar
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.execute import execute_and_save, is_finished, run_in_worker
 from gzslbench.execution.layouts import Choice, Workload, choose_layout
 from gzslbench.execution.options import AUTO
-from gzslbench.execution.planning import ExecutionPlan, cpu_count, plan_execution, seed_batches, unit_key
+from gzslbench.execution.planning import ExecutionPlan, plan_execution, seed_batches, unit_key
 from gzslbench.execution.resolve import load_dataset
 from gzslbench.execution.spec import RunSpec
+from gzslbench.execution.workers import in_workers
 from gzslbench.methods.base import DataShapes
 from gzslbench.protocol.selection import PROTOCOL
 from gzslbench.results.record import SCHEMA_VERSION, NewerRecordError, RecordError, protocol_version
@@ -95,22 +96,18 @@ Finished = tuple[RunSpec, dict[str, Any]]  # a spec and its record
 
 
 def run_unit(unit: list[RunSpec], out: str, force: bool) -> list[Finished]:
-    """A joblib job: the unit's specs paired with their records."""
+    """A worker's job: the unit's specs paired with their records."""
     return list(zip(unit, run_in_worker(unit, out, force), strict=True))
 
 
 def run_in_processes(units: Sequence[list[RunSpec]], out: str, force: bool, n_jobs: int) -> Iterator[Finished]:
-    """Specs of ``units`` with their records, run on ``n_jobs`` joblib worker processes, as they finish.
+    """Specs of ``units`` with their records, run on ``n_jobs`` worker processes, as they finish.
 
     Closing the stream early kills the workers before it returns, so no worker writes afterwards.
     """
-    jobs = (delayed(run_unit)(unit, out, force) for unit in units)
-    batches = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs)
-    try:
+    with closing(in_workers(run_unit, [(unit, out, force) for unit in units], n_jobs)) as batches:
         for batch in batches:
             yield from batch
-    finally:
-        batches.close()
 
 
 def run_rounds(rounds: Sequence[tuple[list[list[RunSpec]], int]], out: str, force: bool) -> Iterator[Finished]:
@@ -191,7 +188,7 @@ def run_specs(
         log_lines = not quiet and not sys.stderr.isatty()
         with (
             closing(_unit_records(units, plan, out, force, quiet, loaded, backend, scheduler)) as records,
-            tqdm(total=len(todo), desc="runs", unit="run", disable=True if quiet else None) as bar,
+            progress_bar(len(todo), "runs", "run", quiet) as bar,
         ):
             for spec, record in records:
                 done[spec.path(out)] = record
@@ -234,7 +231,7 @@ def _unit_records(
     backend: str,
     scheduler: str | None,
 ) -> Iterator[Finished]:
-    """The specs of ``units`` with their records as they finish: in this process, on joblib workers or on Dask.
+    """The specs of ``units`` with their records as they finish: in this process, on worker processes or on Dask.
 
     Interrupted (Ctrl-C, SIGTERM, the stream closed), the workers are stopped first, then what
     they were writing is removed.

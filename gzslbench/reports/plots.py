@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from gzslbench.core.errors import GZSLBenchError, require_extra
+from gzslbench.core.files import atomic_path
 from gzslbench.reports.reported import dataset_order, display_dataset, display_method
 from gzslbench.results.frame import aggregate, load_frame
 from gzslbench.results.store import SCORES_SUFFIX, iter_records, read_record, record_path
@@ -87,6 +89,20 @@ def _mpl() -> SimpleNamespace:
     return SimpleNamespace(Figure=Figure, Line2D=Line2D, MaxNLocator=MaxNLocator, palette=matplotlib.colormaps["tab10"])
 
 
+SAVED_SCORES = ("seen_scores", "seen_y", "unseen_scores", "unseen_y", "seen_classes", "unseen_classes")
+
+
+def read_saved_scores(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a ``--save-scores`` file, or one line naming the file if it is damaged."""
+    try:
+        with np.load(path) as saved:
+            return {key: saved[key] for key in SAVED_SCORES}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise GZSLBenchError(
+            f"{path}: damaged saved scores ({type(exc).__name__}: {exc}); rerun its run with --save-scores --force"
+        ) from None
+
+
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
     """Write ``fig`` as ``out/name.png`` and ``out/name.pdf`` (reproducible: no creation date in the PDF)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +110,8 @@ def save(fig: Figure, out: Path, name: str) -> list[Path]:
     for fmt in FORMATS:
         path = out / f"{name}.{fmt}"
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-        fig.savefig(path, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
         paths.append(path)
     return paths
 
@@ -500,15 +517,15 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
             continue
         if (methods and record["method"] not in methods) or (datasets and record["dataset"] not in datasets):
             continue
-        with np.load(path) as saved:
-            curve = seen_unseen_curve(
-                saved["seen_scores"].astype(np.float64),
-                saved["seen_y"],
-                saved["unseen_scores"].astype(np.float64),
-                saved["unseen_y"],
-                saved["seen_classes"],
-                saved["unseen_classes"],
-            )
+        saved = read_saved_scores(path)
+        curve = seen_unseen_curve(
+            saved["seen_scores"].astype(np.float64),
+            saved["seen_y"],
+            saved["unseen_scores"].astype(np.float64),
+            saved["unseen_y"],
+            saved["seen_classes"],
+            saved["unseen_classes"],
+        )
         key = _label(record["method"], record["config_hash"], False) + f" [{record['config_hash']}]"
         found.setdefault(record["dataset"], {}).setdefault(key, []).append((curve, record["metrics"]["last"]))
     if not found:

@@ -181,6 +181,29 @@ class RunRecord(TypedDict, total=False):
 
 REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")
 REQUIRED_OK = ("metrics",)
+STATUSES = ("ok", "failed")
+# The JSON type each field must have where present: one wrong type would stop every table of the folder.
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "method": str,
+    "dataset": str,
+    "seed": int,
+    "config": dict,
+    "config_hash": str,
+    "status": str,
+    "defaults_source": dict,
+    "dataset_options": dict,
+    "execution": dict,
+    "protocol": dict,
+    "data": dict,
+    "code": dict,
+    "env": dict,
+    "metrics": dict,
+    "selection": dict,
+    "history": dict,
+    "timings": dict,
+    "tuning": dict,
+    "warnings": list,
+}
 # Every selection mode of an ok record reports these; the other percentages may be null (absent:
 # strict JSON writes a NaN as null, e.g. an AUSUC without a curve).
 REQUIRED_PERCENT = ("U", "S", "H")
@@ -225,12 +248,22 @@ def check(record: Any, where: str) -> RunRecord:
         missing += [k for k in REQUIRED_OK if not isinstance(record.get(k), dict) or not record.get(k)]
     if missing:
         raise RecordError(f"{where}: incomplete run record (missing {', '.join(missing)}); rerun it with --force")
+    for key, kind in FIELD_TYPES.items():
+        value = record.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise RecordError(f"{where}: '{key}' = {repr(value)[:40]} is not a JSON {_json_name(kind)}")
+    if record["status"] not in STATUSES:
+        raise RecordError(f"{where}: unknown status {record['status']!r} (expected one of {', '.join(STATUSES)})")
     if record["status"] == "ok":
         for mode, values in record["metrics"].items():
             problem = metrics_problem(values)
             if problem:
                 raise RecordError(f"{where}: metrics '{mode}': {problem}; rerun it with --force")
     return record  # type: ignore[return-value]
+
+
+def _json_name(kind: type | tuple[type, ...]) -> str:
+    return {str: "string", int: "integer", dict: "object", list: "array"}.get(kind, str(kind))  # type: ignore[call-overload]
 
 
 def metrics_problem(values: Any) -> str | None:

@@ -94,6 +94,8 @@ def load_record(path: Path) -> RunRecord:
         payload = json.loads(text)
     except ValueError as exc:
         raise RecordError(f"{path}: not valid JSON, probably truncated ({exc})") from None
+    except RecursionError:
+        raise RecordError(f"{path}: nested too deeply to be a run record") from None
     record = check(payload, str(path))
     named = _RECORD_NAME.fullmatch(path.name)
     if named and record["seed"] != int(named[1]):  # a copy (seed-0.json saved as seed-7.json) is no other seed
@@ -114,16 +116,29 @@ def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator
     """Every usable run record under ``out`` (a results folder or its ``runs`` sub-folder).
 
     Unusable files are skipped; each one's one-line reason is appended to ``problems`` when given.
+    So is a second record of the same run (dataset, method, config, seed), as a copy of a results
+    folder inside another holds: counted twice, its seeds would narrow every interval.
     """
     root = Path(out)
     if not root.exists():
         raise GZSLBenchError(f"results folder '{root}' does not exist (run `gzslbench run` first, or pass --results)")
+    if not root.is_dir():
+        raise GZSLBenchError(f"'{root}' is a file, not a results folder (pass the folder given to --results)")
+    first: dict[tuple, Path] = {}
     for path in sorted(root.rglob("seed-*.json")):
         try:
-            yield load_record(path)
+            record = load_record(path)
         except RecordError as exc:
             if problems is not None:
                 problems.append(str(exc))
+            continue
+        run = (record["dataset"], record["method"], record["config_hash"], record["seed"])
+        if run in first:
+            if problems is not None:
+                problems.append(f"{path}: another record of the run at {first[run]}, counted once")
+            continue
+        first[run] = path
+        yield record
 
 
 # Columns that must agree across a cell's seeds, and what a disagreement is called in a warning.

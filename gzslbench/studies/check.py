@@ -61,12 +61,11 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
-from gzslbench.core.environment import code_version, environment, torch_threads
+from gzslbench.core.environment import code_version, cpu_count, environment, torch_threads
 from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.api import run
-from gzslbench.execution.planning import cpu_count
 from gzslbench.results.store import iter_records
 from gzslbench.studies.environment_runs import run_in_env
 

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import ConfigError, UnknownNameError
 from gzslbench.core.registry import unknown_name_message
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.api import as_mapping
+from gzslbench.execution.api import as_mapping, note_seed_independent
 from gzslbench.execution.options import check_execution
-from gzslbench.execution.planning import cpu_count
-from gzslbench.execution.resolve import get_method, method_config, plan_specs
+from gzslbench.execution.resolve import get_method, method_config, plan_specs, seeds_to_run
 from gzslbench.execution.schedule import run_specs
 from gzslbench.execution.spec import RunSpec
 
@@ -168,6 +168,18 @@ def grid_points(grid: Grid, random: int | None = None, random_seed: int = 0) -> 
     ]
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: str | None) -> None:
+    """Refuse a sweep name that is no plain file name: it names the tuning summary under the results folder."""
+    if name is not None and not (isinstance(name, str) and NAME_PATTERN.fullmatch(name)):
+        raise ConfigError(
+            f"--name {name!r}: use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(it names a file under the results folder)"
+        )
+
+
 def grid_name(method: str, grid: Grid, random: int | None = None, random_seed: int = 0) -> str:
     """A default sweep name fixed by its inputs, so the same command resumes under the same name."""
     blob = json.dumps([grid, random, random_seed], sort_keys=True, default=str)
@@ -260,6 +272,9 @@ def expand(
     data = loaded[base.data_key]
     if grid is None:
         grid = default_grid(base.method, data.defaults_from)
+    both = sorted(set(grid) & set(overrides or {}))
+    if both:
+        raise ConfigError(f"'{both[0]}' is both a grid axis and a --set value (the grid would win): give it once")
     points = grid_points(grid, random, random_seed)
     configs = [
         method_config(base.method, data.defaults_from, config_file, point_overrides(p, overrides or {}, base.config))
@@ -291,11 +306,13 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Python twin of ``gzslbench sweep``: run every grid point over ``seeds``; one record per (point, seed).
 
-    ``grid`` None runs the method's declared search space.
+    ``grid`` None runs the method's declared search space. A method whose result does not depend
+    on the seed runs each point once, with the first seed.
     Records carry ``sweep: name``. A point whose config equals an earlier run's shares that
     run's record (same config hash), so a finished record is reused, whatever its tag.
     """
     n_jobs, _ = check_execution(seeds, seed_start, out, cores=cpu_count(), n_jobs=n_jobs, threads=threads)
+    check_name(name)
     expansion = expand(
         method,
         dataset,
@@ -314,7 +331,9 @@ def sweep(
     specs = [
         replace(expansion.base, config=config, seed=seed, sweep=name)
         for config in expansion.configs
-        for seed in range(seed_start, seed_start + seeds)
+        for seed in seeds_to_run(expansion.base.method, range(seed_start, seed_start + seeds))
     ]
     loaded = {expansion.base.data_key: expansion.data}
+    if not quiet:
+        note_seed_independent([expansion.base.method], seeds)
     return run_specs(specs, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=loaded)

@@ -28,31 +28,33 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from joblib import Parallel, delayed
-from tqdm.auto import tqdm
 
+from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import write_json_atomic
+from gzslbench.core.progress import progress_bar
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.api import as_mapping
+from gzslbench.execution.api import as_mapping, note_seed_independent
 from gzslbench.execution.execute import evaluate_split
 from gzslbench.execution.options import check_execution
-from gzslbench.execution.planning import cpu_count, threads_per_process
+from gzslbench.execution.planning import threads_per_process
 from gzslbench.execution.process import set_up_own_process
-from gzslbench.execution.resolve import load_dataset
+from gzslbench.execution.resolve import load_dataset, seeds_to_run
 from gzslbench.execution.schedule import run_specs
 from gzslbench.execution.spec import RunSpec
+from gzslbench.execution.workers import in_workers
 from gzslbench.methods.base import RunContext
 from gzslbench.protocol.selection import best_epoch
 from gzslbench.protocol.splits import validation_split
 from gzslbench.results.claims import ClaimHeld, claimed
 from gzslbench.results.record import TuningBlock, TuningPoint
-from gzslbench.studies.sweep import Expansion, Grid, expand, grid_name, parse_grid
+from gzslbench.studies.sweep import Expansion, Grid, check_name, expand, grid_name, parse_grid
 
 SELECTED_ON = "validation split only (no test data read)"
 SEARCH_SCHEMA = 1
@@ -126,7 +128,7 @@ def _search_and_save(spec: RunSpec, out: str, force: bool, data: GZSLData | None
 
 
 def _indexed_search(index: int, spec: RunSpec, out: str, force: bool) -> tuple[int, dict[str, Any]]:
-    set_up_own_process()  # a joblib worker: gzslbench's own process
+    set_up_own_process()  # a worker: gzslbench's own process
     return index, _search_and_save(spec, out, force)
 
 
@@ -151,7 +153,7 @@ def search(
         else:
             todo.append(i)
     n_jobs = max(1, min(n_jobs, len(todo)))
-    bar = tqdm(total=len(todo), desc="validation search", unit="point", disable=True if quiet or not todo else None)
+    bar = progress_bar(len(todo), "validation search", "point", quiet or not todo)
     log_lines = not quiet and not sys.stderr.isatty()
 
     def finished(i: int, result: dict[str, Any]) -> None:
@@ -165,9 +167,9 @@ def search(
         for i in todo:
             finished(i, _search_and_save(specs[i], str(out), force, data))
     else:
-        jobs = (delayed(_indexed_search)(i, specs[i], str(out), force) for i in todo)
-        for i, result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
-            finished(i, result)
+        with closing(in_workers(_indexed_search, [(i, specs[i], str(out), force) for i in todo], n_jobs)) as done:
+            for i, result in done:
+                finished(i, result)
     bar.close()
     return results  # type: ignore[return-value]
 
@@ -250,6 +252,7 @@ def tune(
     Every point is trained once, with seed ``seed_start``, on the validation split.
     """
     n_jobs, _ = check_execution(seeds, seed_start, out, cores=cpu_count(), n_jobs=n_jobs, threads=threads)
+    check_name(name)
     assert isinstance(n_jobs, int)
     search_threads = threads_per_process(n_jobs, threads)
     parsed = parse_grid(grid) if grid else None
@@ -296,8 +299,10 @@ def tune(
         replace(
             expansion.base, config=expansion.configs[best], seed=seed, validate=several_epochs, sweep=name, threads=None
         )
-        for seed in range(seed_start, seed_start + seeds)
+        for seed in seeds_to_run(expansion.base.method, range(seed_start, seed_start + seeds))
     ]
+    if not quiet:
+        note_seed_independent([expansion.base.method], seeds)
     records = run_specs(final, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=_loaded(expansion))
     _attach(records, final, out, block)
     mode = "val" if several_epochs else "last"
