@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message
-from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
+from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
 
 class _FriendlyGroup(click.Group):
@@ -45,9 +45,9 @@ class _FriendlyGroup(click.Group):
         except GZSLBenchError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted: finished runs are saved; run the same command again to resume", err=True)
-            ctx.exit(130)
+            ctx.exit(interrupt_exit_code(exc))
         except BrokenPipeError:  # `gzslbench ... | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)

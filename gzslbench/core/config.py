@@ -109,11 +109,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def coerce(key: str, value: Any, default: Any) -> Any:
-    """``value`` converted to the type of ``default``, or ConfigError naming the key."""
+def coerce(key: str, value: Any, default: Any, what: str = "config") -> Any:
+    """``value`` converted to the type of ``default``, or ConfigError naming the key (``what`` says of what)."""
 
     def bad(expected: str) -> ConfigError:
-        return ConfigError(f"config '{key}': expected {expected}, got {value!r}")
+        return ConfigError(f"{what} '{key}': expected {expected}, got {value!r}")
 
     if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
         try:  # YAML reads "1e-3" as a string
@@ -138,7 +138,7 @@ def coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, list | tuple):
         if not isinstance(value, list | tuple) or len(value) != len(default):
             raise bad(f"a list of {len(default)} values like {list(default)}")
-        return [coerce(f"{key}[{i}]", v, d) for i, (v, d) in enumerate(zip(value, default, strict=True))]
+        return [coerce(f"{key}[{i}]", v, d, what) for i, (v, d) in enumerate(zip(value, default, strict=True))]
     if isinstance(default, str):
         if isinstance(value, str):
             return value
@@ -152,14 +152,16 @@ def resolve_config(
     defaults: Mapping[str, Any],
     layers: Iterable[Mapping[str, Any]],
     kind: str = "config key",
+    what: str = "config",
 ) -> dict[str, Any]:
-    """Apply ``layers`` in order over ``defaults``; unknown keys raise with a did-you-mean."""
+    """Apply ``layers`` in order over ``defaults``; unknown keys raise with a did-you-mean (``kind``), bad values
+    with ``what`` and the key."""
     config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items()}
     for layer in layers:
         for key, value in layer.items():
             if key not in defaults:
                 raise UnknownNameError(unknown_name_message(kind, key, sorted(defaults)))
-            config[key] = coerce(key, value, defaults[key])
+            config[key] = coerce(key, value, defaults[key], what)
     return config
 
 

@@ -85,12 +85,21 @@ def caller_environment_kept() -> Iterator[None]:
         random.setstate(state)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (:func:`sigterm_as_interrupt`)."""
+
+
+def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
+    """The exit status of a command stopped by ``exc``, as shells give it: 128 + the signal's number."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Handle SIGTERM like Ctrl-C while a command runs: finished records stay, its workers and children stop."""
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise Terminated
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield

@@ -26,7 +26,8 @@ def get_method(name: str) -> type[Method]:
 
 def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The adapter's options with ``options`` applied (unknown keys raise)."""
-    return resolve_config(DATASETS.get(name).options, [options], kind=f"option of dataset '{name}'")
+    kind = f"option of dataset '{name}'"
+    return resolve_config(DATASETS.get(name).options, [options], kind=kind, what="dataset option")
 
 
 def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:

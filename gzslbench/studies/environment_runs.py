@@ -24,7 +24,7 @@ from typing import Any
 from gzslbench.core.environment import assignments
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution.api import run
-from gzslbench.execution.process import set_up_own_process, sigterm_as_interrupt
+from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
 STOP_TIMEOUT_S = 60.0  # how long a stopped child may take to stop its workers before it is killed
 
@@ -77,5 +77,5 @@ if __name__ == "__main__":
         main(*sys.argv[1:3])
     except GZSLBenchError as exc:
         sys.exit(f"error: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        sys.exit(interrupt_exit_code(exc))
