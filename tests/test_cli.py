@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -199,3 +201,24 @@ def test_results_folder_option_and_its_deprecated_out_alias(invoke, tmp_path, co
     both = invoke(*command, "-q", "--out", "a", "--results", "b")
     assert both.exit_code == 2 and both.stderr.startswith("error: --out is the deprecated name of --results")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+CTRL_C_WHILE_TORCH_LOADS = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["gzslbench", "list", "methods"]
+from gzslbench.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback():
+    """The commands load torch (seconds): Ctrl-C then must be handled, not a traceback of the import."""
+    out = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_TORCH_LOADS], capture_output=True, text=True)
+    assert (out.returncode, out.stderr) == (130, "interrupted\n")
