@@ -591,3 +591,7 @@ def test_a_method_named_twice_runs_once(tmp_path):
 @pytest.mark.parametrize("args", [["list"], ["plot"]])
 def test_a_missing_choice_argument_is_one_line_listing_the_choices(invoke, args):
     assert "Choose from: " in one_line_error(invoke(*args))
+
+
+def test_a_list_pattern_that_matches_nothing_says_so(invoke):
+    assert "no methods match 'zzz*'" in one_line_error(invoke("list", "methods", "zzz*"))

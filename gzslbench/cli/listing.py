@@ -8,6 +8,7 @@ import click
 
 from gzslbench.cli._group import cli
 from gzslbench.core.config import describe_range, parse_assignments
+from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.resolve import defaults_source, method_config
 
@@ -19,6 +20,8 @@ def list_command(what: str, pattern: str) -> None:
     """Show registered methods or datasets with a one-line description."""
     registry = METHODS if what == "methods" else DATASETS
     names = registry.names(pattern)
+    if not names:
+        raise GZSLBenchError(f"no {what} match '{pattern}' (`gzslbench list {what}` lists them all)")
     width = max((len(n) for n in names), default=0)
     for name in names:
         click.echo(f"{name.ljust(width)}  {registry.get(name).description}")
