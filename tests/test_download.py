@@ -430,3 +430,15 @@ def test_unpack_keeps_the_target_untouched_when_an_archive_fails(tmp_path) -> No
     with pytest.raises(DataError, match="corrupt or truncated archive"):
         unpack(archive, target)
     assert leftovers(target) == []
+
+
+def test_an_archive_without_the_release_folder_is_refused_even_when_accepted_unverified(server, tmp_path) -> None:
+    """Another file at the same URL (a moved page, a readme) is not unpacked as if it were the data."""
+    served, base = server
+    served.files["/xlsa17.zip"] = zip_of({"readme.txt": b"the data moved"})
+    target = tmp_path / "data"
+    result = invoke(
+        "data", "download", "xlsa17", "--to", str(target), "--url", f"{base}/xlsa17.zip", "--accept-unverified"
+    )
+    assert "holds readme.txt, not the release's folder 'xlsa17/'; nothing unpacked" in error_line(result)
+    assert leftovers(target) == []

@@ -243,8 +243,11 @@ def _extract(archive: Path, staging: Path) -> None:
         raise DownloadError(f"cannot unpack {archive}: {exc}; nothing was unpacked") from exc
 
 
-def unpack(archive: Path, dest: Path, *, force: bool = False) -> list[Path]:
-    """Unpack ``archive`` into ``dest``; all or nothing. Existing top-level entries are replaced only with ``force``."""
+def unpack(archive: Path, dest: Path, *, force: bool = False, folder: str | None = None) -> list[Path]:
+    """Unpack ``archive`` into ``dest``; all or nothing. Existing top-level entries are replaced only with ``force``.
+
+    ``folder``: the top folder the archive must hold (another file under the same URL holds other things).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest))
     try:
@@ -252,6 +255,9 @@ def unpack(archive: Path, dest: Path, *, force: bool = False) -> list[Path]:
         tops = sorted(p for p in staging.iterdir() if p.name != ".replaced")
         if not tops:
             raise DownloadError(f"{archive}: the archive is empty")
+        if folder is not None and not (staging / folder).is_dir():
+            shown = ", ".join(top.name for top in tops[:5])
+            raise DownloadError(f"{archive}: holds {shown}, not the release's folder '{folder}/'; nothing unpacked")
         clashes = [dest / top.name for top in tops if os.path.lexists(dest / top.name)]
         if clashes and not force:
             raise DownloadError(f"{clashes[0]} already exists; remove it or pass --force to replace it")
@@ -320,7 +326,7 @@ def download(
     final = dest / archive.filename
     os.replace(part, final)
     try:
-        unpacked = unpack(final, dest, force=force)
+        unpacked = unpack(final, dest, force=force, folder=archive.folder)
     except DownloadError:
         final.unlink()
         raise
