@@ -11,6 +11,7 @@ import subprocess
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import write_record
 
 from gzslbench.cli import cli
 from gzslbench.reports.reported import counterpart, display_dataset, reported, reported_table
@@ -244,3 +245,9 @@ def test_tuned_rows_are_labelled(tmp_path):
         and row(result.output, "ESZSL [plain]")[4] == "<u>7.8</u>"
     )
     assert "Hyper-parameters chosen on the validation split (`gzslbench tune`): eszsl." in result.output
+
+
+def test_reported_with_nothing_published_for_the_datasets_says_so(tmp_path):
+    write_record(tmp_path, "acmr", "synth-tiny", 0, 40.0, 30.0, 60.0)
+    shown = CliRunner().invoke(cli, ["table", "--reported", "--results", str(tmp_path)])
+    assert shown.exit_code == 0 and "reported: no published numbers for these datasets" in shown.output

@@ -200,6 +200,14 @@ def _common_notes(
     return notes
 
 
+# --reported with nothing to add: say so rather than print the same table as without it.
+NO_REPORTED_NOTE = (
+    None,
+    "reported: no published numbers for these datasets (there are some for the real benchmarks and their synthetic "
+    "twins).",
+)
+
+
 def _reported_note(frame: pd.DataFrame) -> tuple[str | None, str]:
     sources = "; ".join(dict.fromkeys(frame["source"]))
     return None, f"(reported): numbers copied from the papers ({sources}), not run here."
@@ -301,6 +309,8 @@ def build_table2(
     table_notes = _common_notes(mode, spread, n_varies, stats)
     if published is not None and not published.empty:
         table_notes.append(_reported_note(published))
+    elif published is not None:
+        table_notes.append(NO_REPORTED_NOTE)
     if compare:
         table_notes.append(_delta_note(bool(deltas), TABLE2_SOURCES))
     if significance:
@@ -411,6 +421,8 @@ def build_table3(
     table_notes = _common_notes(mode, spread, n_varies, stats, shown="H")
     if published is not None and not published.empty:
         table_notes.append((None, f"reported: H copied from {'; '.join(dict.fromkeys(published['source']))}."))
+    elif published is not None:
+        table_notes.append(NO_REPORTED_NOTE)
     if compare:
         table_notes.append(_delta_note(bool(deltas), TABLE3_SOURCES))
     if significance:
