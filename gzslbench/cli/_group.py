@@ -10,7 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message
+from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message, permission_message
 from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
 
@@ -58,7 +58,7 @@ class _FriendlyGroup(click.Group):
                 click.echo(f"error: {disk_full_message(exc.filename)}", err=True)
                 ctx.exit(2)
             if isinstance(exc, PermissionError):  # the user's files, not a fault of gzslbench
-                click.echo(f"error: permission denied: '{exc.filename}'" if exc.filename else f"error: {exc}", err=True)
+                click.echo(f"error: {permission_message(exc)}", err=True)
                 ctx.exit(2)
             if os.environ.get("GZSLBENCH_DEBUG"):
                 traceback.print_exc()

@@ -8,7 +8,7 @@ import click
 from tabulate import tabulate
 
 from gzslbench.cli._group import cli
-from gzslbench.core.errors import DataError
+from gzslbench.core.errors import DataError, permission_message
 from gzslbench.core.registry import DATASETS
 from gzslbench.data.download import ARCHIVES, download
 from gzslbench.datasets.xlsa17 import (
@@ -108,7 +108,7 @@ def check_command(datasets: tuple[str, ...], data_dir: str | None) -> None:
         try:
             data = load_dataset(name, data_dir)
         except (DataError, PermissionError) as exc:
-            reason = f"permission denied: {exc.filename}" if isinstance(exc, PermissionError) else str(exc)
+            reason = permission_message(exc) if isinstance(exc, PermissionError) else str(exc)
             invalid.append(name)
             rows.append([name, "INVALID", "", "", "", reason.replace(f"; {HOW_TO_GET}", "")])
             continue

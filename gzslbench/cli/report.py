@@ -21,6 +21,8 @@ from gzslbench.reports.reported import ABLATIONS, real_twin
 from gzslbench.reports.tables import render
 from gzslbench.results.frame import load_frame
 
+REPORT_ENTRIES = ("tables", "figures", "index.md")
+
 
 def write_report(
     results: str,
@@ -50,9 +52,6 @@ def write_report(
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return out / "index.md"
-
-
-REPORT_ENTRIES = ("tables", "figures", "index.md")
 
 
 def _build_report(

@@ -44,6 +44,11 @@ def disk_full_message(path: object | None = None) -> str:
     return f"no space left on device{where}; finished records are kept"
 
 
+def permission_message(exc: PermissionError) -> str:
+    """The one line for a file or folder this user may not read or write: the user's to fix, not a fault."""
+    return f"permission denied: '{exc.filename}'" if exc.filename else str(exc)
+
+
 class MissingExtraError(GZSLBenchError, ImportError):
     """An optional dependency that a feature needs is not installed; the message names the extra to install."""
 

@@ -14,21 +14,27 @@ MAX_THREADS = 1024  # more torch threads than any machine has cores: OpenMP fail
 BACKENDS = ("joblib", "dask")
 
 
+def is_whole_number(value: object) -> bool:
+    """An int, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def parse_count(value: int | str, option: str) -> int | str:
-    """An int option that also accepts ``auto``; a one-line error for anything else."""
-    if (isinstance(value, int) and not isinstance(value, bool)) or value == AUTO:
+    """An int option that also accepts ``auto`` or a number's text; a one-line error for anything else (a float
+    would be cut silently)."""
+    if is_whole_number(value) or value == AUTO:
         return value
-    try:
-        if not isinstance(value, str):  # a float would be cut silently
-            raise TypeError
-        return int(value)
-    except (TypeError, ValueError):
-        raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'") from None
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise GZSLBenchError(f"{option} must be a whole number or 'auto', got '{value}'")
 
 
 def check_whole_number(value: object, option: str) -> None:
     """Refuse a value that is not an int (a string, a float, a bool) with one line, as the CLI's parser would."""
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_whole_number(value):
         raise GZSLBenchError(f"{option} must be a whole number, got {value!r}")
 
 
@@ -76,12 +82,13 @@ def check_n_jobs(n_jobs: int | str, cores: int) -> int | str:
 
 
 def check_threads(threads: int | None) -> None:
-    """Refuse a thread count below one (None: planned)."""
-    if threads is not None:
-        check_whole_number(threads, "--threads")
-    if threads is not None and threads > MAX_THREADS:
+    """Refuse a thread count below one or above :data:`MAX_THREADS` (None: planned)."""
+    if threads is None:
+        return
+    check_whole_number(threads, "--threads")
+    if threads > MAX_THREADS:
         raise GZSLBenchError(f"--threads {threads} is more than {MAX_THREADS}; give at most the cores a run may use")
-    if threads is not None and threads < 1:
+    if threads < 1:
         raise GZSLBenchError(f"--threads must be at least 1, got {threads}")
 
 

@@ -38,6 +38,8 @@ from gzslbench.results.store import SCORES_SUFFIX, iter_records, read_record, re
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from gzslbench.protocol.calibration import SeenUnseenCurve
+
 PLOT_KINDS = ("curves", "sensitivity", "tsne", "bars", "seen-unseen")
 FORMATS = ("png", "pdf")
 VAE_TERMS = ("reconstruction", "kl", "distance", "classification", "cross_reconstruction", "total")
@@ -101,6 +103,21 @@ def read_saved_scores(path: Path) -> dict[str, np.ndarray]:
         raise GZSLBenchError(
             f"{path}: damaged saved scores ({type(exc).__name__}: {exc}); rerun its run with --save-scores --force"
         ) from None
+
+
+def saved_scores_curve(path: Path) -> SeenUnseenCurve:
+    """The seen-unseen curve of calibrated stacking (Chao et al. 2016) of a ``--save-scores`` file."""
+    from gzslbench.protocol.calibration import seen_unseen_curve
+
+    saved = read_saved_scores(path)
+    return seen_unseen_curve(
+        saved["seen_scores"].astype(np.float64),
+        saved["seen_y"],
+        saved["unseen_scores"].astype(np.float64),
+        saved["unseen_y"],
+        saved["seen_classes"],
+        saved["unseen_classes"],
+    )
 
 
 def save(fig: Figure, out: Path, name: str) -> list[Path]:
@@ -507,7 +524,7 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
     One curve per method and config, from the first seed's saved test scores (``run --save-scores``);
     the legend gives AUSUC (mean over the seeds with scores) and the plain (U, S) point is marked.
     """
-    from gzslbench.protocol.calibration import ausuc, seen_unseen_curve
+    from gzslbench.protocol.calibration import ausuc
 
     mpl = _mpl()
     found: dict[str, dict[str, list[Any]]] = {}
@@ -517,15 +534,7 @@ def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] 
             continue
         if (methods and record["method"] not in methods) or (datasets and record["dataset"] not in datasets):
             continue
-        saved = read_saved_scores(path)
-        curve = seen_unseen_curve(
-            saved["seen_scores"].astype(np.float64),
-            saved["seen_y"],
-            saved["unseen_scores"].astype(np.float64),
-            saved["unseen_y"],
-            saved["seen_classes"],
-            saved["unseen_classes"],
-        )
+        curve = saved_scores_curve(path)
         key = _label(record["method"], record["config_hash"], False) + f" [{record['config_hash']}]"
         found.setdefault(record["dataset"], {}).setdefault(key, []).append((curve, record["metrics"]["last"]))
     if not found:
