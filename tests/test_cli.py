@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
+from gzslbench.cli._group import COMMAND_MODULES
 from gzslbench.execution import execute as runner
 
 
@@ -219,6 +221,33 @@ main()
 
 
 def test_ctrl_c_while_the_commands_load_is_one_line_not_a_traceback():
-    """The commands load torch (seconds): Ctrl-C then must be handled, not a traceback of the import."""
+    """A command loads torch (seconds): Ctrl-C then must be handled, not a traceback of the import."""
     out = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_TORCH_LOADS], capture_output=True, text=True)
     assert (out.returncode, out.stderr) == (130, "interrupted\n")
+
+
+LOADED_AFTER_VERSION = """
+import sys
+from click.testing import CliRunner
+from gzslbench.cli import cli
+
+result = CliRunner().invoke(cli, ["--version"])
+assert result.exit_code == 0 and "version" in result.output, result.output
+print("torch" in sys.modules)
+"""
+
+
+def test_version_answers_without_loading_torch():
+    """Each command's module loads when it is called, so ``--version`` needs no torch (seconds)."""
+    out = subprocess.run([sys.executable, "-c", LOADED_AFTER_VERSION], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "False\n"), out.stderr
+
+
+def test_every_command_is_named_where_it_loads():
+    """A command missing from COMMAND_MODULES would be absent from the CLI until another import registered it."""
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"gzslbench.cli.{module}")
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)
+    for name in COMMAND_MODULES:
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and f"Usage: cli {name}" in result.output, (name, result.output)

@@ -1,7 +1,7 @@
 """The ``gzslbench`` command line. One module per sub-command; importing it registers the command.
 
-To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and import it in
-:mod:`gzslbench.cli.commands`.
+To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and name its
+module in ``COMMAND_MODULES`` of :mod:`gzslbench.cli._group`; it is imported when the command is called.
 
 May import: every other layer (it is the top one).
 """
@@ -12,13 +12,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gzslbench.cli.commands import cli
+    from gzslbench.cli._group import cli
 
 
 def main() -> None:
-    """Console-script entry point: the commands load (torch with them, seconds) under the Ctrl-C handling."""
+    """Console-script entry point; a sub-command loads (torch with it, seconds) under the Ctrl-C handling."""
     try:
-        from gzslbench.cli.commands import cli
+        from gzslbench.cli._group import cli
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
@@ -28,7 +28,7 @@ def main() -> None:
 def __getattr__(name: str) -> Any:
     if name != "cli":
         raise AttributeError(f"module 'gzslbench.cli' has no attribute '{name}'")
-    from gzslbench.cli.commands import cli
+    from gzslbench.cli._group import cli
 
     return cli
 

@@ -1,7 +1,12 @@
-"""The ``gzslbench`` command group and its error handling; each sub-command lives in its own module."""
+"""The ``gzslbench`` command group and its error handling; each sub-command lives in its own module.
+
+A sub-command's module is imported when the command is called, so ``--version`` and a bad command
+name answer without loading torch (seconds).
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -13,9 +18,34 @@ from click.core import ParameterSource
 from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message, permission_message
 from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
+# command name -> module of gzslbench.cli whose import registers it on ``cli``
+COMMAND_MODULES = {
+    "check": "check",
+    "config": "listing",
+    "data": "data",
+    "list": "listing",
+    "plot": "plot",
+    "report": "report",
+    "run": "run",
+    "sweep": "sweep",
+    "table": "table",
+    "tune": "sweep",
+}
+
 
 class _FriendlyGroup(click.Group):
     """Turns user errors and Ctrl-C into one line and a non-zero exit, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            try:
+                importlib.import_module(f"gzslbench.cli.{COMMAND_MODULES[cmd_name]}")  # registers the command
+            except KeyboardInterrupt:
+                raise click.exceptions.Abort from None  # Ctrl-C before the command started: "interrupted"
+        return super().get_command(ctx, cmd_name)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
