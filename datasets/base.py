@@ -21,6 +21,7 @@ class DatasetAdapter(ABC):
     description: ClassVar[str] = ""
     defaults_from: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
+    reads_data_dir: ClassVar[bool] = True  # False: generated, so a --data-dir is neither used nor recorded
 
     @abstractmethod
     def load(self, data_dir: Path | None = None, **options: Any) -> GZSLData:

@@ -246,6 +246,7 @@ class SyntheticAdapter(DatasetAdapter):
     """Base of the synthetic adapters: the subclass's ``name`` picks its :data:`SPECS` entry."""
 
     options: ClassVar[dict[str, Any]] = {"scale": 1.0, "seed": 0}
+    reads_data_dir: ClassVar[bool] = False
 
     def load(self, data_dir: Path | None = None, **options: Any) -> GZSLData:
         """Generate the dataset; ``data_dir`` is ignored (nothing is read from disk)."""

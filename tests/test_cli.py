@@ -169,6 +169,7 @@ def test_real_xlsa17_folder_end_to_end(invoke, tmp_path, shared_xlsa17, monkeypa
     assert result.exit_code == 0, result.output
     record = json.loads(_records(tmp_path)[0].read_text())
     assert record["data"]["n_seen"] == 150 and record["data"]["n_unseen"] == 50
+    assert record["data_dir"] == str((tmp_path / "data").resolve())
     (folder / "res101.mat").write_bytes(b"MATLAB 5.0 MAT-file, garbage")
     broken = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "--force", "-q")
     assert broken.exit_code == 2 and len(broken.output.strip().splitlines()) == 1 and "res101.mat" in broken.output
@@ -176,6 +177,27 @@ def test_real_xlsa17_folder_end_to_end(invoke, tmp_path, shared_xlsa17, monkeypa
     missing = invoke("run", "-m", "eszsl", "-d", "cub", "--data-dir", str(tmp_path / "data"), "-q")
     assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
     assert "att_splits.mat" in missing.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "-m", "eszsl", "-d", "synth-tiny"],
+        ["sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+        ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+    ],
+    ids=["run", "sweep", "tune"],
+)
+def test_data_dir_given_for_a_generated_dataset_is_noted_and_not_recorded(invoke, tmp_path, command):
+    result = invoke(*command, "--data-dir", str(tmp_path / "nowhere"))
+    assert result.exit_code == 0, result.output
+    note = "note: synth-tiny is generated, not read from disk: the data folder given (--data-dir) is not used"
+    assert note in result.stderr.splitlines()
+    records = [json.loads(path.read_text()) for path in _records(tmp_path)]
+    assert records and all(record["data_dir"] is None for record in records)
+    before = {path: path.read_bytes() for path in _records(tmp_path)}
+    again = invoke(*command)  # without --data-dir: the same runs, so resumed, not run again
+    assert again.exit_code == 0 and {path: path.read_bytes() for path in _records(tmp_path)} == before
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 from gzslbench.core.config import parse_assignments
 from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import ConfigError
+from gzslbench.core.registry import DATASETS
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.options import check_execution
 from gzslbench.execution.resolve import get_method, plan_specs
@@ -28,6 +29,14 @@ def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, An
             f"expected a mapping or a list of key=value strings, got the string {values!r}: write [{values!r}]"
         )
     return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])
+
+
+def note_unused_data_dir(datasets: Iterable[str], data_dir: str | Path | None) -> None:
+    """Say on stderr which of ``datasets`` are generated, so that ``data_dir`` is not used for them."""
+    if data_dir:
+        for name in sorted({DATASETS.get(d).name for d in datasets if not DATASETS.get(d).reads_data_dir}):
+            note = f"note: {name} is generated, not read from disk: the data folder given (--data-dir) is not used"
+            print(note, file=sys.stderr)
 
 
 def note_seed_independent(methods: Iterable[str], seeds: int) -> None:
@@ -95,6 +104,7 @@ def run(
         save_model=save_model,
     )
     if not quiet:
+        note_unused_data_dir({s.dataset for s in specs}, data_dir)
         note_seed_independent({s.method for s in specs}, seeds)
     return run_specs(
         specs,

@@ -111,9 +111,10 @@ def plan_specs(
     methods = list(dict.fromkeys(get_method(m).name for m in methods))  # `-m devise,devise` runs it once
     for ds_name in dict.fromkeys(DATASETS.get(d).name for d in datasets):
         opts = absolute_paths(dataset_options(ds_name, options or {}))
-        data = load_dataset(ds_name, data_dir, opts)
+        ds_dir = data_dir if DATASETS.get(ds_name).reads_data_dir else None  # generated: no folder to record
+        data = load_dataset(ds_name, ds_dir, opts)
         if loaded is not None:
-            loaded[data_key(ds_name, data_dir, opts)] = data
+            loaded[data_key(ds_name, ds_dir, opts)] = data
         for m_name in methods:
             method_seeds = seeds_to_run(m_name, seeds)
             config = method_config(m_name, data.defaults_from, config_file, overrides)
@@ -125,7 +126,7 @@ def plan_specs(
                     seed,
                     config,
                     opts,
-                    data_dir,
+                    ds_dir,
                     resolved_device,
                     validate,
                     threads,
