@@ -14,7 +14,8 @@ touched or copied elsewhere keeps it. Hashing all of a 200 MB ``res101.mat`` tak
 from the page cache (measured on a 2-core machine, idle and loaded), against seconds to minutes
 for converting it; a sampled hash would be faster but could miss a damaged block.
 Entries are written to a temporary folder and renamed into place, so a crash or a concurrent
-writer never leaves a half-written entry.
+writer never leaves a half-written entry. The loader stores the dataset's fingerprint in an
+entry's metadata and converts again when a hit no longer matches it (an entry changed on disk).
 """
 
 from __future__ import annotations

@@ -147,15 +147,18 @@ def load_folder(folder: Path, name: str, defaults_from: str, use_cache: bool = T
         hit = load_arrays(key)
         if hit is not None:  # entries are written only after full validation
             arrays, meta = hit
-            return with_warnings(
-                to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit"), meta.get("warnings")
-            )
+            data = to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit")
+            if data.fingerprint == meta.get("fingerprint"):  # else changed on disk since: convert again
+                return with_warnings(data, meta.get("warnings"))
     arrays, names = convert(folder)
     data = validate(to_data(name, defaults_from, folder, arrays, names, "off"), str(att_path))
     warnings = data.extra.get("warnings")
     if not use_cache:
         return data
-    save_arrays(key, arrays, {"class_names": names, "sources": [str(res_path), str(att_path)], "warnings": warnings})
+    sources = [str(res_path), str(att_path)]
+    save_arrays(
+        key, arrays, {"class_names": names, "sources": sources, "warnings": warnings, "fingerprint": data.fingerprint}
+    )
     reopened = load_arrays(key)  # serve the memory-mapped copy, so the in-memory one can be freed
     if reopened is None:
         return with_warnings(to_data(name, defaults_from, folder, arrays, names, "unwritable"), warnings)

@@ -167,6 +167,19 @@ def test_cache_serves_second_load(tmp_path: Path) -> None:
     assert DATASETS.get("cub")().load(tmp_path, cache="false").extra["cache"] == "off"
 
 
+def test_cache_entry_changed_on_disk_is_converted_again(tmp_path: Path) -> None:
+    """A hit is not validated again, so an entry whose arrays no longer match its fingerprint is not served."""
+    small_folder(tmp_path / "CUB")
+    expected = np.array(DATASETS.get("cub")().load(tmp_path).labels)  # a copy: the load maps the entry's file
+    (entry,) = (tmp_path / "cache" / "converted").iterdir()
+    labels = np.load(entry / "labels.npy")
+    np.save(entry / "labels.npy", labels[::-1].copy())  # same shape, other content: the metadata still agrees
+    again = DATASETS.get("cub")().load(tmp_path)
+    assert again.extra["cache"] == "written"
+    np.testing.assert_array_equal(again.labels, expected)
+    assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "hit"
+
+
 def test_matlab_v73_hdf5_files(tmp_path: Path) -> None:
     """A v7.3 (HDF5) res101.mat and cell array of names are read through h5py, in MATLAB orientation."""
     folder = small_folder(tmp_path / "CUB")
