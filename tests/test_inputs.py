@@ -434,6 +434,22 @@ def test_data_check_of_a_missing_data_dir_is_an_error(tmp_path):
     assert str(tmp_path / "nonexistent") in line and "does not exist" in line
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("cbu", "unknown xlsa17 dataset 'cbu'. Did you mean: cub? Known: apy, awa1, awa2, cub, flo, sun."),
+        ("synth-cub", "'synth-cub' is not an xlsa17 dataset; known: apy, awa1, awa2, cub, flo, sun"),
+    ],
+)
+def test_data_check_names_only_the_datasets_it_checks(name, message):
+    assert handled_error(CliRunner().invoke(cli, ["data", "check", name])) == f"error: {message}"
+
+
+def test_an_unknown_option_is_not_answered_with_a_hidden_deprecated_one():
+    result = CliRunner().invoke(cli, ["run", "-m", "eszsl", "-d", "synth-tiny", "--ou", "x"])
+    assert "--out" not in handled_error(result)
+
+
 def test_bench_refuses_zero_threads(capsys):
     from test_bench import bench
 

@@ -54,6 +54,11 @@ class _FriendlyGroup(click.Group):
             click.echo(exc.format_message())
             sys.exit(0)
         except click.UsageError as exc:  # one line instead of click's usage block
+            if isinstance(exc, click.NoSuchOption) and exc.ctx:  # suggest no hidden (deprecated) option
+                hidden = {
+                    opt for param in exc.ctx.command.params if getattr(param, "hidden", False) for opt in param.opts
+                }
+                exc.possibilities = [opt for opt in exc.possibilities or () if opt not in hidden]
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
             message = " ".join(exc.format_message().split())  # click lists choices one per line
             click.echo(f"error: {message}{hint}", err=True)

@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from gzslbench.cli._group import cli
 from gzslbench.core.errors import DataError, permission_message
-from gzslbench.core.registry import DATASETS
+from gzslbench.core.registry import DATASETS, unknown_name_message
 from gzslbench.data.download import ARCHIVES, download
 from gzslbench.datasets.xlsa17 import (
     FEATURES_FILE,
@@ -96,12 +96,15 @@ def check_command(datasets: tuple[str, ...], data_dir: str | None) -> None:
     root = data_root(data_dir)
     if data_dir is not None and not root.is_dir():  # a named root that is not there is a typo, not "all absent"
         raise DataError(f"--data-dir '{data_dir}' does not exist (or is not a folder)")
+    for name in datasets:
+        if name not in DATASETS:  # the xlsa17 names only: generated datasets have nothing to check
+            raise DataError(unknown_name_message("xlsa17 dataset", name, xlsa17_names()))
+        if not issubclass(DATASETS.get(name), XLSA17Adapter):
+            raise DataError(f"'{name}' is not an xlsa17 dataset; known: {', '.join(xlsa17_names())}")
     names = [DATASETS.get(n).name for n in datasets] if datasets else xlsa17_names()
     rows, invalid = [], []
     for name in names:
         adapter = DATASETS.get(name)
-        if not issubclass(adapter, XLSA17Adapter):
-            raise DataError(f"'{name}' is not an xlsa17 dataset; known: {', '.join(xlsa17_names())}")
         if not is_present(root, adapter.folder):
             rows.append([name, "absent", "", "", "", ""])
             continue
