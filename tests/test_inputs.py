@@ -512,6 +512,8 @@ def test_a_copy_of_a_results_folder_inside_another_counts_its_runs_once(paper_re
         ("method", 3, "'method' = 3 is not a JSON string"),
         ("seed", "0", "'seed' = '0' is not a JSON integer"),
         ("status", "weird", "unknown status 'weird'"),
+        ("schema_version", "x", "schema_version = 'x' is not a record schema"),
+        ("schema_version", True, "schema_version = True is not a record schema"),
     ],
 )
 def test_a_record_with_a_field_of_the_wrong_type_is_named_and_skipped(paper_results, field, value, reason):

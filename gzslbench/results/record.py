@@ -233,8 +233,10 @@ def check(record: Any, where: str) -> RunRecord:
     if not isinstance(record, dict):
         raise RecordError(f"{where}: not a run record (a JSON {type(record).__name__})")
     version = record.get("schema_version")
-    if not isinstance(version, int) or "status" not in record:
+    if "schema_version" not in record or "status" not in record:
         raise RecordError(f"{where}: not a gzslbench run record (no schema_version / status)")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordError(f"{where}: schema_version = {repr(version)[:40]} is not a record schema (a whole number)")
     if version > SCHEMA_VERSION:
         raise NewerRecordError(
             f"{where}: written by a newer gzslbench (record schema {version}, this one reads up to "
