@@ -117,6 +117,11 @@ def results_option(help_text: str) -> Any:
     )
 
 
+quiet_option = click.option(
+    "--quiet", "-q", is_flag=True, help="No progress, plan or notes on stderr (warnings and errors still print)."
+)
+
+
 def results_folder_options(func: Any) -> Any:
     """``--results DIR`` (the results folder, passed as ``out``) and its deprecated alias ``--out`` (``legacy_out``).
 

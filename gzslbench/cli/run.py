@@ -7,7 +7,7 @@ import sys
 import click
 import pandas as pd
 
-from gzslbench.cli._group import cli, names, results_folder, results_folder_options
+from gzslbench.cli._group import cli, names, quiet_option, results_folder, results_folder_options
 from gzslbench.core.environment import DEVICE_CHOICES
 from gzslbench.execution.api import run
 from gzslbench.execution.options import BACKENDS
@@ -67,7 +67,7 @@ SELECTION_CHOICES = tuple(SELECTION_MODES)
 @click.option("--save-scores", is_flag=True, help="Keep each run's final test scores (float16) beside its record.")
 @click.option("--force", is_flag=True, help="Rerun runs that already have a finished record.")
 @click.option("--save-model", is_flag=True, help="Save the trained model's state dict beside each record.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@quiet_option
 def run_command(
     methods: tuple[str, ...],
     datasets: tuple[str, ...],

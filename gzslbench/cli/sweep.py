@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from gzslbench.cli._group import cli, results_folder, results_folder_options
+from gzslbench.cli._group import cli, quiet_option, results_folder, results_folder_options
 from gzslbench.core.environment import DEVICE_CHOICES
 from gzslbench.studies.sweep import parse_grid, sweep, values_of
 from gzslbench.studies.tuning import TuneResult, tune
@@ -44,7 +44,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--n-jobs", default=1, show_default=True, type=int, help="Runs in parallel (-1: one per core)."),
         click.option("--threads", type=int, help="Torch threads per run [default: cores / n-jobs]."),
         click.option("--force", is_flag=True, help="Rerun finished runs and search points."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+        quiet_option,
     ]
     for option in reversed(options):
         func = option(func)
