@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from gzslbench.core.registry import DATASETS
 from gzslbench.data.dataset import GZSLData
 
 
@@ -26,3 +27,6 @@ class DatasetAdapter(ABC):
     @abstractmethod
     def load(self, data_dir: Path | None = None, **options: Any) -> GZSLData:
         """Read (or generate) the dataset; raise DataError with one clear line on bad input."""
+
+
+DATASETS.base = DatasetAdapter  # plugins are checked against it

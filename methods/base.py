@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from gzslbench.core.environment import torch_threads
 from gzslbench.core.files import atomic_path
+from gzslbench.core.registry import METHODS
 from gzslbench.protocol.scores import Scores
 
 if TYPE_CHECKING:
@@ -227,3 +228,6 @@ class Method:
         it); a method that implements :meth:`predict_seeds` itself need not. Divergence is raised.
         """
         raise NotImplementedError(f"{type(self).__name__} implements neither predict nor predict_seeds")
+
+
+METHODS.base = Method  # plugins are checked against it

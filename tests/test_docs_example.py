@@ -28,6 +28,8 @@ report = {
     "datasets": gzslbench.list_datasets("example-*"),
     "n_classes": int(gzslbench.load_dataset("example-blobs").n_classes),
 }
+parallel = gzslbench.run(["example-prototype", "eszsl"], "example-blobs", n_jobs=2, out="jobs")
+report["parallel"] = sorted((record["method"], record["status"]) for record in parallel)
 try:
     gzslbench.run("example-prototype", "example-blobs", overrides={"lam": -1.0})
 except Exception as exc:
@@ -55,6 +57,12 @@ def test_example_registers_its_method_and_dataset(example_run: tuple[Path, dict,
     _, report, _ = example_run
     assert report["methods"] == ["example-prototype"]
     assert report["datasets"] == ["example-blobs"]
+
+
+def test_methods_registered_by_a_script_run_in_worker_processes(example_run: tuple[Path, dict, str]) -> None:
+    """The workers of ``n_jobs=2`` are fresh processes: the script's registrations must reach them."""
+    _, report, _ = example_run
+    assert report["parallel"] == [["eszsl", "ok"], ["example-prototype", "ok"]]
 
 
 def test_example_run_beats_chance(example_run: tuple[Path, dict, str]) -> None:

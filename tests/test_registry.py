@@ -117,3 +117,52 @@ def test_entry_point_plugin_runs_end_to_end(plugin_path, tmp_path):
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "nearest-mean" in line)
     assert row.split("|")[2].strip() == "2"  # two seeds aggregated (the n column)
+
+
+BROKEN_ENTRY_POINTS = """[gzslbench.methods]
+nearest-mean = gzsl_demo_plugin:NearestMean
+acmr = gzsl_demo_plugin:Clash
+not-a-method = gzsl_demo_plugin:NotAMethod
+a-function = gzsl_demo_plugin:helper
+missing = gzsl_no_such_module:Thing
+"""
+BROKEN_PARTS = '''
+
+class Clash(NearestMean):
+    description = "plugin: a second method called acmr"
+
+
+class NotAMethod:
+    description = "plugin: not a Method subclass"
+
+
+def helper():
+    return None
+'''
+
+
+def test_plugins_that_cannot_be_registered_are_skipped_in_one_line_each(plugin_path, tmp_path):
+    """A clashing name, a class of the wrong kind, a function or a failed import: a warning, and the rest runs."""
+    with (plugin_path / "gzsl_demo_plugin.py").open("a") as module:
+        module.write(BROKEN_PARTS)
+    (plugin_path / "gzsl_demo_plugin-0.1.dist-info" / "entry_points.txt").write_text(BROKEN_ENTRY_POINTS)
+    ran = _cli(["run", "-m", "eszsl,nearest-mean", "-d", "synth-tiny", "-q"], plugin_path, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(ran.stderr.splitlines()) == [
+        "warning: skipping plugin 'a-function' (gzsl_demo_plugin:helper): names a function, not a method class "
+        "or a module",
+        "warning: skipping plugin 'acmr' (gzsl_demo_plugin:Clash): the name is taken by "
+        "gzslbench.methods.vae.registry.ACMR",
+        "warning: skipping plugin 'missing' (gzsl_no_such_module:Thing): ModuleNotFoundError: No module named "
+        "'gzsl_no_such_module'",
+        "warning: skipping plugin 'not-a-method' (gzsl_demo_plugin:NotAMethod): NotAMethod is not a subclass of "
+        "gzslbench.methods.base.Method",
+    ]
+    listed = _cli(["list", "methods"], plugin_path, tmp_path)
+    acmr = [line for line in listed.stdout.splitlines() if line.startswith("acmr ")]
+    assert len(acmr) == 1 and "plugin" not in acmr[0] and "not-a-method" not in listed.stdout
+    missing = _cli(["run", "-m", "missing", "-d", "synth-tiny", "-q"], plugin_path, tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[-1] == (
+        "error: method plugin 'missing' could not be loaded: ModuleNotFoundError: No module named 'gzsl_no_such_module'"
+    )

@@ -10,12 +10,15 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message, permission_message
+from gzslbench.core.registry import PluginWarning
 from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
 # command name -> module of gzslbench.cli whose import registers it on ``cli``
@@ -164,3 +167,18 @@ def cli(debug: bool) -> None:
     if debug:
         os.environ["GZSLBENCH_DEBUG"] = "1"
     set_up_own_process()  # the command line is gzslbench's own process
+    if not getattr(warnings.showwarning, "plugin_lines", False):
+        warnings.showwarning = _plugin_warnings_as_lines(warnings.showwarning)
+
+
+def _plugin_warnings_as_lines(show: Callable[..., None]) -> Callable[..., None]:
+    """``show``, except that a skipped plugin is one ``warning:`` line, without Python's source line."""
+
+    def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, PluginWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    show_warning.plugin_lines = True  # type: ignore[attr-defined]
+    return show_warning

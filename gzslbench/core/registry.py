@@ -23,7 +23,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gzslbench.core.errors import GZSLBenchError, UnknownNameError
 
@@ -44,6 +44,14 @@ def unknown_name_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} '{name}'.{hint} Known: {', '.join(known) or '(none)'}."
 
 
+class PluginWarning(UserWarning):
+    """A plugin was skipped; the command line prints it as one ``warning:`` line."""
+
+
+class PluginError(Exception):
+    """Why an entry point cannot be registered."""
+
+
 class Registry(Generic[T]):
     """A named collection of classes, filled by decorators and by entry points."""
 
@@ -52,17 +60,24 @@ class Registry(Generic[T]):
         self.entry_point_group = entry_point_group
         self._builtin_modules = builtin_modules
         self._items: dict[str, T] = {}
-        self._loaded = False
+        self._skipped: dict[str, str] = {}  # plugin name -> why it was not registered
+        self._by_caller: dict[str, T] = {}  # registered by the caller's code, not by built-ins or entry points
+        self._loaded = self._loading = False
+        self.base: type | None = None  # the class every entry is a subclass of; set by the module defining it
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: register ``obj`` under ``name``; a second, different object raises."""
         key = normalise_name(name)
 
         def decorator(obj: T) -> T:
+            if self.base is not None and not (inspect.isclass(obj) and issubclass(obj, self.base)):
+                raise TypeError(f"{self.kind} '{key}': {obj!r} is not a subclass of {self.base.__name__}")
             existing = self._items.get(key)
             if existing is not None and existing is not obj:
                 raise ValueError(f"{self.kind} '{key}' is already registered by {existing!r}")
             self._items[key] = obj
+            if not self._loading and not obj.__module__.startswith("gzslbench."):
+                self._by_caller[key] = obj
             if inspect.isclass(obj) and not getattr(obj, "name", None):
                 obj.name = key  # type: ignore[attr-defined]
             return obj
@@ -73,22 +88,46 @@ class Registry(Generic[T]):
         """Import the built-in modules and the installed plugins, once."""
         if self._loaded:
             return
-        self._loaded = True
-        for module in self._builtin_modules:
-            importlib.import_module(module)
-        for ep in entry_points(group=self.entry_point_group):
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken plugin must not break the built-ins
-                warnings.warn(f"skipping plugin '{ep.name}' ({ep.value}): {type(exc).__name__}: {exc}", stacklevel=2)
-                continue
-            if inspect.isclass(obj) and obj not in self._items.values():
-                self.register(ep.name)(obj)
+        self._loaded = self._loading = True
+        try:
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+            for ep in entry_points(group=self.entry_point_group):
+                try:
+                    obj = ep.load()
+                    self._register_plugin(ep.name, obj)
+                except Exception as exc:  # a broken plugin must not break the built-ins
+                    reason = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                    self._skipped[normalise_name(ep.name)] = reason
+                    warnings.warn(f"skipping plugin '{ep.name}' ({ep.value}): {reason}", PluginWarning, stacklevel=3)
+        finally:
+            self._loading = False
+
+    def registered_by_caller(self) -> dict[str, T]:
+        """What the caller's own code registered (with the decorator): a worker process registers it again."""
+        return dict(self._by_caller)
+
+    def _register_plugin(self, name: str, obj: object) -> None:
+        """Register an entry point's class; a module registered its classes when it was imported."""
+        if inspect.ismodule(obj):
+            return
+        if not inspect.isclass(obj):
+            raise PluginError(f"names a {type(obj).__name__}, not a {self.kind} class or a module")
+        if self.base is not None and not issubclass(obj, self.base):
+            raise PluginError(f"{obj.__name__} is not a subclass of {self.base.__module__}.{self.base.__name__}")
+        if obj in self._items.values():
+            return  # it registered itself on import
+        existing = self._items.get(normalise_name(name))
+        if existing is not None:
+            raise PluginError(f"the name is taken by {existing.__module__}.{getattr(existing, '__name__', existing)}")
+        self.register(name)(obj)
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, or an UnknownNameError with a did-you-mean."""
         self._load()
         key = normalise_name(name)
+        if key in self._skipped and key not in self._items:
+            raise UnknownNameError(f"{self.kind} plugin '{name}' could not be loaded: {self._skipped[key]}")
         if key not in self._items:
             raise UnknownNameError(unknown_name_message(self.kind, name, self.names()))
         return self._items[key]
@@ -129,6 +168,19 @@ DATASETS: Registry = Registry(
         "gzslbench.datasets.custom",
     ),
 )
+
+
+def register_caller_classes(methods: dict[str, Any], datasets: dict[str, Any]) -> None:
+    """In a worker process: register what the caller registered; its plugins were already named there."""
+    warnings.simplefilter("ignore", PluginWarning)
+    for registry, items in ((METHODS, methods), (DATASETS, datasets)):
+        for name, obj in items.items():
+            registry.register(name)(obj)
+
+
+def caller_classes() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arguments of :func:`register_caller_classes` for this process's registrations."""
+    return METHODS.registered_by_caller(), DATASETS.registered_by_caller()
 
 
 def register_method(name: str) -> Callable[[T], T]:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from gzslbench.core.environment import cpu_count
+from gzslbench.core.registry import caller_classes, register_caller_classes
 
 # The math libraries' thread counts, capped in each worker at its share of the cores, as joblib caps them.
 THREAD_VARIABLES = (
@@ -43,7 +44,12 @@ def worker_pool(n_jobs: int) -> Iterator[Executor]:
     """
     from joblib.externals.loky import ProcessPoolExecutor  # joblib's import is slow and sets variables: on use only
 
-    executor = ProcessPoolExecutor(max_workers=n_jobs, env=worker_environment(n_jobs))
+    executor = ProcessPoolExecutor(
+        max_workers=n_jobs,
+        env=worker_environment(n_jobs),
+        initializer=register_caller_classes,  # what the caller's script registered exists there too
+        initargs=caller_classes(),
+    )
     try:
         yield executor
     except BaseException:
