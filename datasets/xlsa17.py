@@ -149,6 +149,7 @@ def load_folder(folder: Path, name: str, defaults_from: str, use_cache: bool = T
             arrays, meta = hit
             data = to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit")
             if data.fingerprint == meta.get("fingerprint"):  # else changed on disk since: convert again
+                data.extra["validated"] = True  # when it was converted
                 return with_warnings(data, meta.get("warnings"))
     arrays, names = convert(folder)
     data = validate(to_data(name, defaults_from, folder, arrays, names, "off"), str(att_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -17,6 +18,8 @@ from conftest import make_tiny_data
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError
+from gzslbench.datasets.base import DatasetAdapter
+from gzslbench.datasets.synthetic import SynthTiny
 from gzslbench.execution.resolve import defaults_source, method_config, plan_specs
 from gzslbench.methods.base import Method
 from gzslbench.methods.vae.registry import ACMR_DATASETS
@@ -195,3 +198,42 @@ def test_dependency_bounds_match_what_the_code_uses():
     assert tuple(int(x) for x in joblib_floor.split(".")) >= (1, 4)
     python_floor = re.search(r">=\s*3\.(\d+)", project["requires-python"]).group(1)
     assert int(python_floor) >= 11 or "python_version < '3.11'" in deps.get("tomli", "")
+
+
+class _LeakyBlobs(DatasetAdapter):
+    """A plugin's adapter that builds its data without validating it: the unseen classes leak into trainval."""
+
+    name = "leaky-blobs"
+    description = "test: unvalidated data"
+    defaults_from = "cub"
+    options = {"problem": "leak"}
+
+    def load(self, data_dir=None, **options):
+        data = SynthTiny().load()
+        if options["problem"] == "leak":
+            return dataclasses.replace(data, trainval=np.concatenate([data.trainval, data.test_unseen[:3]]), extra={})
+        if options["problem"] == "nan":
+            features = np.array(data.features, copy=True)
+            features[0, 0] = np.nan
+            return dataclasses.replace(data, features=features, extra={})
+        if options["problem"] == "list":
+            return dataclasses.replace(data, labels=data.labels.tolist(), extra={})
+        return {"features": data.features}
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("leak", "dataset 'leaky-blobs': splits 'trainval' and 'test_unseen' share instances"),
+        ("nan", "dataset 'leaky-blobs': features contain 1 NaN or infinite values"),
+        ("list", "dataset 'leaky-blobs': 'labels' must be a numpy array, got list"),
+        ("dict", "dataset 'leaky-blobs': load() returned a dict, not a GZSLData"),
+    ],
+)
+def test_data_from_an_adapter_that_does_not_validate_is_validated(monkeypatch, tmp_path, problem, message):
+    monkeypatch.setitem(gzslbench.DATASETS._items, "leaky-blobs", _LeakyBlobs)
+    result = CliRunner().invoke(
+        cli, ["run", "-m", "eszsl", "-d", "leaky-blobs", "-D", f"problem={problem}", "--results", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and result.stderr == f"error: {message}\n", result.output
+    assert not list(tmp_path.rglob("*.json"))

@@ -103,7 +103,14 @@ def validate(data: GZSLData, where: str) -> GZSLData:
     def fail(problem: str) -> None:
         raise DataError(f"{where}: {problem}")
 
+    for name in ("features", "labels", "attributes", "trainval", "test_seen", "test_unseen", "train", "val"):
+        value = getattr(data, name)
+        if not isinstance(value, np.ndarray) and not (value is None and name in ("train", "val")):
+            fail(f"'{name}' must be a numpy array, got {type(value).__name__}")
     x, y, att = data.features, data.labels, data.attributes
+    for name, values in (("features", x), ("class attributes", att)):
+        if not np.issubdtype(values.dtype, np.floating):
+            fail(f"{name} must be floating point, got {values.dtype}")
     if x.ndim != 2:
         fail(f"features must be 2-D (instances x dims), got shape {x.shape}")
     if x.shape[1] < 2:
@@ -164,6 +171,7 @@ def validate(data: GZSLData, where: str) -> GZSLData:
     warnings = [w for w in [zero_attributes_warning(att, data.class_names)] if w]
     if warnings:
         data.extra["warnings"] = [*data.extra.get("warnings", []), *warnings]
+    data.extra["validated"] = True
     return data
 
 

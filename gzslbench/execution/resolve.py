@@ -12,9 +12,9 @@ from typing import Any
 
 from gzslbench.core.config import check_ranges, load_config_file, resolve_config
 from gzslbench.core.environment import resolve_device
-from gzslbench.core.errors import ConfigError
+from gzslbench.core.errors import ConfigError, DataError
 from gzslbench.core.registry import DATASETS, METHODS
-from gzslbench.data.dataset import GZSLData
+from gzslbench.data.dataset import GZSLData, validate
 from gzslbench.execution.spec import RunSpec, data_key
 from gzslbench.methods.base import Method
 
@@ -31,9 +31,12 @@ def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:
-    """Load (or generate) a registered dataset with its options applied."""
+    """Load (or generate) a registered dataset with its options applied, validated (a plugin's too)."""
     adapter = DATASETS.get(name)()
-    return adapter.load(Path(data_dir).expanduser() if data_dir else None, **dataset_options(name, options or {}))
+    data = adapter.load(Path(data_dir).expanduser() if data_dir else None, **dataset_options(name, options or {}))
+    if not isinstance(data, GZSLData):
+        raise DataError(f"dataset '{name}': load() returned a {type(data).__name__}, not a GZSLData")
+    return data if data.extra.get("validated") else validate(data, f"dataset '{name}'")
 
 
 def defaults_source(method: str, defaults_from: str) -> tuple[dict[str, Any], dict[str, str]]:
