@@ -42,6 +42,10 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run is recorded as failed with this reason."""
 
 
+class MethodError(RuntimeError):
+    """A method broke its contract (e.g. scores of the wrong shape); the run is recorded as failed, named."""
+
+
 def one_cpu_thread(device: torch.device) -> AbstractContextManager[None]:
     """One torch thread on a CPU for the block (a small classifier: thread hand-offs cost more than they save)."""
     return torch_threads(1 if device.type == "cpu" else None)

@@ -21,7 +21,7 @@ from gzslbench.core.errors import ConfigError
 from gzslbench.datasets.base import DatasetAdapter
 from gzslbench.datasets.synthetic import SynthTiny
 from gzslbench.execution.resolve import defaults_source, method_config, plan_specs
-from gzslbench.methods.base import Method
+from gzslbench.methods.base import Method, Scores
 from gzslbench.methods.vae.registry import ACMR_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,3 +237,48 @@ def test_data_from_an_adapter_that_does_not_validate_is_validated(monkeypatch, t
     )
     assert result.exit_code == 2 and result.stderr == f"error: {message}\n", result.output
     assert not list(tmp_path.rglob("*.json"))
+
+
+class _ShapedScores(Method):
+    """Yields prototype scores, damaged as its config says: a method's mistakes must be named, not recorded ok."""
+
+    name = "shaped-scores"
+    description = "test: scores of a chosen shape"
+    defaults: ClassVar[dict[str, Any]] = {"damage": "none"}
+
+    def predict(self, split, config, ctx):
+        import torch
+
+        def scores(x):
+            return torch.as_tensor(x) @ torch.randn(x.shape[1], split.n_classes, generator=ctx.generator(0))
+
+        seen, unseen = scores(split.test_seen_x), scores(split.test_unseen_x)
+        damage = config["damage"]
+        if damage == "extra-column":
+            seen, unseen = torch.cat([seen, seen[:, :3]], 1), torch.cat([unseen, unseen[:, :3]], 1)
+        elif damage == "row-short":
+            seen = seen[1:]
+        elif damage == "numpy":
+            seen = seen.numpy()
+        elif damage == "bfloat16":
+            seen, unseen = seen.bfloat16(), unseen.bfloat16()
+        yield Scores(1, seen, unseen)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("extra-column", r"seen scores of epoch 1 have shape \(60, 18\), expected \(60, 15\)"),
+        ("row-short", r"seen scores of epoch 1 have shape \(59, 15\), expected \(60, 15\)"),
+        ("numpy", "seen scores of epoch 1 are a ndarray, not a floating-point torch tensor"),
+        ("bfloat16", None),
+    ],
+)
+def test_scores_of_the_wrong_shape_or_type_fail_the_run_with_the_reason(monkeypatch, tmp_path, damage, reason):
+    monkeypatch.setitem(gzslbench.METHODS._items, "shaped-scores", _ShapedScores)
+    (record,) = gzslbench.run("shaped-scores", "synth-tiny", out=tmp_path, overrides={"damage": damage})
+    if reason is None:  # half precision is evaluated in fp32
+        assert record["status"] == "ok"
+        return
+    assert record["status"] == "failed" and not record.get("metrics")
+    assert re.search(f"method 'shaped-scores' {reason}", record["error"]), record["error"]

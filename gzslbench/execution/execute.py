@@ -39,7 +39,8 @@ from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method, load_dataset
 from gzslbench.execution.spec import RunSpec
-from gzslbench.methods.base import Method, RunContext, Scores, TrainingDiverged
+from gzslbench.methods.base import Method, MethodError, RunContext, Scores, TrainingDiverged
+from gzslbench.protocol.scores import scores_problem
 from gzslbench.protocol.selection import PROTOCOL, SELECTION_MODES, calibrated_metrics, evaluate, select
 from gzslbench.protocol.splits import Split, make_split, validation_split
 from gzslbench.results.claims import ClaimHeld, claimed
@@ -65,6 +66,7 @@ def evaluate_seeds(
 ) -> list[Evaluation | Exception]:
     """Train ``specs`` (seeds of one config) on the ``kind`` split; per seed its evaluation or what ended it."""
     split = make_split(data, kind)
+    shape = (len(split.test_seen_y), len(split.test_unseen_y), split.n_classes)
     rows: list[list[dict]] = [[] for _ in specs]
     last: list[Scores | None] = [None] * len(specs)
     errors: list[Exception | None] = [None] * len(specs)
@@ -76,9 +78,13 @@ def evaluate_seeds(
                 continue
             if isinstance(entry, Exception):
                 errors[k] = entry
+            elif problem := scores_problem(entry, *shape):
+                errors[k] = MethodError(f"method '{specs[k].method}' {problem}")
             elif not (torch.isfinite(entry.seen).all() and torch.isfinite(entry.unseen).all()):
                 errors[k] = TrainingDiverged(f"{kind} scores of epoch {entry.epoch} contain NaN or infinite values")
             else:
+                if entry.seen.dtype not in (torch.float32, torch.float64):  # half precision: metrics in fp32
+                    entry = Scores(entry.epoch, entry.seen.float(), entry.unseen.float())
                 rows[k].append({"epoch": entry.epoch, **evaluate(split, entry.seen, entry.unseen)})
                 last[k] = entry
     results: list[Evaluation | Exception] = []
