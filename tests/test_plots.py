@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -183,6 +184,20 @@ def test_tsne_reencodes_test_features_with_the_saved_model(saved_run, tmp_path):
 def test_tsne_needs_a_saved_model(paper_results):
     result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(paper_results)])
     assert result.exit_code == 2 and "run --save-model" in result.output
+
+
+def test_tsne_of_a_method_without_a_latent_space_is_refused_and_the_report_still_written(tmp_path):
+    """A saved model of another family (a plugin's, a baseline's) has no VAE latents to draw."""
+    out = tmp_path / "results"
+    (record,) = gzslbench.run("eszsl", "synth-tiny", out=out)
+    path = next((out / "runs").rglob("seed-0.json"))
+    path.write_text(json.dumps(record | {"model_file": "seed-0.model.pt"}))
+    path.with_name("seed-0.model.pt").write_bytes(b"weights")
+    result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(out), "--out", str(tmp_path / "figures")])
+    assert result.exit_code == 2
+    assert result.output == "error: t-SNE draws the latent space of the VAE methods; no selected saved model has one\n"
+    index = write_report(str(out), tmp_path / "report")
+    assert "tsne: not drawn (t-SNE draws the latent space" in index.read_text()
 
 
 def test_report_writes_tables_figures_and_an_index_that_links_them(paper_results, tmp_path):

@@ -396,6 +396,8 @@ def plot_tsne(
     """
     require_plots()
     saved = [r for r in records if r.get("model_file") and (seed is None or r["seed"] == seed)]
+    if saved and not (saved := [r for r in saved if has_latent_space(r["method"])]):
+        raise GZSLBenchError("t-SNE draws the latent space of the VAE methods; no selected saved model has one")
     if seed is None:
         first: dict[tuple, dict] = {}
         for r in sorted(saved, key=lambda r: r["seed"]):
@@ -415,6 +417,14 @@ def plot_tsne(
         name = f"tsne-{record['dataset']}-{record['method']}-{record['config_hash']}-seed{record['seed']}"
         written += save(fig, out, name)
     return written
+
+
+def has_latent_space(method: str) -> bool:
+    """Whether ``method`` is a registered method of the cross-modal VAE family, whose latents t-SNE draws."""
+    from gzslbench.core.registry import METHODS
+    from gzslbench.methods.vae.method import CrossModalVAEMethod
+
+    return method in METHODS and issubclass(METHODS.get(method), CrossModalVAEMethod)
 
 
 def latent_points(
