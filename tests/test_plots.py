@@ -165,6 +165,14 @@ def test_a_run_finished_without_its_model_reruns_to_save_it(tmp_path):
     assert record["model_file"] == "seed-0.model.pt" and len(list(out.rglob("*.model.pt"))) == 1
 
 
+def test_save_model_with_a_method_that_saves_none_is_noted_and_resumed(tmp_path):
+    """ESZSL keeps no module: --save-model cannot save one, so a rerun must not train it again for it."""
+    first = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_model=True)[0]
+    assert first["warnings"] == ["--save-model: the method saves no model (it does not call ctx.save_model)"]
+    again = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_model=True)[0]
+    assert again["started_at"] == first["started_at"] and not list(tmp_path.rglob("*.model.pt"))
+
+
 def test_tsne_reencodes_test_features_with_the_saved_model(saved_run, tmp_path):
     out, record = saved_run
     model_file = next((out / "runs").rglob("seed-0.model.pt"))

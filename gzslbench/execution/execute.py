@@ -51,12 +51,17 @@ from gzslbench.results.store import read_record, remove_temp_files
 Evaluation = tuple[list[dict], tuple[Split, Scores]]
 
 
+# In the record of a --save-model run whose method saved nothing: a rerun would save nothing either.
+NO_MODEL_SAVED = "--save-model: the method saves no model (it does not call ctx.save_model)"
+
+
 def is_finished(spec: RunSpec, out: str | Path) -> bool:
     """True if a successful record for ``spec`` exists (with val metrics when asked for)."""
     record = read_record(spec.path(out))
     if record is None or record["status"] != "ok":
         return False
-    if spec.save_model and not (record.get("model_file") and spec.model_path(out).exists()):
+    saved = record.get("model_file") and spec.model_path(out).exists()
+    if spec.save_model and not saved and NO_MODEL_SAVED not in record.get("warnings", []):
         return False  # finished without saving its model: run again to save it
     return not spec.validate or "val" in record["metrics"]
 
@@ -202,6 +207,8 @@ def complete(
     record["history"] = {"train": ctx.history, "test": test_rows, "val_train": val_ctx.history, "val": val_rows}
     if model_path is not None and model_path.exists():
         record["model_file"] = model_path.name
+    elif model_path is not None:
+        record["warnings"].append(NO_MODEL_SAVED)
 
 
 def fail(record: RunRecord, ctx: RunContext, exc: BaseException) -> None:
