@@ -282,3 +282,16 @@ def test_scores_of_the_wrong_shape_or_type_fail_the_run_with_the_reason(monkeypa
         return
     assert record["status"] == "failed" and not record.get("metrics")
     assert re.search(f"method 'shaped-scores' {reason}", record["error"]), record["error"]
+
+
+def test_tables_select_records_of_a_method_registered_elsewhere(monkeypatch, tmp_path):
+    """Records outlive their registration (a script's method, an uninstalled plugin): -m still selects them."""
+    with monkeypatch.context() as registered:
+        registered.setitem(gzslbench.METHODS._items, "shaped-scores", _ShapedScores)
+        gzslbench.run(["shaped-scores", "eszsl"], "synth-tiny", out=tmp_path)
+    assert "shaped-scores" not in gzslbench.METHODS
+    table = CliRunner().invoke(cli, ["table", "--results", str(tmp_path), "-m", "Shaped_Scores"])
+    assert table.exit_code == 0, table.output
+    assert "shaped-scores" in table.stdout and "eszsl" not in table.stdout
+    typo = CliRunner().invoke(cli, ["table", "--results", str(tmp_path), "-m", "shaped-score"])
+    assert typo.exit_code == 2 and "Did you mean: shaped-scores?" in typo.stderr

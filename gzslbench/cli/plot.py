@@ -86,7 +86,7 @@ def plot_command(
     calibrated-stacking curves with their AUSUC, from saved test scores (run --save-scores).
     """
     require_plots(kind)
-    method_names, dataset_names = resolve_names(methods, datasets)
+    method_names, dataset_names = resolve_names(methods, datasets, out)
     paths = draw(
         kind, out, Path(figures), mode, method_names, dataset_names, data_dir=data_dir, n_classes=n_classes, seed=seed
     )

@@ -125,7 +125,7 @@ def report_command(
     out: str, mode: str, methods: tuple[str, ...], datasets: tuple[str, ...], report_dir: str, data_dir: str | None
 ) -> None:
     """Write the tables (Markdown, LaTeX) and every figure that the records allow into one folder."""
-    method_names, dataset_names = resolve_names(methods, datasets)
+    method_names, dataset_names = resolve_names(methods, datasets, out)
     try:
         require_plots()
     except MissingExtraError as exc:

@@ -8,11 +8,11 @@ import click
 
 from gzslbench.cli._group import cli, names, results_option
 from gzslbench.cli.run import SELECTION_CHOICES
-from gzslbench.core.errors import GZSLBenchError
-from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.core.errors import GZSLBenchError, UnknownNameError
+from gzslbench.core.registry import DATASETS, METHODS, Registry, normalise_name, unknown_name_message
 from gzslbench.reports.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
 from gzslbench.results.frame import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
-from gzslbench.results.store import mixed_provenance
+from gzslbench.results.store import mixed_provenance, recorded_names
 
 
 def selection_options(func):
@@ -25,9 +25,22 @@ def selection_options(func):
     return results_option("Results folder: the run records are read from it.")(func)
 
 
-def resolve_names(methods: tuple[str, ...], datasets: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Registered names for --method / --dataset (unknown names are an error with suggestions)."""
-    return [METHODS.get(m).name for m in names(methods)], [DATASETS.get(d).name for d in names(datasets)]
+def resolve_names(methods: tuple[str, ...], datasets: tuple[str, ...], out: str) -> tuple[list[str], list[str]]:
+    """The names of --method / --dataset: registered, or with records under ``out`` (unknown: an error)."""
+    recorded_methods, recorded_datasets = recorded_names(out)
+    return (
+        [_known_name(METHODS, m, recorded_methods) for m in names(methods)],
+        [_known_name(DATASETS, d, recorded_datasets) for d in names(datasets)],
+    )
+
+
+def _known_name(registry: Registry, name: str, recorded: set[str]) -> str:
+    """The registered name, else the recorded one (a script's method, an uninstalled plugin's records)."""
+    if name in registry:
+        return registry.get(name).name
+    if normalise_name(name) in recorded:
+        return normalise_name(name)
+    raise UnknownNameError(unknown_name_message(registry.kind, name, sorted(set(registry.names()) | recorded)))
 
 
 def make_table(
@@ -134,7 +147,7 @@ def table_command(
     table2: methods grouped by family, datasets spanning U, S, H; table3: the ACMR ablation (H,
     with IEM / VSA marks). Best H per dataset in bold, second underlined.
     """
-    method_names, dataset_names = resolve_names(methods, datasets)
+    method_names, dataset_names = resolve_names(methods, datasets, out)
     table = make_table(
         out,
         style,

@@ -40,6 +40,14 @@ def record_path(out: str | Path, dataset: str, method: str, config_hash: str, se
     return Path(out) / "runs" / dataset / method / config_hash / f"seed-{seed}.json"
 
 
+def recorded_names(out: str | Path) -> tuple[set[str], set[str]]:
+    """The method and dataset names that have run folders under ``out`` (``runs/<dataset>/<method>/``)."""
+    root = Path(out) / "runs"
+    datasets = {d for d in root.iterdir() if d.is_dir()} if root.is_dir() else set()
+    methods = {m.name for d in datasets for m in d.iterdir() if m.is_dir()}
+    return methods, {d.name for d in datasets}
+
+
 def remove_stale_temp_files(out: str | Path, older_than_s: float = 0.0) -> int:
     """Delete temp files that interrupted writes left under ``out/runs``; returns how many."""
 
