@@ -23,6 +23,7 @@ import gzslbench.protocol.selection
 import gzslbench.protocol.splits
 from gzslbench.cli import cli
 from gzslbench.core.errors import ConfigError
+from gzslbench.methods.base import Method
 from gzslbench.studies import check
 
 # CADA-VAE on an easy 15-class dataset, 300 small VAE iterations: U, S and H all far above chance.
@@ -412,6 +413,17 @@ def test_default_suite_covers_every_registered_method() -> None:
     assert short.untested_methods() == [suite.cases[0].method]
     baseline = check.read_baseline(check.default_baseline_path())
     assert baseline is not None and set(baseline["cases"]) == {case.key for case in suite.cases}
+
+
+def test_a_plugin_method_is_not_untested_by_gzslbench_s_own_suite(monkeypatch) -> None:
+    """An installed plugin is the user's to test, so it must not turn gzslbench's own check red."""
+
+    class PluginMethod(Method):
+        pass
+
+    PluginMethod.__module__ = "my_plugin.methods"
+    monkeypatch.setitem(check.METHODS._items, "my-plugin-method", PluginMethod)
+    assert check.load_suite().untested_methods() == []
 
 
 @pytest.mark.parametrize(
