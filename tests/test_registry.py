@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def plugin_path(tmp_path):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gzsl-demo-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[gzslbench.methods]\nnearest-mean = gzsl_demo_plugin:NearestMean\n")
+    (dist / "top_level.txt").write_text("gzsl_demo_plugin\n")
     return tmp_path
 
 
@@ -113,6 +115,8 @@ def test_entry_point_plugin_runs_end_to_end(plugin_path, tmp_path):
     assert "nearest-mean" in listed.stdout and "plugin: nearest class mean" in listed.stdout
     ran = _cli(["run", "-m", "nearest-mean", "-d", "synth-tiny", "--seeds", "2", "-q"], plugin_path, tmp_path)
     assert ran.returncode == 0, ran.stderr
+    record = json.loads(next((tmp_path / "results" / "runs").rglob("seed-0.json")).read_text())
+    assert record["code"]["plugins"] == {"method": "gzsl-demo-plugin 0.1"}  # the record names the plugin's code
     table = _cli(["table"], plugin_path, tmp_path)
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "nearest-mean" in line)

@@ -22,7 +22,7 @@ import importlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from typing import Any, Generic, TypeVar
 
 from gzslbench.core.errors import GZSLBenchError, UnknownNameError
@@ -168,6 +168,21 @@ DATASETS: Registry = Registry(
         "gzslbench.datasets.custom",
     ),
 )
+
+
+def origin(obj: object) -> str | None:
+    """Where a registered class comes from when it is not gzslbench's own: its distribution and version, else
+    its module (a script's class), so that a record names the plugin code that made it."""
+    module = getattr(obj, "__module__", "") or ""
+    if module == "gzslbench" or module.startswith("gzslbench."):
+        return None
+    top = module.partition(".")[0]
+    for dist in packages_distributions().get(top, []):
+        try:
+            return f"{dist} {version(dist)}"
+        except PackageNotFoundError:
+            continue
+    return f"module {module}"
 
 
 def register_caller_classes(methods: dict[str, Any], datasets: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ from gzslbench.core.environment import (
 )
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
+from gzslbench.core.registry import DATASETS, METHODS, origin
 from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.process import set_up_own_process
 from gzslbench.execution.resolve import get_method, load_dataset
@@ -49,6 +50,13 @@ from gzslbench.results.store import read_record, remove_temp_files
 
 # One seed's evaluation: per-candidate metric rows, and the split with the last candidate's scores.
 Evaluation = tuple[list[dict], tuple[Split, Scores]]
+
+
+def plugin_origins(spec: RunSpec) -> dict[str, dict[str, str]]:
+    """``{"plugins": {"method": "my-plugin 0.2", ...}}`` for a method or dataset that is not gzslbench's own."""
+    found = {"method": origin(METHODS.get(spec.method)), "dataset": origin(DATASETS.get(spec.dataset))}
+    plugins = {kind: where for kind, where in found.items() if where}
+    return {"plugins": plugins} if plugins else {}
 
 
 # In the record of a --save-model run whose method saved nothing: a rerun would save nothing either.
@@ -177,7 +185,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
             **({"cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")} if device.type == "cuda" else {}),
         },
         "protocol": PROTOCOL,
-        "code": code_version(),  # type: ignore[typeddict-item]
+        "code": {**code_version(), **plugin_origins(spec)},  # type: ignore[typeddict-item]
         "env": environment(device),
         "started_at": datetime.now(UTC).isoformat(),
         "warnings": [],

@@ -34,12 +34,13 @@ class NewerRecordError(RecordError):
         self.schema = schema
 
 
-class CodeVersion(TypedDict):
-    """Which gzslbench produced the record."""
+class CodeVersion(TypedDict, total=False):
+    """Which gzslbench produced the record, and which plugin code when the method or dataset is not its own."""
 
     version: str  # the package version (gzslbench.__version__)
     git_commit: str | None  # HEAD of the checkout it ran from; None for an installed wheel
     git_dirty: bool | None  # True if tracked files differed from HEAD; None when unknown
+    plugins: dict[str, str]  # {"method": "my-plugin 0.2"} (distribution and version, else "module NAME"); else absent
 
 
 class DataBlock(TypedDict, total=False):
@@ -287,11 +288,15 @@ def metrics_problem(values: Any) -> str | None:
 
 
 def code_label(record: RunRecord) -> str:
-    """``version+commit[-dirty]`` of the code that wrote ``record``, for tables and mixed-version checks."""
+    """``version+commit[-dirty]`` of the code that wrote ``record`` (and its plugins), for tables and mixed-version
+    checks."""
     code = record.get("code") or {}
     label = str(code.get("version", "unknown"))
     if code.get("git_commit"):
         label += f"+{str(code['git_commit'])[:10]}"
     if code.get("git_dirty"):
         label += "-dirty"
+    plugins = code.get("plugins")
+    if isinstance(plugins, dict) and plugins:
+        label += " with " + ", ".join(sorted({str(where) for where in plugins.values()}))
     return label
