@@ -143,6 +143,7 @@ def test_list_and_config_commands(invoke):
     assert "synth-cub" in invoke("list", "datasets", "synth-*").output
     shown = invoke("config", "-m", "eszsl", "-d", "synth-cub", "--set", "lam=2")
     assert "lam = 2.0" in shown.output and shown.output.splitlines()[1].endswith("# > 0")
+    assert shown.output.splitlines()[-1] == "# dataset options of synth-cub (-D KEY=VALUE), defaults: scale=1.0, seed=0"
 
 
 def test_python_api_mirrors_the_cli(tmp_path):

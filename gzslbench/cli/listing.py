@@ -48,6 +48,10 @@ def config_command(
     width = max((len(line) for line in lines), default=0)
     for line, key in zip(lines, config, strict=True):
         click.echo(f"{line.ljust(width)}  # {describe_range(key, config, ranges)}")
+    adapter = DATASETS.get(dataset)
+    if adapter.options:
+        options = ", ".join(f"{key}={value!r}" for key, value in adapter.options.items())
+        click.echo(f"# dataset options of {adapter.name} (-D KEY=VALUE), defaults: {options}")
 
 
 def _print_search_space(method: str, dataset: str, defaults_from: str) -> None:
