@@ -149,6 +149,20 @@ class Method:
     # reference value differs by an order of magnitude on one dataset).
     dataset_search_space: ClassVar[dict[str, dict[str, list[Any]]]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A range or per-dataset default of a key that ``defaults`` lacks is a typo: refused where it is made."""
+        super().__init_subclass__(**kwargs)
+        declared = set(cls.defaults)
+        stray = [f"ranges['{key}']" for key in cls.ranges if key not in declared]
+        stray += [
+            f"dataset_defaults['{ds}']['{key}']"
+            for ds, keys in cls.dataset_defaults.items()
+            for key in keys
+            if key not in declared
+        ]
+        if stray:
+            raise TypeError(f"{cls.__qualname__}: {', '.join(stray)} names no key of its defaults")
+
     @classmethod
     def search_space_for(cls, dataset: str) -> dict[str, list[Any]]:
         """The default validation grid for data that takes ``dataset``'s settings (empty: none declared)."""

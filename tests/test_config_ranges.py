@@ -199,3 +199,13 @@ def test_out_of_range_value_in_a_config_file_is_refused(invoke, tmp_path):
     line = _one_error_line(invoke("run", "-m", "cada-vae", "-d", "synth-tiny", "--config", "c.toml"))
     assert line == "error: method 'cada-vae': config 'epochs' = -2 is out of range (must be >= 0 and <= 100000)"
     assert not _records(tmp_path)
+
+
+def test_a_range_or_dataset_default_of_an_undeclared_key_is_refused_with_the_class():
+    """A typo in ``ranges`` would leave the real key unchecked: the class is refused where it is defined."""
+    with pytest.raises(TypeError, match=r"Typo: ranges\['lamda'\], dataset_defaults\['cub'\]\['gama'\] names no key"):
+
+        class Typo(Method):
+            defaults = {"lam": 1.0, "gamma": 2.0}
+            ranges = {"lamda": Range(gt=0)}
+            dataset_defaults = {"cub": {"gama": 3.0}}
