@@ -613,3 +613,11 @@ def test_a_missing_choice_argument_is_one_line_listing_the_choices(invoke, args)
 
 def test_a_list_pattern_that_matches_nothing_says_so(invoke):
     assert "no methods match 'zzz*'" in one_line_error(invoke("list", "methods", "zzz*"))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-.inf"])
+def test_a_dataset_option_that_is_not_finite_is_refused_for_any_adapter(value):
+    """Adapters check their own ranges or not (a plugin's may not): NaN and infinity are refused for all."""
+    result = CliRunner().invoke(cli, ["run", "-m", "eszsl", "-d", "synth-tiny", "-D", f"scale={value}"])
+    assert handled_error(result).startswith("error: dataset 'synth-tiny': option 'scale' = ")
+    assert handled_error(result).endswith("is not finite")

@@ -6,6 +6,7 @@ checked against the method's declared ranges before any run starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ def get_method(name: str) -> type[Method]:
 def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The adapter's options with ``options`` applied (unknown keys raise)."""
     kind = f"option of dataset '{name}'"
-    return resolve_config(DATASETS.get(name).options, [options], kind=kind, what="dataset option")
+    resolved = resolve_config(DATASETS.get(name).options, [options], kind=kind, what="dataset option")
+    for key, value in resolved.items():
+        if isinstance(value, float) and not math.isfinite(value):  # no adapter means NaN; most would not check
+            raise ConfigError(f"dataset '{name}': option '{key}' = {value} is not finite")
+    return resolved
 
 
 def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:
