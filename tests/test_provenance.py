@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -60,6 +61,22 @@ def test_the_replay_command_repeats_the_batch_and_its_metrics(batched_and_single
     (replayed,) = [r for r in load_json_records(tmp_path) if r["seed"] == 1]
     assert replayed["metrics"] == batched[1]["metrics"]
     assert replayed["execution"] == batched[1]["execution"]
+
+
+def test_the_replay_of_a_lost_batched_record_trains_the_batch_again(batched_and_single, tmp_path):
+    """With its sibling's record finished, the lost seed must not train alone: that changes its last digits."""
+    out, batched, _ = batched_and_single
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "batched", copy)
+    (lost,) = (copy / "runs").rglob("seed-1.json")
+    lost.unlink()
+    args = shlex.split(batched[1]["command"])[1:]
+    args[args.index("--results") + 1] = str(copy)
+    result = CliRunner().invoke(cli, [*args, "-q"])
+    assert result.exit_code == 0, result.output
+    replayed = {r["seed"]: r for r in load_json_records(copy)}
+    assert replayed[1]["execution"] == batched[1]["execution"] and replayed[1]["metrics"] == batched[1]["metrics"]
+    assert replayed[0]["metrics"] == batched[0]["metrics"]  # the sibling, rewritten with the same numbers
 
 
 def load_json_records(out):

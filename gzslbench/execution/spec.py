@@ -62,7 +62,8 @@ class RunSpec:
         """The CLI command that repeats exactly this run (shell-quoted), executed as it was.
 
         A seed trained in a batch (``unit_seeds``: the seeds of that computation) is repeated by
-        rerunning the batch, when its seeds are consecutive: batching changes the last digits.
+        rerunning the batch, when its seeds are consecutive: batching changes the last digits. Its
+        command forces the batch, finished siblings included (rewritten with the same numbers).
         ``results`` is the results folder the record lives in, so that a replay writes beside it.
         """
         seeds = list(unit_seeds) or [self.seed]
@@ -87,6 +88,8 @@ class RunSpec:
             parts.append("--save-model")
         if self.save_scores:
             parts.append("--save-scores")
+        if len(seeds) > 1:
+            parts.append("--force")  # else finished siblings leave this seed to train alone: other last digits
         return shlex.join(parts)
 
 
