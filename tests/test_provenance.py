@@ -92,7 +92,7 @@ def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
     notes = mixed_provenance(load_results(mixed))
-    assert notes == [f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone, cpu, batched"]
+    assert notes == [f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone; cpu, batched"]
     shown = CliRunner().invoke(cli, ["table", "--results", str(mixed)])
     assert "2 executions" in shown.output
     strict = CliRunner().invoke(cli, ["table", "--results", str(mixed), "--strict"])
@@ -106,7 +106,7 @@ def test_a_record_of_another_protocol_version_is_neither_resumed_nor_mixed_in_si
     old["protocol"]["version"] = 1
     path.write_text(json.dumps(old))
     notes = mixed_provenance(load_results(tmp_path))
-    assert any("2 protocol versions: 1, 2" in n for n in notes)
+    assert any("2 protocol versions: 1; 2" in n for n in notes)
     with pytest.raises(GZSLBenchError, match="protocol version 1, now 2"):
         gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
     again = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path, force=True)

@@ -136,12 +136,15 @@ def test_leftover_temp_files_are_removed(tmp_path):
 
 
 def test_mixed_data_code_and_devices_are_listed_per_cell(tmp_path):
-    for seed, (fp, commit) in enumerate([("f1", "c1"), ("f1", "c2"), ("f2", "c2")]):
+    cases = [("f1", "c1", "Xeon"), ("f1", "c2", "Xeon"), ("f2", "c2", "EPYC"), ("f2", "c2", "")]
+    for seed, (fp, commit, cpu) in enumerate(cases):
         record = {
             **_record("m", seed, 40.0),
             "data": {"fingerprint": fp},
             "code": {"version": "1", "git_commit": commit},
+            "env": {"device_name": cpu},  # empty in older records: unknown, not a third model
         }
         write_json_atomic(record_path(tmp_path, "d", "m", "x", seed), record)
     notes = mixed_provenance(load_results(tmp_path))
-    assert any("2 data: f1, f2" in n for n in notes) and any("2 code versions: 1+c1, 1+c2" in n for n in notes)
+    assert any("2 data: f1; f2" in n for n in notes) and any("2 code versions: 1+c1; 1+c2" in n for n in notes)
+    assert any("2 processor models: EPYC; Xeon" in n for n in notes)

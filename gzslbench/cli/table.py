@@ -59,7 +59,7 @@ def make_table(
 ) -> Table:
     """The Table 2 / Table 3 of the records under ``out`` (shared by ``table`` and ``report``).
 
-    Skipped record files, cells whose seeds mix data, code versions or devices, and rows tuned on
+    Skipped record files, cells whose seeds mix data, code versions, devices or executions, and rows tuned on
     validation are reported as warnings and table notes; ``strict`` makes the first two errors.
     """
     problems: list[str] = []
@@ -71,8 +71,8 @@ def make_table(
         click.echo(f"warning: {line}", err=True)
     if strict and (problems or mixed):
         raise GZSLBenchError(
-            f"--strict: {len(problems)} unusable record(s) and {len(mixed)} cell(s) mixing data, code or devices "
-            "(see the warnings above)"
+            f"--strict: {len(problems)} unusable record(s) and {len(mixed)} cell(s) mixing data, code, devices or "
+            "executions (see the warnings above)"
         )
     stats = aggregate(frame, mode)
     options = dict(
@@ -85,7 +85,7 @@ def make_table(
     if problems:
         table.notes.append((None, f"{len(problems)} unusable record file(s) skipped (named on stderr)."))
     if mixed:
-        table.notes.append((None, f"{len(mixed)} cell(s) mix seeds from different data, code or devices."))
+        table.notes.append((None, f"{len(mixed)} cell(s) mix seeds of different provenance (named in the warnings)."))
     tuned = sorted(set(frame.loc[frame.get("tuned", False) == True, "method"]))  # noqa: E712
     if tuned:
         table.notes.append(
@@ -127,7 +127,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
 @click.option("--ci", is_flag=True, help="95% t-intervals over seeds instead of the std.")
 @click.option("--significance", is_flag=True, help="Mark runs not significantly below the best H (Welch t-test).")
 @click.option("--metrics", help="Table 2 columns per dataset, e.g. u,s,h,ausuc,h_cs [default: u,s,h].")
-@click.option("--strict", is_flag=True, help="Refuse unusable records and cells mixing data, code or devices.")
+@click.option("--strict", is_flag=True, help="Refuse unusable records and cells of mixed provenance.")
 def table_command(
     out: str,
     mode: str,

@@ -137,7 +137,7 @@ def environment(device: torch.device) -> dict[str, object]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "arithmetic_env": arithmetic_env(),
     }

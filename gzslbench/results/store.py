@@ -155,6 +155,7 @@ PROVENANCE_COLUMNS = {
     "data_fingerprint": "data",
     "code_version": "code versions",
     "device": "devices",
+    "machine": "processor models",  # another CPU or GPU model has other kernels, so other last digits
     "execution": "executions",
 }
 
@@ -182,6 +183,7 @@ def load_results(
             "data_fingerprint": (record.get("data") or {}).get("fingerprint"),
             "code_version": code_label(record),
             "device": record.get("device"),
+            "machine": (record.get("env") or {}).get("device_name") or None,  # empty in records before 2026-12
             "execution": execution_label(record),
             "protocol_version": protocol_version(record),
             "tuned": bool(record.get("tuning")),
@@ -206,5 +208,5 @@ def mixed_provenance(frame: pd.DataFrame) -> list[str]:
         for column, what in PROVENANCE_COLUMNS.items():
             values = sorted({str(v) for v in group[column].dropna().unique()})
             if len(values) > 1:
-                notes.append(f"{method} on {dataset} [{config}]: seeds from {len(values)} {what}: {', '.join(values)}")
+                notes.append(f"{method} on {dataset} [{config}]: seeds from {len(values)} {what}: {'; '.join(values)}")
     return notes
