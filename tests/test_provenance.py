@@ -11,7 +11,10 @@ from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
+from gzslbench.core.environment import source_digest
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.execution.execute import SOURCE_ROOTS
+from gzslbench.results.record import code_label
 from gzslbench.results.store import load_results, mixed_provenance
 
 TINY_ACMR = {"epochs": 2, "cls_epochs": 2}
@@ -111,3 +114,29 @@ def test_a_record_of_another_protocol_version_is_neither_resumed_nor_mixed_in_si
         gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
     again = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path, force=True)
     assert again[1]["protocol"]["version"] == 2 and again[1]["metrics"] == records[1]["metrics"]
+
+
+def test_the_source_digest_tells_apart_edits_that_one_dirty_commit_hides(tmp_path):
+    root = tmp_path / "package"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.py").write_text("x = 1\n")
+
+    def digest() -> str:
+        source_digest.cache_clear()
+        return source_digest((str(root),))
+
+    first = digest()
+    (root / "a.py").write_text("x = 2\n")
+    edited = digest()
+    (root / "sub" / "new.py").write_text("")  # an untracked module, which `git status -uno` does not see
+    added = digest()
+    assert len({first, edited, added}) == 3
+    dirty = {"code": {"version": "1", "git_commit": "c1", "git_dirty": True}}
+    labels = {code_label({"code": dirty["code"] | {"source": value}}) for value in (first, edited)}
+    assert labels == {f"1+c1-dirty src {first[:8]}", f"1+c1-dirty src {edited[:8]}"}
+    assert code_label({"code": {"version": "1", "git_commit": "c1", "git_dirty": False, "source": first}}) == "1+c1"
+
+
+def test_a_record_holds_the_digest_of_the_code_that_ran(tmp_path):
+    (record,) = gzslbench.run("eszsl", "synth-tiny", out=tmp_path)
+    assert record["code"]["source"] == source_digest(SOURCE_ROOTS) and len(record["code"]["source"]) == 16

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shlex
@@ -127,6 +128,18 @@ def code_version() -> dict[str, object]:
         "git_commit": commit.strip() or None if commit else None,
         "git_dirty": None if status is None else bool(status.strip()),
     }
+
+
+@cache
+def source_digest(roots: tuple[str, ...]) -> str:
+    """A short hash of every ``.py`` file under ``roots`` (paths and bytes): tells apart two edits of one commit
+    (``git_dirty``), untracked modules, and installs without a checkout."""
+    digest = hashlib.sha256()
+    for index, root in enumerate(roots):
+        for path in sorted(Path(root).rglob("*.py")):
+            digest.update(f"{index}:{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def environment(device: torch.device) -> dict[str, object]:

@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
+import gzslbench.datasets
+import gzslbench.methods
 from gzslbench.core.cuda_graphs import cuda_graphs_enabled
 from gzslbench.core.environment import (
     code_version,
     denormals_flushed,
     environment,
     flush_denormals,
+    source_digest,
     torch_threads,
     with_arithmetic_env,
 )
@@ -50,6 +53,10 @@ from gzslbench.results.store import read_record, remove_temp_files
 
 # One seed's evaluation: per-candidate metric rows, and the split with the last candidate's scores.
 Evaluation = tuple[list[dict], tuple[Split, Scores]]
+
+
+# gzslbench's code as installed: the core, and the methods and datasets (installed under its namespace)
+SOURCE_ROOTS = (*gzslbench.__path__, *gzslbench.methods.__path__, *gzslbench.datasets.__path__)
 
 
 def plugin_origins(spec: RunSpec) -> dict[str, dict[str, str]]:
@@ -185,7 +192,7 @@ def new_record(spec: RunSpec, unit_seeds: Sequence[int] = (), results: str | Pat
             **({"cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")} if device.type == "cuda" else {}),
         },
         "protocol": PROTOCOL,
-        "code": {**code_version(), **plugin_origins(spec)},  # type: ignore[typeddict-item]
+        "code": {**code_version(), "source": source_digest(SOURCE_ROOTS), **plugin_origins(spec)},  # type: ignore[typeddict-item]
         "env": environment(device),
         "started_at": datetime.now(UTC).isoformat(),
         "warnings": [],

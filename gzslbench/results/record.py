@@ -40,6 +40,7 @@ class CodeVersion(TypedDict, total=False):
     version: str  # the package version (gzslbench.__version__)
     git_commit: str | None  # HEAD of the checkout it ran from; None for an installed wheel
     git_dirty: bool | None  # True if tracked files differed from HEAD; None when unknown
+    source: str  # hash of gzslbench's .py files: tells apart uncommitted edits and installs without a checkout
     plugins: dict[str, str]  # {"method": "my-plugin 0.2"} (distribution and version, else "module NAME"); else absent
 
 
@@ -296,6 +297,8 @@ def code_label(record: RunRecord) -> str:
         label += f"+{str(code['git_commit'])[:10]}"
     if code.get("git_dirty"):
         label += "-dirty"
+    if code.get("source") and (code.get("git_dirty") or not code.get("git_commit")):
+        label += f" src {str(code['source'])[:8]}"  # no commit names this code: its files' hash does
     plugins = code.get("plugins")
     if isinstance(plugins, dict) and plugins:
         label += " with " + ", ".join(sorted({str(where) for where in plugins.values()}))
