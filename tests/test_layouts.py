@@ -109,6 +109,15 @@ def test_the_vae_probe_runs_the_real_training_loop_for_the_asked_iterations(monk
     assert seen == [(3, 20), (3, 50)]  # 3 seeds batched, iterations x batch rows of one epoch
 
 
+def test_an_impossible_timing_is_neither_used_nor_cached(measuring, monkeypatch):
+    """Shorter calls slowed by another process can time longer than the longer ones: no throughput follows."""
+    clock = iter([0.0, 1.0, 1.5] * 100)  # each pair: the shorter call 1.0 s, the longer one 0.5 s
+    monkeypatch.setattr(layouts.time, "perf_counter", lambda: next(clock))
+    choice = choose_layout(acmr_workload(), cores=2)
+    assert (choice.layout, dict(choice.throughput), choice.cached) == ("sequential", {}, False)
+    assert not measuring.exists()
+
+
 def test_measuring_times_every_candidate_layout_in_this_process_and_in_spawned_ones():
     throughput = layouts.measure(acmr_workload(), cores=2, layouts=["sequential", "processes", "batched"])
     assert set(throughput) == {"sequential", "processes", "batched"}

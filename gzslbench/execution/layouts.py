@@ -70,6 +70,10 @@ class Workload:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class BusyMachine(RuntimeError):
+    """A timing came out impossible (other work shared the cores); the measurement is neither used nor cached."""
+
+
 @dataclass(frozen=True)
 class Choice:
     """The chosen layout, the measured throughputs (seed-iterations per second) and whether they came from the cache."""
@@ -149,7 +153,10 @@ def _probe_seconds(workload: Workload, threads: int, seeds: int, barrier: Any = 
             probe(WARMUP_ITERATIONS + PROBE_ITERATIONS)
             shorter.append(middle - start)
             longer.append(time.perf_counter() - middle)
-        return max(min(longer) - min(shorter), 1e-9)
+        seconds = min(longer) - min(shorter)
+        if seconds <= 0:  # the shorter calls were slowed more than the longer ones took: another process ran
+            raise BusyMachine(f"a probe of {PROBE_ITERATIONS} iterations timed {seconds:.3f} s")
+        return seconds
 
 
 def _processes_throughput(workload: Workload, cores: int, barrier: Any, workers: Executor) -> float:
@@ -210,7 +217,10 @@ def choose_layout(
     if key in entries:
         throughput = entries[key]["throughput"]
         return Choice(pick(throughput), throughput, cached=True)
-    throughput = measure_fn(workload, cores, layouts)
+    try:
+        throughput = measure_fn(workload, cores, layouts)
+    except BusyMachine:
+        return Choice("sequential", {}, cached=False)  # the safe layout; the next command measures again
     entries[key] = {"method": workload.method, "throughput": throughput, "measured_at": time.time()}
     _write_cache(path, entries)
     return Choice(pick(throughput), throughput, cached=False)
