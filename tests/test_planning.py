@@ -122,6 +122,12 @@ def test_explicit_values_are_kept():
     assert (plan.n_jobs, plan.threads, plan.batch_seeds, plan.reason) == (1, 1, 5, "as given")
 
 
+def test_a_batch_size_given_for_methods_that_train_seed_by_seed_is_not_promised():
+    plan = auto(specs(method="f-clswgan", seeds=3), n_jobs=1, batch_seeds=3, threads=1)
+    assert plan.batch_seeds == 1 and "batched" not in plan.describe().split(";")[0]
+    assert plan.reason == "as given; --batch-seeds unused: no method here trains seeds batched"
+
+
 @pytest.mark.parametrize("given", [{"n_jobs": 2}, {"threads": 1}])
 def test_given_processes_or_threads_get_no_tail(given):
     plan = auto(specs("eszsl", seeds=3), **given)

@@ -160,6 +160,9 @@ def plan_execution(
             batch_seeds = max(1, min(max(groups) // shares, MAX_CPU_BATCH))
             if batch_seeds > 1:
                 reasons.append(f"each group in batches that fill {n_jobs} process(es)")
+    unused = isinstance(batch_seeds, int) and batch_seeds > 1 and not group_sizes(specs)[0]
+    if unused:
+        batch_seeds = 1  # the plan line must not promise batches
     assert isinstance(batch_seeds, int)
     tail, tail_threads = 0, 0
     if planned and device_type != "cuda" and backend == "joblib":
@@ -167,6 +170,8 @@ def plan_execution(
         if tail:
             reasons.append("the last round's units share every core")
     reason = "auto: " + "; ".join(reasons) if reasons else "as given"
+    if unused:
+        reason += "; --batch-seeds unused: no method here trains seeds batched"
     return ExecutionPlan(n_jobs, per_process, batch_seeds, reason, tail, tail_threads)
 
 
