@@ -28,6 +28,18 @@ def invoke(tmp_path, monkeypatch):
     return call
 
 
+# The commands that write run records, each at its smallest.
+RECORD_WRITING_COMMANDS = pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "-m", "eszsl", "-d", "synth-tiny"],
+        ["sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+        ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
+    ],
+    ids=["run", "sweep", "tune"],
+)
+
+
 def _records(root):
     return sorted((root / "results" / "runs").rglob("seed-*.json"))
 
@@ -180,15 +192,7 @@ def test_real_xlsa17_folder_end_to_end(invoke, tmp_path, shared_xlsa17, monkeypa
     assert "att_splits.mat" in missing.output
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["run", "-m", "eszsl", "-d", "synth-tiny"],
-        ["sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
-        ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
-    ],
-    ids=["run", "sweep", "tune"],
-)
+@RECORD_WRITING_COMMANDS
 def test_data_dir_given_for_a_generated_dataset_is_noted_and_not_recorded(invoke, tmp_path, command):
     result = invoke(*command, "--data-dir", str(tmp_path / "nowhere"))
     assert result.exit_code == 0, result.output
@@ -201,15 +205,7 @@ def test_data_dir_given_for_a_generated_dataset_is_noted_and_not_recorded(invoke
     assert again.exit_code == 0 and {path: path.read_bytes() for path in _records(tmp_path)} == before
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["run", "-m", "eszsl", "-d", "synth-tiny"],
-        ["sweep", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
-        ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[10]"],
-    ],
-    ids=["run", "sweep", "tune"],
-)
+@RECORD_WRITING_COMMANDS
 def test_results_folder_option_and_its_deprecated_out_alias(invoke, tmp_path, command):
     """--results names the results folder; --out still works for one release, with one warning line."""
     given = invoke(*command, "-q", "--results", "given")
