@@ -7,13 +7,15 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from functools import partial
 
+import click
 import pytest
 from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
-from gzslbench.cli._group import COMMAND_MODULES
+from gzslbench.cli._group import COMMANDS
 from gzslbench.execution import execute as runner
 
 
@@ -262,11 +264,20 @@ def test_version_answers_without_loading_torch():
     assert (out.returncode, out.stdout) == (0, "False\n"), out.stderr
 
 
-def test_every_command_is_named_where_it_loads():
-    """A command missing from COMMAND_MODULES would be absent from the CLI until another import registered it."""
-    for module in set(COMMAND_MODULES.values()):
+def test_every_command_is_named_where_it_loads_with_its_help():
+    """A command missing from COMMANDS would be absent from the CLI until another import registered it, and
+    the listing of ``--help`` is written from COMMANDS: it must equal what click writes from the commands."""
+    for module, _ in COMMANDS.values():
         importlib.import_module(f"gzslbench.cli.{module}")
-    assert sorted(cli.commands) == sorted(COMMAND_MODULES)
-    for name in COMMAND_MODULES:
+    assert sorted(cli.commands) == sorted(COMMANDS)
+    for name, (_, summary) in COMMANDS.items():
+        assert cli.commands[name].help.split("\n\n")[0] == summary, name
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0 and f"Usage: cli {name}" in result.output, (name, result.output)
+    context = click.Context(cli, info_name="cli")
+    listings = []
+    for format_commands in (cli.format_commands, partial(click.Group.format_commands, cli)):  # ours, click's
+        formatter = context.make_formatter()
+        format_commands(context, formatter)
+        listings.append(formatter.getvalue())
+    assert listings[0] == listings[1] and "tune " in listings[0]

@@ -1,7 +1,8 @@
 """The ``gzslbench`` command line. One module per sub-command; importing it registers the command.
 
-To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and name its
-module in ``COMMAND_MODULES`` of :mod:`gzslbench.cli._group`; it is imported when the command is called.
+To add a sub-command, write ``gzslbench/cli/<name>.py`` with ``@cli.command(...)`` and add it to
+``COMMANDS`` of :mod:`gzslbench.cli._group` (its module and the first paragraph of its help); the
+module is imported when the command is called.
 
 May import: every other layer (it is the top one).
 """

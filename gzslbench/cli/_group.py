@@ -21,18 +21,31 @@ from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message, 
 from gzslbench.core.registry import PluginWarning
 from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
-# command name -> module of gzslbench.cli whose import registers it on ``cli``
-COMMAND_MODULES = {
-    "check": "check",
-    "config": "listing",
-    "data": "data",
-    "list": "listing",
-    "plot": "plot",
-    "report": "report",
-    "run": "run",
-    "sweep": "sweep",
-    "table": "table",
-    "tune": "sweep",
+# command name -> (module of gzslbench.cli whose import registers it on ``cli``, the first paragraph of its
+# help), so that ``gzslbench --help`` lists the commands without importing them (a test keeps both in step)
+COMMANDS = {
+    "check": (
+        "check",
+        "Run a fixed suite (or read its results) and compare H / U / S / AUSUC seed by seed with a committed baseline.",
+    ),
+    "config": ("listing", "Print the fully resolved config a run would use (with --grid: the method's search space)."),
+    "data": ("data", "Download the xlsa17 release and check which datasets are present and valid."),
+    "list": ("listing", "Show registered methods or datasets with a one-line description."),
+    "plot": ("plot", "Draw figures from run records (PNG and PDF)."),
+    "report": ("report", "Write the tables (Markdown, LaTeX) and every figure that the records allow into one folder."),
+    "run": (
+        "run",
+        "Train and evaluate methods on datasets over seeds; write one JSON record per run (under --results).",
+    ),
+    "sweep": (
+        "sweep",
+        "Run every point of a grid over seeds: one record per (point, seed), tagged with the sweep's name.",
+    ),
+    "table": ("table", "Paper tables from run records: U / S / H mean ± std over seeds per method and dataset."),
+    "tune": (
+        "sweep",
+        "Choose hyper-parameters on the validation split, then train on trainval and test the chosen point.",
+    ),
 }
 
 
@@ -40,15 +53,23 @@ class _FriendlyGroup(click.Group):
     """Turns user errors and Ctrl-C into one line and a non-zero exit, never a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
             try:
-                importlib.import_module(f"gzslbench.cli.{COMMAND_MODULES[cmd_name]}")  # registers the command
+                importlib.import_module(f"gzslbench.cli.{COMMANDS[cmd_name][0]}")  # registers the command
             except KeyboardInterrupt:
                 raise click.exceptions.Abort from None  # Ctrl-C before the command started: "interrupted"
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help`` from :data:`COMMANDS`, as click writes it, without importing them."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [(name, click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
