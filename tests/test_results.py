@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +150,21 @@ def test_mixed_data_code_and_devices_are_listed_per_cell(tmp_path):
     notes = mixed_provenance(load_results(tmp_path))
     assert any("2 data: f1; f2" in n for n in notes) and any("2 code versions: 1+c1; 1+c2" in n for n in notes)
     assert any("2 processor models: EPYC; Xeon" in n for n in notes)
+
+
+def test_a_folder_that_cannot_be_listed_is_named_not_silently_dropped(tmp_path, monkeypatch):
+    for method in ("a", "b"):
+        write_json_atomic(record_path(tmp_path, "d", method, "x", 0), _record(method, 0, 40.0))
+    locked = record_path(tmp_path, "d", "b", "x", 0).parent.parent
+    listing = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # the session runs as root, so chmod would not lock it
+    problems: list[str] = []
+    frame = load_results(tmp_path, problems=problems)
+    assert set(frame["method"]) == {"a"}
+    assert problems == [f"{locked}: folder not readable (Permission denied); its records are left out"]

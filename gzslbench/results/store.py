@@ -10,7 +10,9 @@ Records are read only through :func:`load_record` / :func:`iter_records`, which 
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -120,6 +122,19 @@ def read_record(path: Path) -> RunRecord | None:
         return None
 
 
+def _record_files(root: Path, problems: list[str] | None) -> list[Path]:
+    """The ``seed-*.json`` files under ``root``, sorted; a folder that cannot be listed is named in ``problems``."""
+
+    def unreadable(error: OSError) -> None:
+        if problems is not None:
+            problems.append(f"{error.filename}: folder not readable ({error.strerror}); its records are left out")
+
+    found = []
+    for folder, _, files in os.walk(root, onerror=unreadable, followlinks=True):
+        found += [Path(folder) / name for name in files if fnmatch.fnmatch(name, "seed-*.json")]
+    return sorted(found)
+
+
 def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator[RunRecord]:
     """Every usable run record under ``out`` (a results folder or its ``runs`` sub-folder).
 
@@ -133,7 +148,7 @@ def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator
     if not root.is_dir():
         raise GZSLBenchError(f"'{root}' is a file, not a results folder (pass the folder given to --results)")
     first: dict[tuple, Path] = {}
-    for path in sorted(root.rglob("seed-*.json")):
+    for path in _record_files(root, problems):
         try:
             record = load_record(path)
         except RecordError as exc:
