@@ -474,7 +474,10 @@ def _delta_note(any_delta: bool, sources: tuple[str, ...]) -> tuple[str | None, 
 
 
 def _significance_text() -> str:
-    return "not significantly below the best H of the dataset (one-sided Welch t-test over seeds, p ≥ 0.05)."
+    return (
+        "not significantly below our best H of the dataset (one-sided t-test over seeds, p ≥ 0.05: Welch's, or "
+        "against the best's one value); rows of one seed other than the best are not tested."
+    )
 
 
 def _mark_best_and_significance(

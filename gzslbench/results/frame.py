@@ -98,23 +98,29 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
 
 
 def not_below_best(values: Mapping[Hashable, Sequence[float]], alpha: float = SIGNIFICANCE_LEVEL) -> set[Hashable]:
-    """Keys whose values are not significantly below those of the best mean (one-sided Welch t-test).
+    """Keys whose values are not significantly below those of the best mean (one-sided t-test over seeds).
 
-    Only entries with at least 2 values take part; the best one is always in the set. Two
-    spread-free samples compare by their means (the t statistic is undefined there).
+    The best is the highest mean of all entries, one-value ones (one seed, or a method that ignores
+    the seed) included, and is always in the set. An entry of 2 or more values is tested against
+    it: by Welch's test when the best has 2 or more values, else against its one value (one-sample
+    test). Another one-value entry cannot be tested and is left out. Spread-free samples compare by
+    their means (the t statistic is undefined there).
     """
-    tested = {k: np.asarray(v, dtype=float) for k, v in values.items() if len(v) >= 2}
-    if not tested:
+    samples = {k: np.asarray(v, dtype=float) for k, v in values.items() if len(v) >= 1}
+    if not samples:
         return set()
-    best = max(tested, key=lambda k: tested[k].mean())
+    best = max(samples, key=lambda k: samples[k].mean())
+    top = samples[best]
     keep = {best}
-    for key, sample in tested.items():
-        if key == best:
+    for key, sample in samples.items():
+        if key == best or len(sample) < 2:
             continue
-        if np.ptp(sample) == 0 and np.ptp(tested[best]) == 0:
-            p = 1.0 if sample[0] >= tested[best][0] else 0.0
+        if np.ptp(sample) == 0 and np.ptp(top) == 0:
+            p = 1.0 if sample[0] >= top[0] else 0.0
+        elif len(top) == 1:
+            p = float(sps.ttest_1samp(sample, top[0], alternative="less").pvalue)
         else:
-            p = float(sps.ttest_ind(tested[best], sample, equal_var=False, alternative="greater").pvalue)
+            p = float(sps.ttest_ind(top, sample, equal_var=False, alternative="greater").pvalue)
         if p >= alpha:
             keep.add(key)
     return keep
