@@ -251,3 +251,19 @@ def test_reported_with_nothing_published_for_the_datasets_says_so(tmp_path):
     write_record(tmp_path, "acmr", "synth-tiny", 0, 40.0, 30.0, 60.0)
     shown = CliRunner().invoke(cli, ["table", "--reported", "--results", str(tmp_path)])
     assert shown.exit_code == 0 and "reported: no published numbers for these datasets" in shown.output
+
+
+def test_a_config_variant_gets_a_row_of_its_own_and_the_defaults_keep_one_row(tmp_path):
+    """Per-dataset defaults differ in hash, not in kind: they stay on one row; a variant is named by what differs."""
+    from gzslbench.execution.resolve import method_config
+
+    cub, awa2 = method_config("acmr", "cub"), method_config("acmr", "awa2")
+    write_record(tmp_path, "acmr", "synth-cub", 0, 40.0, 30.0, 60.0, config_hash="cub-default", config=cub)
+    write_record(tmp_path, "acmr", "synth-awa2", 0, 50.0, 40.0, 70.0, config_hash="awa2-default", config=awa2)
+    variant = cub | {"epochs": 50}
+    write_record(tmp_path, "acmr", "synth-cub", 0, 20.0, 10.0, 60.0, config_hash="cub-variant", config=variant)
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    labels = [line.split("|")[1].strip() for line in shown.output.splitlines() if line.startswith("| ACMR")]
+    assert labels == ["ACMR", "ACMR [epochs=50]"]
+    assert row(shown.output, "ACMR")[4] == "**40.0**" and row(shown.output, "ACMR")[7] == "**50.0**"

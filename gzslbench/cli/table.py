@@ -10,7 +10,15 @@ from gzslbench.cli._group import cli, names, results_option
 from gzslbench.cli.run import SELECTION_CHOICES
 from gzslbench.core.errors import GZSLBenchError, UnknownNameError
 from gzslbench.core.registry import DATASETS, METHODS, Registry, normalise_name, unknown_name_message
-from gzslbench.reports.tables import TABLE_FORMATS, TABLE_STYLES, Table, build_table2, build_table3, render
+from gzslbench.reports.tables import (
+    TABLE_FORMATS,
+    TABLE_STYLES,
+    Table,
+    build_table2,
+    build_table3,
+    config_variants,
+    render,
+)
 from gzslbench.results.frame import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
 from gzslbench.results.store import mixed_provenance, recorded_names
 
@@ -74,12 +82,14 @@ def make_table(
             f"--strict: {len(problems)} unusable record(s) and {len(mixed)} cell(s) mixing data, code, devices or "
             "executions (see the warnings above)"
         )
+    configs = load_configs(out)
     stats = aggregate(frame, mode)
+    stats = stats.assign(variant=config_variants(stats, configs))
     options = dict(
         with_reported=with_reported, compare=compare, spread="ci" if ci else "std", significance=significance
     )
     if style == "table3":
-        table = build_table3(stats, mode, configs=load_configs(out), **options)
+        table = build_table3(stats, mode, configs=configs, **options)
     else:
         table = build_table2(stats, mode, metrics=metrics, **options)
     if problems:

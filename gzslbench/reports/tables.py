@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -111,10 +112,51 @@ class _Notes:
         return [(new, texts[old]) for old, new in order.items()]
 
 
+def config_variants(stats: pd.DataFrame, configs: Mapping[str, Mapping[str, Any]]) -> list[str | None]:
+    """Per stats row: "" for the method's default config on that dataset, else what differs from it
+    (``lr=0.001, epochs=50``, at most :data:`VARIANT_KEYS` keys, else the config hash); None when the
+    default is unknown (a method no longer registered)."""
+    labels: list[str | None] = []
+    for method, dataset, config_hash in zip(stats["method"], stats["dataset"], stats["config_hash"], strict=True):
+        config, default = configs.get(config_hash), _default_config(method, dataset)
+        if config is None or default is None:
+            labels.append(None)
+            continue
+        differ = [key for key in sorted(set(config) | set(default)) if config.get(key) != default.get(key)]
+        if len(differ) > VARIANT_KEYS:
+            labels.append(config_hash)
+        else:
+            labels.append(", ".join(f"{key}={config.get(key)}" for key in differ))
+    return labels
+
+
+VARIANT_KEYS = 2  # a row label names at most this many changed keys; more: the config hash
+
+
+@cache
+def _default_config(method: str, dataset: str) -> dict[str, Any] | None:
+    from gzslbench.core.registry import DATASETS
+    from gzslbench.execution.resolve import method_config
+
+    try:
+        return method_config(method, DATASETS.get(dataset).defaults_from or dataset)
+    except GZSLBenchError:
+        return None
+
+
 def _row_ids(stats: pd.DataFrame) -> pd.Series:
-    """Row label per stats row: the method, with the config hash where a method has several configs."""
-    several = stats.groupby(["method", "dataset"])["config_hash"].transform("nunique") > 1
-    ids = stats["method"].where(~several, stats["method"] + " [" + stats["config_hash"] + "]")
+    """Row label per stats row: the method, and where the method has several configs in the table, the
+    config's ``variant`` (:func:`config_variants`; the config hash where it is unknown), none for the
+    default. Per-dataset defaults differ in hash but not in variant, so they share one row."""
+    variant = stats["variant"] if "variant" in stats else pd.Series(None, index=stats.index, dtype=object)
+    variant = variant.where(variant.notna(), stats["config_hash"])
+    by_cell = [stats["method"], stats["dataset"]]
+    ambiguous = variant.groupby(by_cell).transform("nunique") < stats["config_hash"].groupby(by_cell).transform(
+        "nunique"
+    )
+    variant = variant.where(~ambiguous, stats["config_hash"])  # two configs of one label (records without config)
+    several = variant.groupby(stats["method"]).transform("nunique") > 1
+    ids = stats["method"].where(~several | (variant == ""), stats["method"] + " [" + variant + "]")
     if "tuned" in stats:
         ids = ids.where(~stats["tuned"].astype(bool), ids + " (tuned)")
     return ids
