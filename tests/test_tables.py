@@ -267,3 +267,15 @@ def test_a_config_variant_gets_a_row_of_its_own_and_the_defaults_keep_one_row(tm
     labels = [line.split("|")[1].strip() for line in shown.output.splitlines() if line.startswith("| ACMR")]
     assert labels == ["ACMR", "ACMR [epochs=50]"]
     assert row(shown.output, "ACMR")[4] == "**40.0**" and row(shown.output, "ACMR")[7] == "**50.0**"
+
+
+def test_a_metric_some_seeds_lack_counts_only_the_seeds_that_have_it(tmp_path):
+    """An AUSUC of null (no curve) on one of 3 seeds: the interval is over 2 seeds, and the cell says so."""
+    for seed, ausuc in enumerate([4.47, None, 9.42]):
+        metrics = {"last": {"epoch": 10, "U": 30.0, "S": 60.0, "H": 40.0 + seed, "AUSUC": ausuc}}
+        write_record(tmp_path, "ale", "synth-cub", seed, 40.0 + seed, 30.0, 60.0, metrics=metrics)
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path), "--metrics", "h,ausuc", "--ci"])
+    assert shown.exit_code == 0, shown.output
+    cell = row(shown.output, "ALE")[3]
+    assert cell.startswith("6.9 ± 31.4<sup>")  # t(0.975, 1) * 3.50 / sqrt(2) = 31.4, not the 3-seed 8.7
+    assert "AUSUC over 2 of 3 seeds (the others have none)" in shown.output

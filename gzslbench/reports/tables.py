@@ -181,6 +181,12 @@ def _seed_counts(group: pd.DataFrame) -> tuple[str, dict[str, str]]:
     return shown, notes
 
 
+def _fewer_seeds(stat: pd.Series, metric: str) -> str | None:
+    """The note of a cell whose metric some seeds lack (an AUSUC without a curve), or None."""
+    have, runs = int(stat.get(f"{metric}_n", stat["n"])), int(stat["n"])
+    return f"{metric} over {have} of {runs} seeds (the others have none)" if 0 < have < runs else None
+
+
 def _rank(values: Mapping[Any, float]) -> dict[Any, int]:
     """1 for the best value (ties included), 2 for the next distinct one; compared as printed (1 decimal)."""
     shown = {k: round(v, 1) for k, v in values.items() if v is not None and math.isfinite(v)}
@@ -324,8 +330,10 @@ def build_table2(
             stat = by_dataset.get(d)
             for metric in metrics:
                 cell = _run_cell(stat, metric, spread, mode) if stat is not None else None
-                if cell is not None and d in cell_notes and metric == "H":
+                if cell is not None and d in cell_notes and metric == metrics[-1]:
                     cell.markers.append(notes.mark(cell_notes[d]))
+                if cell is not None and cell.value is not None and (fewer := _fewer_seeds(stat, metric)):
+                    cell.markers.append(notes.mark(fewer))
                 cells.append(cell)
                 if metric == "H" and cell is not None and cell.value is not None:
                     h_values[d][("run", row_id)] = cell.value

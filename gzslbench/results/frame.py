@@ -64,7 +64,8 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 
 
 def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
-    """Per (method, dataset, config): ``<m>_mean``, ``<m>_std``, ``<m>_ci`` for U/S/H, ``n``, ``failed``, ``H_values``.
+    """Per (method, dataset, config): ``<m>_mean``, ``<m>_std``, ``<m>_ci``, ``<m>_n`` per metric, ``n``, ``failed``,
+    ``H_values``.
 
     ``frame`` is :func:`~gzslbench.results.store.load_results` output; rows whose status is not ``ok``
     count as failed runs. A group whose runs all failed keeps ``n = 0`` and NaN statistics.
@@ -92,8 +93,11 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     for flag in ("tuned", "deterministic"):
         if flag in out:
             out[flag] = out[flag].fillna(False).astype(bool)
-    for metric in metrics:
-        out[f"{metric}_ci"] = [ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out["n"], strict=True)]
+    for metric in metrics:  # a metric a seed lacks (an AUSUC without a curve) counts the seeds that have it
+        out[f"{metric}_n"] = grouped[metric].count().reindex(out.index).fillna(0).astype(int)
+        out[f"{metric}_ci"] = [
+            ci_halfwidth(s, n) for s, n in zip(out[f"{metric}_std"], out[f"{metric}_n"], strict=True)
+        ]
     return out.reset_index()
 
 
