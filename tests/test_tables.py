@@ -279,3 +279,14 @@ def test_a_metric_some_seeds_lack_counts_only_the_seeds_that_have_it(tmp_path):
     cell = row(shown.output, "ALE")[3]
     assert cell.startswith("6.9 ± 31.4<sup>")  # t(0.975, 1) * 3.50 / sqrt(2) = 31.4, not the 3-seed 8.7
     assert "AUSUC over 2 of 3 seeds (the others have none)" in shown.output
+
+
+def test_without_the_h_column_the_seed_notes_and_the_title_follow_the_shown_columns(tmp_path):
+    for seed in (0, 1):
+        write_record(tmp_path, "devise", "synth-cub", seed, 20.0, 15.0, 40.0)
+    write_record(tmp_path, "devise", "synth-cub", 2, 0.0, 0.0, 0.0, status="failed", metrics=None, error="boom")
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path), "--metrics", "u,s"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("**GZSL results (U, S in %)") and "U / S in %: mean" in shown.output
+    assert row(shown.output, "DeViSE")[3].endswith("<sup>a</sup>") and "n=2, 1 failed" in shown.output
+    assert "Best H" not in shown.output

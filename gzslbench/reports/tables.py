@@ -356,7 +356,7 @@ def build_table2(
 
     groups = [(FAMILIES[f], [r for r, _ in rows[f]]) for f in FAMILIES if rows[f]]
     cell_notes_items = notes.items(groups)
-    table_notes = _common_notes(mode, spread, n_varies, stats)
+    table_notes = _common_notes(mode, spread, n_varies, stats, shown=" / ".join(metrics))
     if published is not None and not published.empty:
         table_notes.append(_reported_note(published))
     elif published is not None:
@@ -366,10 +366,11 @@ def build_table2(
     if significance:
         table_notes.append((SIGNIFICANT, _significance_text()))
     table_notes += cell_notes_items
-    table_notes.append((None, "Best H per dataset in bold, second best underlined."))
+    if "H" in metrics:
+        table_notes.append((None, "Best H per dataset in bold, second best underlined."))
     subs = [(display_dataset(d), [*metrics] + (["ΔH"] if d in delta_datasets else [])) for d in shown_datasets]
     return Table(
-        title=f"GZSL results (U, S, H in %), selection mode: {mode}",
+        title=f"GZSL results ({', '.join(metrics)} in %), selection mode: {mode}",
         lead=["Method", "n"],
         datasets=subs,
         groups=groups,
