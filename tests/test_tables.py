@@ -290,3 +290,18 @@ def test_without_the_h_column_the_seed_notes_and_the_title_follow_the_shown_colu
     assert shown.output.startswith("**GZSL results (U, S in %)") and "U / S in %: mean" in shown.output
     assert row(shown.output, "DeViSE")[3].endswith("<sup>a</sup>") and "n=2, 1 failed" in shown.output
     assert "Best H" not in shown.output
+
+
+def test_val_mode_names_runs_made_without_val_instead_of_calling_them_failed(tmp_path):
+    for seed in (0, 1):
+        write_record(tmp_path, "devise", "synth-cub", seed, 20.0, 15.0, 40.0)  # modes last and oracle only
+        write_record(tmp_path, "ale", "synth-cub", seed, 20.0, 15.0, 40.0)
+    write_record(tmp_path, "devise", "synth-cub", 2, 0.0, 0.0, 0.0, status="failed", metrics=None, error="boom")
+    metrics = {mode: {"epoch": 3, "U": 30.0, "S": 60.0, "H": 40.0} for mode in ("last", "val", "oracle")}
+    write_record(tmp_path, "eszsl", "synth-cub", 0, 40.0, 30.0, 60.0, metrics=metrics)
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path), "--mode", "val"])
+    assert shown.exit_code == 0, shown.output
+    assert row(shown.output, "ALE")[4] == "–<sup>a</sup>" and row(shown.output, "DeViSE")[4] == "–<sup>b</sup>"
+    assert "n=0, 1 failed, 2 without a 'val' selection (run with --val)" in shown.output
+    assert "n=0, 2 without a 'val' selection (run with --val)" in shown.output
+    assert row(shown.output, "ESZSL")[4] == "**40.0**"

@@ -166,18 +166,21 @@ def _row_label(row_id: str, method: str) -> str:
     return display_method(method) + row_id[len(method) :]
 
 
-def _seed_counts(group: pd.DataFrame) -> tuple[str, dict[str, str]]:
+def _seed_counts(group: pd.DataFrame, mode: str) -> tuple[str, dict[str, str]]:
     """(n shown in the row's n column, per-dataset cell notes) for one row's stats."""
-    counts = group.set_index("dataset")["n"].to_dict()
-    failed = group.set_index("dataset")["failed"].to_dict()
+    by_dataset = group.set_index("dataset")
+    counts = by_dataset["n"].to_dict()
     values = sorted(set(counts.values()))
     shown = str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
     notes = {}
     for dataset, n in counts.items():
-        if failed[dataset]:
-            notes[dataset] = f"n={n}, {failed[dataset]} failed"
-        elif len(values) > 1:
-            notes[dataset] = f"n={n}"
+        failed = int(by_dataset["failed"].get(dataset, 0))
+        without = int(by_dataset["without_mode"].get(dataset, 0)) if "without_mode" in by_dataset else 0
+        parts = [f"{failed} failed"] if failed else []
+        if without:
+            parts.append(f"{without} without a '{mode}' selection" + (" (run with --val)" if mode == "val" else ""))
+        if parts or len(values) > 1:
+            notes[dataset] = ", ".join([f"n={n}", *parts])
     return shown, notes
 
 
@@ -222,7 +225,8 @@ def _num(value: Any) -> float | None:
 
 def _run_cell(stat: pd.Series, metric: str, spread: str, mode: str) -> Cell:
     if int(stat["n"]) == 0:
-        return Cell(text="failed")
+        all_failed = int(stat["failed"]) and not int(stat.get("without_mode", 0))
+        return Cell(text="failed" if all_failed else "–")  # else some finished without this mode's selection
     if f"{metric}_mean" not in stat or _num(stat[f"{metric}_mean"]) is None:
         return Cell(text="–")
     value = _num(stat[f"{metric}_mean"])
@@ -322,7 +326,7 @@ def build_table2(
         key=lambda item: (ablation_order.index(m) if (m := item[1]["method"].iloc[0]) in ABLATIONS else -1, item[0]),
     ):
         method = group["method"].iloc[0]
-        shown_n, cell_notes = _seed_counts(group)
+        shown_n, cell_notes = _seed_counts(group, mode)
         n_varies |= "–" in shown_n
         by_dataset = {r["dataset"]: r for _, r in group.iterrows()}
         cells = []
@@ -429,7 +433,7 @@ def build_table3(
             if not rows_stats.empty:
                 config = configs.get(rows_stats["config_hash"].iloc[0], {})
                 iem, vsa = bool(config.get("use_iem", iem)), bool(config.get("use_vsa", vsa))
-            shown_n, cell_notes = _seed_counts(rows_stats) if not rows_stats.empty else ("", {})
+            shown_n, cell_notes = _seed_counts(rows_stats, mode) if not rows_stats.empty else ("", {})
             n_varies |= "–" in shown_n
             cells: list[Cell | None] = []
             for d, cols in subs:

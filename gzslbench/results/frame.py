@@ -65,7 +65,7 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 
 def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     """Per (method, dataset, config): ``<m>_mean``, ``<m>_std``, ``<m>_ci``, ``<m>_n`` per metric, ``n``, ``failed``,
-    ``H_values``.
+    ``without_mode`` (finished runs that have no ``mode`` selection, e.g. made without ``--val``), ``H_values``.
 
     ``frame`` is :func:`~gzslbench.results.store.load_results` output; rows whose status is not ``ok``
     count as failed runs. A group whose runs all failed keeps ``n = 0`` and NaN statistics.
@@ -87,8 +87,11 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
         out["deterministic"] = grouped["deterministic"].agg(lambda v: bool(v.astype(bool).all()))
     failed = frame[status != "ok"].drop_duplicates([*KEYS, "seed"]).groupby(KEYS).size()
     out = out.join(failed.rename("failed"), how="outer")
+    finished = frame[status == "ok"].drop_duplicates([*KEYS, "seed"]).groupby(KEYS).size()
+    out = out.join(finished.rename("finished"), how="outer")
     out["n"] = out["n"].fillna(0).astype(int)
     out["failed"] = out["failed"].fillna(0).astype(int)
+    out["without_mode"] = out.pop("finished").fillna(0).astype(int) - out["n"]  # e.g. runs made without --val
     out["H_values"] = out["H_values"].map(lambda v: v if isinstance(v, tuple) else ())
     for flag in ("tuned", "deterministic"):
         if flag in out:
