@@ -107,6 +107,11 @@ def test_table2_reported_rows_and_deltas_only_on_real_datasets(table):
     assert deltas[0]["delta_H"] == pytest.approx(-1.3) and deltas[0]["delta_U"] == pytest.approx(50.0 - 53.1)
 
 
+def test_in_oracle_mode_a_delta_is_marked_as_the_test_selected_number_it_comes_from(table):
+    out = table("--reported", "--compare", "reported", "--mode", "oracle")
+    assert "†" in row(out, "ACMR")[4] and row(out, "ACMR")[5] == "-0.3†"  # 55.0 - 55.3, both marked
+
+
 def test_compare_without_a_real_run_says_so(table, paper_results):
     shutil.rmtree(paper_results / "runs" / "cub")
     out = table("--compare", "reported")

@@ -344,7 +344,7 @@ def build_table2(
                     by_cell[(("run", row_id), d)] = cell
             if d in delta_datasets:
                 delta = deltas.get((stat["config_hash"] if stat is not None else None, d))
-                cells.append(Cell(delta["H"], signed=True) if delta and delta["H"] is not None else None)
+                cells.append(_delta_cell(delta, mode))
             if stat is not None:
                 entry = _entry(stat, mode=mode, style="table2")
                 entry.update(method=method, dataset=d, config_hash=stat["config_hash"], kind="run")
@@ -451,7 +451,7 @@ def build_table3(
                         cell = Cell(_num(hit["H"])) if hit is not None else None
                     else:
                         delta = deltas.get((stat["config_hash"], d)) if stat is not None else None
-                        cell = Cell(delta["H"], signed=True) if delta and delta["H"] is not None else None
+                        cell = _delta_cell(delta, mode)
                     cells.append(cell)
                 if stat is not None:
                     entry = _entry(stat, mode=mode, style="table3")
@@ -501,6 +501,13 @@ def build_table3(
         entries=entries,
         meta={"style": "table3", "mode": mode, "spread": spread, "datasets": [d for d, _ in subs]},
     )
+
+
+def _delta_cell(delta: Mapping[str, Any] | None, mode: str) -> Cell | None:
+    """ΔH of a row and dataset; in ``oracle`` mode marked like the run number it is taken from."""
+    if not delta or delta["H"] is None:
+        return None
+    return Cell(delta["H"], signed=True, markers=[ORACLE] if mode == "oracle" else [])
 
 
 def _deltas(stats: pd.DataFrame, sources: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
