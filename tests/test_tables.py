@@ -94,9 +94,10 @@ def test_table2_reported_rows_and_deltas_only_on_real_datasets(table):
     rep = row(out, "ACMR (reported)")
     assert rep[2:5] == ["53.1", "57.7", "**55.3**"] and rep[6:9] == ["–", "–", "–"]  # nothing under CUB (synthetic)
     assert row(out, "ACMR")[5] == "-1.3"  # 54.0 - 55.3
-    assert row(out, "ESZSL (reported)")[4] == "21.0"
+    assert row(out, "ESZSL (reported)")[4] == "21.0<sup>a</sup>"  # from another paper than most: its note names it
+    assert "<sup>a</sup> published in Xian et al. TPAMI 2018" in out
     assert row(out, "CVAE (reported)")[2:5] == ["–", "–", "34.5"]
-    assert "(reported): numbers copied from the papers (ACMR AAAI 2022 Table 2" in out
+    assert "(reported): published numbers, not run here; from ACMR AAAI 2022 Table 2 unless the cell's note" in out
     assert out.index("ESZSL (reported)") < out.index("*Generative (GAN)*")
 
     data = json.loads(table("--reported", "--compare", "reported", "--format", "json"))

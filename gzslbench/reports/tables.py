@@ -260,9 +260,16 @@ NO_REPORTED_NOTE = (
 )
 
 
+def _usual_source(frame: pd.DataFrame | None) -> str | None:
+    """The source of most published numbers: named once in a note; a cell from another names its own."""
+    return None if frame is None or frame.empty else str(frame["source"].value_counts().index[0])
+
+
 def _reported_note(frame: pd.DataFrame) -> tuple[str | None, str]:
-    sources = "; ".join(dict.fromkeys(frame["source"]))
-    return None, f"(reported): numbers copied from the papers ({sources}), not run here."
+    return None, (
+        f"(reported): published numbers, not run here; from {_usual_source(frame)} unless the cell's note names "
+        "another source."
+    )
 
 
 def _table2_reported(stats: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
@@ -299,6 +306,7 @@ def build_table2(
     entries: list[dict[str, Any]] = []
 
     if published is not None:
+        usual = _usual_source(published)
         for name, group in published.groupby("method", sort=False):
             by_dataset = group.set_index("dataset")
             cells: list[Cell | None] = []
@@ -311,6 +319,9 @@ def build_table2(
                     if metric == "H" and cell is not None:
                         h_values[d][("reported", name)] = value
                         by_cell[(("reported", name), d)] = cell
+                    source = by_dataset["source"].get(d) if known else None
+                    if cell is not None and metric == metrics[-1] and source != usual:
+                        cell.markers.append(notes.mark(f"published in {source}"))
                 if d in delta_datasets:
                     cells.append(None)
             for d, rec in by_dataset.iterrows():
@@ -449,6 +460,8 @@ def build_table3(
                     elif col == "reported":
                         hit = counterpart(method, d, TABLE3_SOURCES)
                         cell = Cell(_num(hit["H"])) if hit is not None else None
+                        if cell is not None and hit["source"] != _usual_source(published):
+                            cell.markers.append(notes.mark(f"published in {hit['source']}"))
                     else:
                         delta = deltas.get((stat["config_hash"], d)) if stat is not None else None
                         cell = _delta_cell(delta, mode)
@@ -475,7 +488,7 @@ def build_table3(
     cell_notes_items = notes.items([(None, rows)])
     table_notes = _common_notes(mode, spread, n_varies, stats, shown="H")
     if published is not None and not published.empty:
-        table_notes.append((None, f"reported: H copied from {'; '.join(dict.fromkeys(published['source']))}."))
+        table_notes.append(_reported_note(published))
     elif published is not None:
         table_notes.append(NO_REPORTED_NOTE)
     if compare:
