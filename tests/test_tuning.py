@@ -56,6 +56,20 @@ def test_tune_chooses_the_best_validation_point_and_records_it(tmp_path):
     assert summary["chosen_config"] == result.chosen_config
 
 
+def test_searches_that_differ_only_in_set_values_or_dataset_options_keep_their_own_summaries(tmp_path):
+    grid = ["gamma=[1,10]"]
+    names = {
+        gzslbench.tune("eszsl", "synth-tiny", grid, out=tmp_path).name,
+        gzslbench.tune("eszsl", "synth-tiny", grid, out=tmp_path, overrides={"lam": 100.0}).name,
+        gzslbench.tune("eszsl", "synth-tiny", grid, out=tmp_path, options={"seed": 1}).name,
+        gzslbench.sweep("eszsl", "synth-tiny", grid, out=tmp_path / "sweep", quiet=True)[0]["sweep"],
+    }
+    assert len(names) == 4
+    assert len(list((tmp_path / "tuning" / "synth-tiny" / "eszsl").glob("*.json"))) == 3
+    again = gzslbench.tune("eszsl", "synth-tiny", grid, out=tmp_path, overrides={"lam": 100.0}).name
+    assert again in names  # the same command resumes under the same name
+
+
 def test_second_tune_runs_nothing(tmp_path, monkeypatch):
     first = gzslbench.tune("eszsl", "synth-tiny", GRID, out=tmp_path)
 

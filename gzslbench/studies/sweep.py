@@ -180,10 +180,13 @@ def check_name(name: str | None) -> None:
         )
 
 
-def grid_name(method: str, grid: Grid, random: int | None = None, random_seed: int = 0) -> str:
-    """A default sweep name fixed by its inputs, so the same command resumes under the same name."""
-    blob = json.dumps([grid, random, random_seed], sort_keys=True, default=str)
-    return f"{method}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+def grid_name(kind: str, expansion: Expansion, random: int | None = None, random_seed: int = 0) -> str:
+    """A default name of a ``kind`` ("sweep", "tune") fixed by all its inputs: the same command resumes under the
+    same name, and one that differs in its grid, ``--set`` values, dataset or dataset options gets another."""
+    base = expansion.base
+    inputs = [kind, expansion.grid, random, random_seed, base.dataset, base.dataset_options, base.config]
+    blob = json.dumps(inputs, sort_keys=True, default=str)
+    return f"{base.method}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 
 def point_overrides(
@@ -327,7 +330,7 @@ def sweep(
         device=device,
         threads=threads,
     )
-    name = name or grid_name(expansion.base.method, expansion.grid, random, random_seed)
+    name = name or grid_name("sweep", expansion, random, random_seed)
     specs = [
         replace(expansion.base, config=config, seed=seed, sweep=name)
         for config in expansion.configs

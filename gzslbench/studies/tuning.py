@@ -271,7 +271,7 @@ def tune(
         threads=search_threads,
     )
     parsed = expansion.grid
-    name = name or grid_name(expansion.base.method, parsed, random, random_seed)
+    name = name or grid_name("tune", expansion, random, random_seed)
     specs = [replace(expansion.base, config=config, sweep=name) for config in expansion.configs]
     results = search(specs, expansion.data, out, n_jobs=n_jobs, force=force, quiet=quiet)
     busy = [r for r in results if r.get("status") == "busy"]
