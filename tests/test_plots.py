@@ -17,6 +17,7 @@ from gzslbench.cli.report import write_report
 from gzslbench.reports.plots import (
     curve_panels,
     latent_points,
+    line_labels,
     plot_bars,
     plot_curves,
     plot_sensitivity,
@@ -125,11 +126,26 @@ def test_sensitivity_finds_one_key_sweeps(tmp_path):
             write_record(out, "eszsl", "synth-cub", seed, H, H, H, config_hash=h, config=config)
     found = sweeps(select_records(out))
     assert set(found) == {("eszsl", "lam"), ("eszsl", "schedule[0]")}
-    assert {r["config_hash"] for r in found[("eszsl", "lam")]} == {"h1", "h2", "h3"}
+    assert {r["config_hash"] for rs in found[("eszsl", "lam")].values() for r in rs} == {"h1", "h2", "h3"}
     paths = plot_sensitivity(select_records(out), tmp_path / "figs")
     assert_figures(paths, ["sensitivity-eszsl-lam", "sensitivity-eszsl-schedule_0"])
     result = CliRunner().invoke(cli, ["plot", "sensitivity", "--results", str(out), "-m", "acmr"])
     assert result.exit_code == 2 and result.output.startswith("error: no finished run records")
+
+
+def test_a_two_key_grid_gives_one_line_per_value_of_the_other_key_not_a_pool(tmp_path):
+    out = tmp_path / "results"
+    for i, (gamma, lam) in enumerate([(g, lam) for g in (1.0, 10.0, 100.0) for lam in (0.1, 1.0)]):
+        H = 10.0 * lam + gamma / 10.0
+        write_record(out, "eszsl", "synth-cub", 0, H, H, H, config_hash=f"p{i}", config={"gamma": gamma, "lam": lam})
+    lines = sweeps(select_records(out))[("eszsl", "gamma")]
+    assert len(lines) == 2  # one per lam, each over the 3 gammas
+    for records in lines.values():
+        assert len({r["config"]["lam"] for r in records}) == 1 and len(records) == 3
+    assert line_labels(sorted(lines)) == ["CUB (synthetic), lam=0.1", "CUB (synthetic), lam=1.0"]
+    assert_figures(
+        plot_sensitivity(select_records(out), tmp_path / "figs"), ["sensitivity-eszsl-gamma", "sensitivity-eszsl-lam"]
+    )
 
 
 def test_sensitivity_without_a_sweep_is_an_error(paper_results, tmp_path):

@@ -272,11 +272,16 @@ def _flatten(config: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def sweeps(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(method, config key) -> the records of configs that differ from another config in exactly that key.
+# One curve of a sensitivity figure: its dataset and the values of the other keys, held fixed along it.
+Line = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def sweeps(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[Line, list[dict[str, Any]]]]:
+    """(method, config key) -> lines of records whose configs differ from another only in that key.
 
     Configs are compared per method and dataset (dataset options included); a key qualifies when
-    at least two distinct configs differ only in it.
+    at least two distinct configs differ only in it. The records of one line share every other
+    value, so a grid over two keys gives one line per value of the other key, not a pool of them.
     """
     configs: dict[tuple[str, str, str], dict[str, Any]] = {}
     members: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -285,7 +290,7 @@ def sweeps(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict
         key = (r["method"], dataset, r["config_hash"])
         configs[key] = _flatten(r.get("config") or {})
         members[key].append(r)
-    found: dict[tuple[str, str], dict[tuple, list[dict]]] = defaultdict(dict)
+    found: dict[tuple[str, str], dict[Line, dict[tuple, list[dict]]]] = defaultdict(lambda: defaultdict(dict))
     keys = list(configs)
     for i, a in enumerate(keys):
         for b in keys[i + 1 :]:
@@ -294,17 +299,33 @@ def sweeps(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict
             ca, cb = configs[a], configs[b]
             diff = [k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)]
             if len(diff) == 1 and _numeric(ca.get(diff[0])) and _numeric(cb.get(diff[0])):
+                others = tuple(sorted((k, repr(v)) for k, v in ca.items() if k != diff[0]))
                 for k in (a, b):
-                    found[(a[0], diff[0])][k] = members[k]
-    return {key: [r for rs in groups.values() for r in rs] for key, groups in found.items()}
+                    found[(a[0], diff[0])][(a[1], others)][k] = members[k]
+    return {
+        key: {line: [r for rs in groups.values() for r in rs] for line, groups in lines.items()}
+        for key, lines in found.items()
+    }
 
 
 def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def line_labels(lines: Sequence[Line]) -> list[str]:
+    """A legend label per line: the dataset, and the other keys' values where the lines differ in them."""
+    varying = sorted({k for line in lines for k, v in line[1] if any(dict(o[1]).get(k) != v for o in lines)})
+    labels = []
+    for dataset, others in lines:
+        values = dict(others)
+        name = display_dataset(dataset.split("|", 1)[0])
+        labels.append(", ".join([name, *(f"{k}={values.get(k, '–')}" for k in varying)]))
+    return labels
+
+
 def plot_sensitivity(records: Sequence[dict[str, Any]], out: Path, mode: str = "last") -> list[Path]:
-    """One figure per (method, swept key): H against the key's value, one curve per dataset, ±std band."""
+    """One figure per (method, swept key): H against the key's value, one curve per dataset and setting of the
+    other keys, ±std band over seeds."""
     mpl = _mpl()
     found = sweeps(records)
     if not found:
@@ -312,29 +333,32 @@ def plot_sensitivity(records: Sequence[dict[str, Any]], out: Path, mode: str = "
             "no records differ in exactly one config value (run a method with several --set values of one key)"
         )
     written = []
-    for (method, key), rs in sorted(found.items()):
+    for (method, key), lines in sorted(found.items()):
         fig = mpl.Figure(figsize=(5.5, 3.8), layout="constrained")
         ax = fig.add_subplot()
-        by_dataset: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-        for r in rs:
-            if mode in r["metrics"]:
-                by_dataset[r["dataset"]][float(_flatten(r["config"])[key])].append(r["metrics"][mode]["H"])
+        names = dataset_order(sorted({dataset.split("|", 1)[0] for dataset, _ in lines}))
+        order = sorted(lines, key=lambda line: (names.index(line[0].split("|", 1)[0]), line))
         xs_all = []
-        for dataset in dataset_order(list(by_dataset)):
-            points = by_dataset[dataset]
+        for line, label in zip(order, line_labels(order), strict=True):
+            points: dict[float, list[float]] = defaultdict(list)
+            for r in lines[line]:
+                if mode in r["metrics"]:
+                    points[float(_flatten(r["config"])[key])].append(r["metrics"][mode]["H"])
+            if not points:
+                continue
             x = np.array(sorted(points))
             xs_all += list(x)
             mean = np.array([np.mean(points[v]) for v in x])
             std = np.array([np.std(points[v], ddof=1) if len(points[v]) > 1 else 0.0 for v in x])
-            (line,) = ax.plot(x, mean, marker="o", label=f"{display_dataset(dataset)}")
-            ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+            (drawn,) = ax.plot(x, mean, marker="o", label=label)
+            ax.fill_between(x, mean - std, mean + std, color=drawn.get_color(), alpha=0.2, linewidth=0)
         if xs_all and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 100:
             ax.set_xscale("log")
         ax.set_xlabel(key)
         ax.set_ylabel(f"H (%), selection: {mode}")
         ax.set_title(f"{display_method(method)}: sensitivity to {key}")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
         written += save(fig, out, f"sensitivity-{method}-{_safe(key)}")
     return written
 
