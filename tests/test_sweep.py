@@ -52,6 +52,25 @@ def test_a_key_given_twice_is_refused():
         parse_grid(["beta=[1,2]", "beta=[3]"])
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_an_indexed_axis_and_a_whole_list_axis_of_one_key_are_refused_in_either_order(order):
+    with pytest.raises(ConfigError, match="'kl_schedule\\[0\\]' and 'kl_schedule' both set kl_schedule"):
+        parse_grid(["kl_schedule[0]=[5,7]", "kl_schedule=[[1,0,10]]"][::order])
+
+
+def test_numbers_in_exponent_notation_are_numbers_as_in_a_config():
+    assert parse_grid(["gamma=[1e3,1.5E-2]"]) == {"gamma": [1000.0, 0.015]}
+    with pytest.raises(ConfigError, match="appears twice"):
+        parse_grid(["gamma=[1e3,1000]"])
+
+
+@pytest.mark.parametrize("run", [gzslbench.tune, gzslbench.sweep])
+def test_an_empty_grid_is_refused_not_read_as_the_whole_search_space(run, tmp_path):
+    with pytest.raises(ConfigError, match="the grid is empty"):
+        run("eszsl", "synth-tiny", {}, out=tmp_path)
+    assert not list(tmp_path.rglob("*.json"))
+
+
 def test_points_are_the_product_or_a_fixed_random_subset():
     grid = {"a": [1, 2, 3], "b": [10, 20], "c": ["x", "y"]}
     points = grid_points(grid)

@@ -51,6 +51,14 @@ def _clean(value: float) -> float:
     return float(f"{value:.12g}")
 
 
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _exponent_number(value: Any) -> Any:
+    """``"1e3"`` -> 1000.0, as a config value is read; anything else unchanged."""
+    return float(value) if isinstance(value, str) and _EXPONENT.fullmatch(value) else value
+
+
 def parse_axis(key: str, text: Any) -> list[Any]:
     """The candidate values of one axis: a list, ``logspace(a,b,n)`` or ``linspace(a,b,n)``."""
     where = f"grid '{key}'"
@@ -75,6 +83,8 @@ def parse_axis(key: str, text: Any) -> list[Any]:
             text = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"{where}: not a YAML list: '{text}'") from None
+        if isinstance(text, list):  # YAML 1.1 reads 1e3 (no dot) as text
+            text = [_exponent_number(value) for value in text]
     if not isinstance(text, list):
         raise ConfigError(
             f"{where}: expected a list [v1,v2,...], logspace(a,b,n) or linspace(a,b,n), got {text!r} "
@@ -121,7 +131,21 @@ def parse_grid(items: Sequence[str] | Mapping[str, Any] | str | Path | None) -> 
         if key in grid:
             raise ConfigError(f"grid '{key}': given twice")
         grid[key] = parse_axis(key, axis)
+    for key in grid:
+        match = _INDEXED.match(key)
+        if match and match["name"] in grid:  # one would override the other, in the order given
+            raise ConfigError(f"grid: '{key}' and '{match['name']}' both set {match['name']}; give one of them")
     return grid
+
+
+def given_grid(grid: Sequence[str] | Mapping[str, Any] | str | Path | None) -> Grid | None:
+    """The parsed grid, or None (the method's search space) when none is given; an empty one is an error."""
+    if grid is None:
+        return None
+    parsed = parse_grid(grid)
+    if not parsed:
+        raise ConfigError("the grid is empty: give at least one key with its values, or none for the search space")
+    return parsed
 
 
 def _grid_file(path: Path) -> dict[str, Any]:
@@ -319,7 +343,7 @@ def sweep(
     expansion = expand(
         method,
         dataset,
-        parse_grid(grid) if grid else None,
+        given_grid(grid),
         random=random,
         random_seed=random_seed,
         seed=seed_start,

@@ -54,7 +54,7 @@ from gzslbench.protocol.selection import best_epoch
 from gzslbench.protocol.splits import validation_split
 from gzslbench.results.claims import ClaimHeld, claimed
 from gzslbench.results.record import TuningBlock, TuningPoint
-from gzslbench.studies.sweep import Expansion, Grid, check_name, expand, grid_name, parse_grid
+from gzslbench.studies.sweep import Expansion, Grid, check_name, expand, given_grid, grid_name
 
 SELECTED_ON = "validation split only (no test data read)"
 SEARCH_SCHEMA = 1
@@ -255,7 +255,7 @@ def tune(
     check_name(name)
     assert isinstance(n_jobs, int)
     search_threads = threads_per_process(n_jobs, threads)
-    parsed = parse_grid(grid) if grid else None
+    parsed = given_grid(grid)
     expansion = expand(
         method,
         dataset,
