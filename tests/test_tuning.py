@@ -160,3 +160,12 @@ def test_config_grid_prints_the_search_space():
     assert "gamma = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]" in out.output and "49 points" in out.output
     awa2 = CliRunner().invoke(cli, ["config", "-m", "acmr", "-d", "awa2", "--grid"])
     assert "classify_schedule[0] = [70.0, 80.0, 90.0]" in awa2.output
+
+
+def test_search_log_lines_count_the_points_off_a_terminal(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["tune", "-m", "eszsl", "-d", "synth-tiny", "--grid", "gamma=[1,10,100]", "--results", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    counted = [line.split("]")[0] for line in result.stderr.splitlines() if line.startswith("[search ")]
+    assert counted == ["[search 1/3", "[search 2/3", "[search 3/3"]

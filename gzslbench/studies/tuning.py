@@ -155,13 +155,16 @@ def search(
     n_jobs = max(1, min(n_jobs, len(todo)))
     bar = progress_bar(len(todo), "validation search", "point", quiet or not todo)
     log_lines = not quiet and not sys.stderr.isatty()
+    count = 0  # a disabled bar (no terminal) counts nothing
 
     def finished(i: int, result: dict[str, Any]) -> None:
+        nonlocal count
         results[i] = result
+        count += 1
         bar.update()
         if log_lines:
             score = f"val H {result['best']['H']:.1f}" if result.get("status") == "ok" else result.get("status")
-            print(f"[search {bar.n}/{len(todo)}] {specs[i].config_hash}: {score}", file=sys.stderr, flush=True)
+            print(f"[search {count}/{len(todo)}] {specs[i].config_hash}: {score}", file=sys.stderr, flush=True)
 
     if n_jobs == 1:
         for i in todo:
