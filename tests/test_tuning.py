@@ -169,3 +169,11 @@ def test_search_log_lines_count_the_points_off_a_terminal(tmp_path):
     assert result.exit_code == 0, result.output
     counted = [line.split("]")[0] for line in result.stderr.splitlines() if line.startswith("[search ")]
     assert counted == ["[search 1/3", "[search 2/3", "[search 3/3"]
+
+
+def test_a_search_whose_points_all_score_the_same_says_so(tmp_path, monkeypatch, capsys):
+    summary = tuning.point_summary
+    monkeypatch.setattr(tuning, "point_summary", lambda values, result: {**summary(values, result), "val_H": 0.0})
+    result = gzslbench.tune("eszsl", "synth-tiny", ["gamma=[1,10]"], out=tmp_path, quiet=False)
+    assert result.chosen_index == 0
+    assert "warning: every point scored validation H 0.0, so the first was chosen" in capsys.readouterr().err

@@ -285,6 +285,13 @@ def tune(
         )
     points = [point_summary(values, result) for values, result in zip(expansion.points, results, strict=True)]
     best = choose(points)
+    scores = {p["val_H"] for p in points if p["val_H"] is not None}
+    if not quiet and len(points) > 1 and len(scores) == 1:
+        print(
+            f"warning: every point scored validation H {scores.pop():.1f}, so the first was chosen: the search told "
+            "them apart by nothing (train longer, or search other values)",
+            file=sys.stderr,
+        )
     several_epochs = any(len(r.get("val") or []) > 1 for r in results if r.get("status") == "ok")
     block: TuningBlock = {
         "name": name,
