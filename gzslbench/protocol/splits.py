@@ -80,7 +80,7 @@ def validation_split(data: GZSLData) -> ValidationSplit:
     if data.train is not None and data.val is not None:
         train = np.intersect1d(data.train, data.trainval)
         val = np.intersect1d(data.val, data.trainval)
-        source = "dataset train/val classes (xlsa17 train_loc/val_loc), restricted to trainval"
+        source = "the dataset's train/val class partition (in xlsa17 files: train_loc/val_loc), restricted to trainval"
     else:
         seen = data.seen_classes
         n_val = max(1, round(len(seen) * VAL_CLASS_SHARE))
