@@ -231,6 +231,7 @@ def _terminate_and_outlive(proc: subprocess.Popen, processes: list[int]) -> None
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "interrupted: finished runs are saved" in err  # 128 + SIGTERM, as shells give
+    assert "resource_tracker" not in err  # the stopped workers' semaphores are cleaned up without a warning
     deadline = time.monotonic() + 30
     while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
         time.sleep(0.2)

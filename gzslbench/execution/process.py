@@ -29,6 +29,11 @@ _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 
 
+# Workers stopped by Ctrl-C leave their queues' semaphores to the resource tracker, which cleans them up and
+# says so in a two-line warning after "interrupted"; the cleanup is its job, the warning only noise.
+QUIET_RESOURCE_TRACKER = "ignore:resource_tracker:UserWarning"
+
+
 def set_up_own_process() -> None:
     """Settings for a process gzslbench started (a worker, the CLI): huge pages and freed memory kept.
 
@@ -43,6 +48,9 @@ def set_up_own_process() -> None:
     """
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    filters = [f for f in os.environ.get("PYTHONWARNINGS", "").split(",") if f]
+    if QUIET_RESOURCE_TRACKER not in filters:  # read by the resource trackers, processes started later
+        os.environ["PYTHONWARNINGS"] = ",".join([*filters, QUIET_RESOURCE_TRACKER])
     retain_freed_memory()
 
 
