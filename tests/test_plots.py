@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from conftest import write_record
 import gzslbench
 from gzslbench.cli import cli
 from gzslbench.cli.report import write_report
+from gzslbench.reports import plots
 from gzslbench.reports.plots import (
     curve_panels,
     latent_points,
@@ -251,3 +253,12 @@ def test_seen_unseen_plot_reads_saved_scores_and_needs_them(tmp_path):
     assert drawn.exit_code == 0, drawn.output
     png = tmp_path / "f" / "seen-unseen-synth-tiny.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "f" / "seen-unseen-synth-tiny.pdf").exists()
+
+
+def test_the_h_axis_of_an_oracle_figure_says_its_epochs_were_chosen_on_the_test_set(paper_results, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, out, name: figures.append(fig) or [])
+    plot_bars(paper_results, Path("unused"), mode="oracle")
+    plot_bars(paper_results, Path("unused"), mode="last")
+    labels = [figure.axes[0].get_ylabel() for figure in figures]
+    assert labels == ["H (%), selection: oracle (epoch chosen on the TEST set)", "H (%), selection: last"]
