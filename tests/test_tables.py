@@ -311,3 +311,11 @@ def test_val_mode_names_runs_made_without_val_instead_of_calling_them_failed(tmp
     assert "n=0, 1 failed, 2 without a 'val' selection (run with --val)" in shown.output
     assert "n=0, 2 without a 'val' selection (run with --val)" in shown.output
     assert row(shown.output, "ESZSL")[4] == "**40.0**"
+
+
+def test_a_method_name_with_markdown_characters_stays_in_its_cell(tmp_path):
+    write_record(tmp_path, "ale|v2*x*", "synth-cub", 0, 20.0, 15.0, 40.0)
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.output.splitlines() if "ale" in line)
+    assert "ale\\|v2\\*x\\*" in line and line.count(" | ") == shown.output.splitlines()[2].count(" | ")

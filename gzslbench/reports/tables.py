@@ -663,11 +663,16 @@ def _markdown(table: Table) -> str:
     for label, rows in table.groups:
         if label:
             body.append([f"*{label}*"] + [""] * (width - 1))
-        body += [row.lead + [_cell_text(c, "markdown") for c in row.cells] for row in rows]
+        body += [[_markdown_text(x) for x in row.lead] + [_cell_text(c, "markdown") for c in row.cells] for row in rows]
     align = ["left"] * len(table.lead) + ["right"] * (width - len(table.lead))
     grid = tabulate(body, headers=top, tablefmt="github", disable_numparse=True, colalign=align)
     notes = [f"{_marker(k, 'markdown') + ' ' if k else ''}{text}" for k, text in table.notes]
     return f"**{table.title}**\n\n{grid}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def _markdown_text(text: str) -> str:
+    """A row label from the records (a plugin's method name) as literal Markdown: no cell breaks, no emphasis."""
+    return "".join("\\" + c if c in "|*_`\\" else c for c in text)
 
 
 _LATEX_ESCAPES = {
