@@ -130,7 +130,7 @@ not-a-method = gzsl_demo_plugin:NotAMethod
 a-function = gzsl_demo_plugin:helper
 missing = gzsl_no_such_module:Thing
 """
-BROKEN_PARTS = '''
+BROKEN_PARTS = """
 
 class Clash(NearestMean):
     description = "plugin: a second method called acmr"
@@ -142,7 +142,7 @@ class NotAMethod:
 
 def helper():
     return None
-'''
+"""
 
 
 def test_plugins_that_cannot_be_registered_are_skipped_in_one_line_each(plugin_path, tmp_path):

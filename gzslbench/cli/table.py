@@ -135,7 +135,7 @@ def parse_metrics(text: str | None) -> tuple[str, ...]:
 @click.option("--reported", "with_reported", is_flag=True, help="Add the published numbers (real datasets only).")
 @click.option("--compare", type=click.Choice(["reported"]), help="Add Δ = ours − reported columns (real datasets).")
 @click.option("--ci", is_flag=True, help="95% t-intervals over seeds instead of the std.")
-@click.option("--significance", is_flag=True, help="Mark runs not significantly below the best H (Welch t-test).")
+@click.option("--significance", is_flag=True, help="Mark runs not significantly below the best H (t-test over seeds).")
 @click.option("--metrics", help="Table 2 columns per dataset, e.g. u,s,h,ausuc,h_cs [default: u,s,h].")
 @click.option("--strict", is_flag=True, help="Refuse unusable records and cells of mixed provenance.")
 def table_command(

@@ -35,4 +35,3 @@ def scores_problem(scores: object, n_test_seen: int, n_test_unseen: int, n_class
                 f"{n_classes}): a row per test_{part} instance, a column per class"
             )
     return None
-
