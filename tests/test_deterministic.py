@@ -33,6 +33,16 @@ def test_eszsl_with_three_seeds_trains_once_and_its_cell_is_marked_deterministic
     assert "does not depend on the seed" in table.output
 
 
+def test_a_second_seed_of_a_seed_independent_method_counts_once_in_tables(tmp_path):
+    """`--seed-start 5` after seed 0 writes another record of the same computation: it is not a second seed."""
+    gzslbench.run("eszsl", "synth-tiny", out=tmp_path)
+    gzslbench.run("eszsl", "synth-tiny", out=tmp_path, seed_start=5)
+    assert len(list(tmp_path.rglob("seed-*.json"))) == 2
+    table = CliRunner().invoke(cli, ["table", "--results", str(tmp_path)])
+    row = next(line for line in table.output.splitlines() if line.startswith("| ESZSL"))
+    assert row.split("|")[2].strip() == "1" and "(det.)" in row
+
+
 def test_seed_dependent_methods_still_run_every_seed(tmp_path):
     records = gzslbench.run("ale", "synth-tiny", seeds=2, out=tmp_path)
     assert [r["seed"] for r in records] == [0, 1] and all(r["seed_dependent"] for r in records)

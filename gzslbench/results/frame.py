@@ -71,6 +71,11 @@ def aggregate(frame: pd.DataFrame, mode: str = "last") -> pd.DataFrame:
     count as failed runs. A group whose runs all failed keeps ``n = 0`` and NaN statistics.
     """
     status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)
+    if "deterministic" in frame:  # a method that ignores the seed: its first finished seed stands for all
+        finished = frame[status == "ok"]
+        first = finished.groupby(KEYS)["seed"].transform("min")
+        extra = finished.index[finished["deterministic"].astype(bool) & (finished["seed"] != first)]
+        frame, status = frame.drop(extra), status.drop(extra)
     ok = frame[(status == "ok") & (frame["mode"] == mode)]
     if ok.empty:
         modes = sorted(m for m in frame.loc[status == "ok", "mode"].dropna().unique())
