@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -19,7 +20,7 @@ from gzslbench.reports.tables import (
     config_variants,
     render,
 )
-from gzslbench.results.frame import SHOWN, TABLE_METRICS, aggregate, load_configs, load_frame
+from gzslbench.results.frame import SHOWN, TABLE_METRICS, aggregate, load_frame
 from gzslbench.results.store import mixed_provenance, recorded_names
 
 
@@ -71,7 +72,8 @@ def make_table(
     validation are reported as warnings and table notes; ``strict`` makes the first two errors.
     """
     problems: list[str] = []
-    frame = load_frame(out, methods or [], datasets or [], problems)
+    configs: dict[str, dict[str, Any]] = {}
+    frame = load_frame(out, methods or [], datasets or [], problems, configs)
     mixed = mixed_provenance(frame)
     for line in problems:
         click.echo(f"warning: skipped {line}", err=True)
@@ -82,7 +84,6 @@ def make_table(
             f"--strict: {len(problems)} unusable record(s) and {len(mixed)} cell(s) mixing data, code, devices or "
             "executions (see the warnings above)"
         )
-    configs = load_configs(out)
     stats = aggregate(frame, mode)
     stats = stats.assign(variant=config_variants(stats, configs))
     options = dict(

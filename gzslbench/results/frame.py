@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from gzslbench.core.errors import GZSLBenchError
-from gzslbench.results.store import iter_records, load_results
+from gzslbench.results.store import load_results
 
 SHOWN = ("U", "S", "H")
 # Every metric a table may show (`table --metrics`): U/S/H, AUSUC and calibrated stacking (see record.METRICS).
@@ -30,14 +30,19 @@ KEYS = ["method", "dataset", "config_hash"]
 
 
 def load_frame(
-    out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = (), problems: list[str] | None = None
+    out: str | Path,
+    methods: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    problems: list[str] | None = None,
+    configs: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Finished and failed runs under ``out`` (failed ones have ``mode`` None), optionally filtered.
 
-    Unusable record files are skipped and named in ``problems`` when given.
+    Unusable record files are skipped and named in ``problems`` when given; ``configs`` receives
+    each config_hash's config (:func:`~gzslbench.results.store.load_results`).
     """
     problems = [] if problems is None else problems
-    frame = load_results(out, include_failed=True, problems=problems)
+    frame = load_results(out, include_failed=True, problems=problems, configs=configs)
     if frame.empty:
         if problems:
             raise GZSLBenchError(f"no usable run records under '{out}': {len(problems)} unusable, e.g. {problems[0]}")
@@ -49,11 +54,6 @@ def load_frame(
     if frame.empty:
         raise GZSLBenchError(f"no run records under '{out}' match the selected methods and datasets")
     return frame
-
-
-def load_configs(out: str | Path) -> dict[str, dict[str, Any]]:
-    """config_hash -> resolved config of the records under ``out`` (e.g. for Table 3's component marks)."""
-    return {r["config_hash"]: r.get("config") or {} for r in iter_records(out)}
 
 
 def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:

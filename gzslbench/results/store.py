@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -176,7 +177,10 @@ PROVENANCE_COLUMNS = {
 
 
 def load_results(
-    out: str | Path = "results", include_failed: bool = False, problems: list[str] | None = None
+    out: str | Path = "results",
+    include_failed: bool = False,
+    problems: list[str] | None = None,
+    configs: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """A long DataFrame: one row per (run, selection mode) with U, S, H, the selected epoch and provenance.
 
@@ -185,10 +189,13 @@ def load_results(
     names the sweep that planned the run, if any.
 
     Failed runs give one row with ``mode`` None and their ``error`` when ``include_failed``;
-    unusable record files are reported in ``problems``.
+    unusable record files are reported in ``problems``; ``configs``, when given, receives each
+    config_hash's resolved config (tables name config variants from them without reading again).
     """
     rows = []
     for record in iter_records(out, problems):
+        if configs is not None:
+            configs[record["config_hash"]] = record.get("config") or {}
         base = {
             "method": record["method"],
             "dataset": record["dataset"],
