@@ -76,7 +76,7 @@ class Registry(Generic[T]):
             if existing is not None and existing is not obj:
                 raise ValueError(f"{self.kind} '{key}' is already registered by {existing!r}")
             self._items[key] = obj
-            if not self._loading and not obj.__module__.startswith("gzslbench."):
+            if not self._loading and not is_builtin(obj):
                 self._by_caller[key] = obj
             if inspect.isclass(obj) and not getattr(obj, "name", None):
                 obj.name = key  # type: ignore[attr-defined]
@@ -170,12 +170,18 @@ DATASETS: Registry = Registry(
 )
 
 
+def is_builtin(obj: object) -> bool:
+    """Whether a registered class is gzslbench's own (not a plugin's, not a script's)."""
+    module = getattr(obj, "__module__", "") or ""
+    return module == "gzslbench" or module.startswith("gzslbench.")
+
+
 def origin(obj: object) -> str | None:
     """Where a registered class comes from when it is not gzslbench's own: its distribution and version, else
     its module (a script's class), so that a record names the plugin code that made it."""
-    module = getattr(obj, "__module__", "") or ""
-    if module == "gzslbench" or module.startswith("gzslbench."):
+    if is_builtin(obj):
         return None
+    module = obj.__module__
     top = module.partition(".")[0]
     for dist in packages_distributions().get(top, []):
         try:

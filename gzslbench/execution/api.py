@@ -20,6 +20,7 @@ from gzslbench.data.dataset import GZSLData
 from gzslbench.execution.options import check_execution
 from gzslbench.execution.resolve import get_method, plan_specs
 from gzslbench.execution.schedule import run_specs
+from gzslbench.execution.spec import RunSpec
 
 
 def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
@@ -31,18 +32,16 @@ def as_mapping(values: Mapping[str, Any] | Sequence[str] | None) -> dict[str, An
     return dict(values) if isinstance(values, Mapping) else parse_assignments(values or [])
 
 
-def note_unused_data_dir(datasets: Iterable[str], data_dir: str | Path | None) -> None:
-    """Say on stderr which of ``datasets`` are generated, so that ``data_dir`` is not used for them."""
+def note_plan(specs: Iterable[RunSpec], seeds: int, data_dir: str | Path | None) -> None:
+    """Say on stderr what a command does otherwise than asked: a ``data_dir`` that a generated dataset does
+    not read, and methods that ignore the seed, so are trained once, not ``seeds`` times."""
+    specs = list(specs)
     if data_dir:
-        for name in sorted({DATASETS.get(d).name for d in datasets if not DATASETS.get(d).reads_data_dir}):
+        for name in sorted({s.dataset for s in specs if not DATASETS.get(s.dataset).reads_data_dir}):
             note = f"note: {name} is generated, not read from disk: the data folder given (--data-dir) is not used"
             print(note, file=sys.stderr)
-
-
-def note_seed_independent(methods: Iterable[str], seeds: int) -> None:
-    """Say on stderr which of ``methods`` ignore the seed, and so are trained once, not ``seeds`` times."""
     if seeds > 1:
-        for name in sorted(m for m in methods if not get_method(m).seed_dependent):
+        for name in sorted({s.method for s in specs if not get_method(s.method).seed_dependent}):
             print(f"note: {name} does not depend on the seed: trained once, not {seeds} times", file=sys.stderr)
 
 
@@ -104,8 +103,7 @@ def run(
         save_model=save_model,
     )
     if not quiet:
-        note_unused_data_dir({s.dataset for s in specs}, data_dir)
-        note_seed_independent({s.method for s in specs}, seeds)
+        note_plan(specs, seeds, data_dir)
     return run_specs(
         specs,
         out,

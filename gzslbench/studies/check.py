@@ -64,7 +64,7 @@ from tabulate import tabulate
 from gzslbench.core.environment import code_version, cpu_count, environment, torch_threads
 from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.core.files import write_json_atomic
-from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.core.registry import DATASETS, METHODS, is_builtin
 from gzslbench.execution.api import run
 from gzslbench.results.store import iter_records
 from gzslbench.studies.environment_runs import run_in_env
@@ -142,7 +142,7 @@ class Suite:
         if not self.all_methods:
             return []
         covered = {case.method for case in self.cases}
-        builtin = [name for name in METHODS.names() if METHODS.get(name).__module__.startswith("gzslbench.")]
+        builtin = [name for name in METHODS.names() if is_builtin(METHODS.get(name))]
         return [name for name in builtin if name not in covered]
 
 

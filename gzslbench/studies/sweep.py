@@ -33,7 +33,7 @@ from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import ConfigError, UnknownNameError
 from gzslbench.core.registry import unknown_name_message
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.api import as_mapping, note_seed_independent, note_unused_data_dir
+from gzslbench.execution.api import as_mapping, note_plan
 from gzslbench.execution.options import check_execution
 from gzslbench.execution.resolve import get_method, method_config, plan_specs, seeds_to_run
 from gzslbench.execution.schedule import run_specs
@@ -362,6 +362,5 @@ def sweep(
     ]
     loaded = {expansion.base.data_key: expansion.data}
     if not quiet:
-        note_unused_data_dir([expansion.base.dataset], data_dir)
-        note_seed_independent([expansion.base.method], seeds)
+        note_plan([expansion.base], seeds, data_dir)
     return run_specs(specs, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=loaded)

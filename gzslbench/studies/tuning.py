@@ -40,7 +40,7 @@ from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import write_json_atomic
 from gzslbench.core.progress import progress_bar
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.api import as_mapping, note_seed_independent, note_unused_data_dir
+from gzslbench.execution.api import as_mapping, note_plan
 from gzslbench.execution.execute import evaluate_split
 from gzslbench.execution.options import check_execution
 from gzslbench.execution.planning import threads_per_process
@@ -312,8 +312,7 @@ def tune(
         for seed in seeds_to_run(expansion.base.method, range(seed_start, seed_start + seeds))
     ]
     if not quiet:
-        note_unused_data_dir([expansion.base.dataset], data_dir)
-        note_seed_independent([expansion.base.method], seeds)
+        note_plan([expansion.base], seeds, data_dir)
     records = run_specs(final, out, n_jobs=n_jobs, threads=threads, force=force, quiet=quiet, loaded=_loaded(expansion))
     _attach(records, final, out, block)
     mode = "val" if several_epochs else "last"
