@@ -22,6 +22,7 @@ import importlib
 import inspect
 import warnings
 from collections.abc import Callable, Iterator
+from functools import cache
 from importlib.metadata import PackageNotFoundError, entry_points, packages_distributions, version
 from typing import Any, Generic, TypeVar
 
@@ -176,6 +177,7 @@ def is_builtin(obj: object) -> bool:
     return module == "gzslbench" or module.startswith("gzslbench.")
 
 
+@cache  # finding the distribution scans every installed one (about 0.3 s): once per class and process
 def origin(obj: object) -> str | None:
     """Where a registered class comes from when it is not gzslbench's own: its distribution and version, else
     its module (a script's class), so that a record names the plugin code that made it."""
