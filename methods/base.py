@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
-from tqdm.auto import tqdm
 
 from gzslbench.core.environment import torch_threads
 from gzslbench.core.files import atomic_path
+from gzslbench.core.progress import tqdm_bar
 from gzslbench.core.registry import METHODS
 from gzslbench.protocol.scores import Scores
 
@@ -76,7 +76,9 @@ class RunContext:
 
     def progress_bar(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
         """``iterable`` with a tqdm bar when the run shows progress (a VAE run takes minutes)."""
-        return tqdm(iterable, desc=desc, total=total, leave=False, disable=None if self.progress else True)
+        if not self.progress:
+            return iterable
+        return tqdm_bar(iterable, desc=desc, total=total, leave=False, disable=None)
 
     def save_model(self, module: torch.nn.Module) -> None:
         """Write ``module``'s state dict to :attr:`model_path` atomically; no-op unless the run asked for it.

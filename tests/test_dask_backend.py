@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from gzslbench.core.errors import GZSLBenchError  # noqa: E402
 from gzslbench.core.registry import register_method  # noqa: E402
 from gzslbench.execution import dask as backends  # noqa: E402
 from gzslbench.execution.api import run  # noqa: E402
+from gzslbench.execution.resolve import load_dataset  # noqa: E402
 from gzslbench.execution.resolve import plan_specs as plan  # noqa: E402
 from gzslbench.execution.schedule import run_specs  # noqa: E402
 from gzslbench.execution.spec import RunSpec  # noqa: E402
@@ -219,14 +221,22 @@ def test_missing_dask_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_a_local_cluster_leaves_the_callers_environment_and_random_state(tmp_path: Path) -> None:
     """dask's nanny writes its workers' variables (thread caps of 1, a hash seed) into the caller's environment.
 
-    They are put back, so the caller's later subprocesses do not inherit them, and so is the
-    caller's ``random`` sequence.
+    They are put back, so the caller's later subprocesses do not inherit them, and so are the
+    caller's ``random`` sequence and its unchosen multiprocessing start method (the cluster fixes it).
     """
+    load_dataset("synth-tiny")  # imports threadpoolctl first, which sets KMP_DUPLICATE_LIB_OK as sklearn does
     environ = dict(os.environ)
     random.seed(7)
     expected = random.random()
     random.seed(7)
-    (record,) = run("eszsl", "synth-tiny", out=tmp_path, backend="dask", n_jobs=1)
+    chosen = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(None, force=True)
+    try:
+        (record,) = run("eszsl", "synth-tiny", out=tmp_path, backend="dask", n_jobs=1)
+        unchosen = multiprocessing.get_start_method(allow_none=True) is None
+    finally:
+        multiprocessing.set_start_method(chosen, force=True)
     assert record["status"] == "ok"
     assert dict(os.environ) == environ
     assert random.random() == expected
+    assert unchosen

@@ -64,21 +64,33 @@ def settings():
     threads = [t.name for t in threading.enumerate()]
     return (torch.get_num_threads(), *environ, denormals_flushed(), multiprocessing.get_start_method(True), threads)
 before = settings()
-record = gzslbench.run("eszsl", "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"])[0]
+record = gzslbench.run(os.environ["METHOD"], "synth-tiny", seeds=1, threads=1, out=os.environ["OUT"],
+                       quiet=os.environ["QUIET"] == "1", overrides=json.loads(os.environ["OVERRIDES"]))[0]
 after = settings()
 print(json.dumps([before, after, record["threads"], record["execution"]["flush_denormals"],
                   process.retain_freed_memory.cache_info().currsize]))
 """
 
 
-def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("method", "quiet", "overrides"),
+    [
+        ("eszsl", True, {}),
+        ("acmr", True, {"epochs": 1, "cls_epochs": 2}),
+        ("acmr", False, {"epochs": 1, "cls_epochs": 2}),
+    ],
+)
+def test_an_in_process_run_leaves_the_callers_threads_and_allocator_as_they_were(
+    tmp_path, method: str, quiet: bool, overrides: dict[str, int]
+) -> None:
     """A notebook calling gzslbench.run keeps its thread count, its environment, glibc's defaults and its denormals.
 
-    Its multiprocessing start method stays unset (a progress bar, even a hidden one, would fix it)
-    and no thread is left running.
+    Its multiprocessing start method stays unset and no thread is left running, with the run's
+    progress bars shown or not (a plain tqdm bar, even a hidden one, would fix the one and start the other).
     """
     own = ("THP_MEM_ALLOC_ENABLE", "CUBLAS_WORKSPACE_CONFIG")
-    env = {k: v for k, v in os.environ.items() if k not in own} | {"OUT": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if k not in own}
+    env |= {"OUT": str(tmp_path), "METHOD": method, "QUIET": str(int(quiet)), "OVERRIDES": json.dumps(overrides)}
     out = subprocess.run([sys.executable, "-c", IN_PROCESS_RUN], env=env, capture_output=True, text=True, check=True)
     before, after, run_threads, run_flushed, allocator_calls = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == after == [3, None, None, False, None, ["MainThread"]]

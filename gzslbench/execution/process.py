@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
+from gzslbench.core.environment import start_method_kept
+
 RETAIN_MEMORY_ENV = "GZSLBENCH_RETAIN_MEMORY"
 # cuBLAS's fixed workspace configuration: 8 buffers of 4 MiB, PyTorch's own workspace size on Hopper GPUs.
 CUBLAS_WORKSPACE = ":4096:8"
@@ -75,15 +77,17 @@ def retain_freed_memory() -> bool:
 
 @contextmanager
 def caller_environment_kept() -> Iterator[None]:
-    """Put the caller's environment variables and Python ``random`` state back when the block ends.
+    """Put the caller's environment variables, Python ``random`` state and start method back when the block ends.
 
     For libraries that change them in the calling process: dask.distributed's nanny writes the
     variables it gives its worker processes (thread caps of 1, a hash seed) into this process's
-    own environment, where the caller's later subprocesses would inherit them.
+    own environment, where the caller's later subprocesses would inherit them, and its local
+    cluster fixes the multiprocessing start method.
     """
     environ, state = dict(os.environ), random.getstate()
     try:
-        yield
+        with start_method_kept():
+            yield
     finally:
         for name in set(os.environ) - set(environ):
             del os.environ[name]
