@@ -218,6 +218,8 @@ class _LeakyBlobs(DatasetAdapter):
             return dataclasses.replace(data, features=features, extra={})
         if options["problem"] == "list":
             return dataclasses.replace(data, labels=data.labels.tolist(), extra={})
+        if options["problem"] == "raise":
+            raise KeyError("features")  # the plugin's own bug, e.g. a file without the key it expects
         return {"features": data.features}
 
 
@@ -228,6 +230,7 @@ class _LeakyBlobs(DatasetAdapter):
         ("nan", "dataset 'leaky-blobs': features contain 1 NaN or infinite values"),
         ("list", "dataset 'leaky-blobs': 'labels' must be a numpy array, got list"),
         ("dict", "dataset 'leaky-blobs': load() returned a dict, not a GZSLData"),
+        ("raise", f"dataset 'leaky-blobs' (module {__name__}) failed to load: KeyError: 'features'"),
     ],
 )
 def test_data_from_an_adapter_that_does_not_validate_is_validated(monkeypatch, tmp_path, problem, message):

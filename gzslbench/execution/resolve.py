@@ -13,8 +13,8 @@ from typing import Any
 
 from gzslbench.core.config import check_ranges, load_config_file, resolve_config
 from gzslbench.core.environment import resolve_device
-from gzslbench.core.errors import ConfigError, DataError
-from gzslbench.core.registry import DATASETS, METHODS
+from gzslbench.core.errors import ConfigError, DataError, GZSLBenchError
+from gzslbench.core.registry import DATASETS, METHODS, is_builtin, origin
 from gzslbench.data.dataset import GZSLData, validate
 from gzslbench.execution.spec import RunSpec, data_key
 from gzslbench.methods.base import Method
@@ -38,7 +38,16 @@ def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
 def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:
     """Load (or generate) a registered dataset with its options applied, validated (a plugin's too)."""
     adapter = DATASETS.get(name)()
-    data = adapter.load(Path(data_dir).expanduser() if data_dir else None, **dataset_options(name, options or {}))
+    chosen = dataset_options(name, options or {})
+    try:
+        data = adapter.load(Path(data_dir).expanduser() if data_dir else None, **chosen)
+    except (GZSLBenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a plugin's own error: name the plugin, not gzslbench, as its source
+        if is_builtin(type(adapter)):
+            raise
+        source = origin(type(adapter))
+        raise DataError(f"dataset '{name}' ({source}) failed to load: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, GZSLData):
         raise DataError(f"dataset '{name}': load() returned a {type(data).__name__}, not a GZSLData")
     return data if data.extra.get("validated") else validate(data, f"dataset '{name}'")
