@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -160,6 +161,21 @@ def test_config_grid_prints_the_search_space():
     assert "gamma = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]" in out.output and "49 points" in out.output
     awa2 = CliRunner().invoke(cli, ["config", "-m", "acmr", "-d", "awa2", "--grid"])
     assert "classify_schedule[0] = [70.0, 80.0, 90.0]" in awa2.output
+
+
+class _BadSpace(ESZSL):
+    """A plugin whose declared search space leaves its own range (gamma must be > 0)."""
+
+    name = "bad-space"
+    search_space: ClassVar[dict[str, list[Any]]] = {"gamma": [0.0, 1.0]}
+
+
+def test_config_grid_refuses_a_search_space_that_tune_would_refuse(monkeypatch, tmp_path):
+    monkeypatch.setitem(gzslbench.METHODS._items, "bad-space", _BadSpace)
+    shown = CliRunner().invoke(cli, ["config", "-m", "bad-space", "-d", "synth-tiny", "--grid"])
+    tuned = CliRunner().invoke(cli, ["tune", "-m", "bad-space", "-d", "synth-tiny", "--results", str(tmp_path)])
+    assert shown.exit_code == tuned.exit_code == 2
+    assert shown.stderr == tuned.stderr == "error: method 'bad-space': config 'gamma' = 0.0 is out of range (must be > 0)\n"
 
 
 def test_search_log_lines_count_the_points_off_a_terminal(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from gzslbench.cli._group import cli
@@ -11,6 +9,7 @@ from gzslbench.core.config import describe_range, parse_assignments
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.registry import DATASETS, METHODS
 from gzslbench.execution.resolve import defaults_source, method_config
+from gzslbench.studies.sweep import default_grid, grid_points, point_configs
 
 
 @cli.command("list", epilog="Examples:\n\n  gzslbench list methods\n\n  gzslbench list datasets 'synth-*'")
@@ -60,7 +59,8 @@ def _print_search_space(method: str, dataset: str, defaults_from: str) -> None:
     if not space:
         click.echo(f"# method '{cls.name}' declares no search space; `gzslbench tune` needs --grid KEY=[values]")
         return
+    points = grid_points(default_grid(method, defaults_from))
+    point_configs(method, defaults_from, points, method_config(method, defaults_from))  # what tune would refuse
     for key, values in space.items():
         click.echo(f"{key} = {values!r}")
-    points = math.prod(len(v) for v in space.values())
-    click.echo(f"# {points} points; `gzslbench tune -m {cls.name} -d {dataset}` chooses among them on validation")
+    click.echo(f"# {len(points)} points; `gzslbench tune -m {cls.name} -d {dataset}` chooses among them on validation")

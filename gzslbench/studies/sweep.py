@@ -303,11 +303,23 @@ def expand(
     if both:
         raise ConfigError(f"'{both[0]}' is both a grid axis and a --set value (the grid would win): give it once")
     points = grid_points(grid, random, random_seed)
-    configs = [
-        method_config(base.method, data.defaults_from, config_file, point_overrides(p, overrides or {}, base.config))
+    configs = point_configs(base.method, data.defaults_from, points, base.config, overrides, config_file)
+    return Expansion(base, data, grid, points, configs)
+
+
+def point_configs(
+    method: str,
+    defaults_from: str,
+    points: Sequence[Mapping[str, Any]],
+    base_config: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """The fully resolved config of each grid point, checked (a bad key or value raises)."""
+    return [
+        method_config(method, defaults_from, config_file, point_overrides(p, overrides or {}, base_config))
         for p in points
     ]
-    return Expansion(base, data, grid, points, configs)
 
 
 def sweep(
