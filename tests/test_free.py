@@ -134,6 +134,35 @@ def test_a_frozen_refiner_passes_the_cycle_loss_to_the_generator_without_learnin
         assert all(p.requires_grad for p in gan.refiner.parameters())  # handed back trainable
 
 
+@pytest.mark.parametrize("idle", ["momentum", "none"])
+def test_a_frozen_refiner_moves_by_adams_momentum_alone_as_in_the_release_unless_none(idle: str):
+    x, att = torch.rand(4, 6), torch.rand(4, 4)
+    labels, rows = torch.tensor([0, 1, 2, 0]), torch.arange(4)
+    gan = small_free()
+    settings = _settings(freeze_refiner=True, idle_refiner_step=idle)
+    ext = FREEExtension(gan, settings, labels, torch.Generator().manual_seed(1), CPU)
+    ext.auxiliary_step(rows, x, att)  # R's own step on a real batch: its Adam now has momentum
+    (beta1, beta2), eps, lr = ext.opt_r.param_groups[0]["betas"], ext.opt_r.param_groups[0]["eps"], settings.refiner_lr
+    expected = []
+    for param in gan.refiner.parameters():  # Adam's update on a zero gradient, by hand
+        state = ext.opt_r.state[param]
+        step = float(state["step"]) + 1
+        m, v = beta1 * state["exp_avg"], beta2 * state["exp_avg_sq"]
+        update = lr * (m / (1 - beta1**step)) / ((v / (1 - beta2**step)).sqrt() + eps)
+        expected.append(param.detach() - update)
+    before = [param.detach().clone() for param in gan.refiner.parameters()]
+    loss, _ = ext.generator_terms(gan.generator(torch.randn(4, 4), att), att)
+    ext.zero_grad()
+    loss.backward()
+    ext.step()
+    after = [param.detach() for param in gan.refiner.parameters()]
+    if idle == "momentum":
+        assert all(torch.allclose(a, e, rtol=0, atol=1e-7) for a, e in zip(after, expected, strict=True))
+        assert not all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True))
+
+
 def _train_tiny(**overrides: Any) -> tuple[FeatureFREE, dict[str, torch.Tensor], RunContext]:
     split = make_split(gzslbench.load_dataset("synth-tiny"))
     config = method_config("free", "cub", overrides={**TINY_BUDGET, "epochs": 2, **overrides})

@@ -42,6 +42,10 @@ from gzslbench.methods.gan.parts import FeatureRefiner, init_normal_
 # Whether the centres' gradients are cleared before each step ("fresh") or, as in the release, which never
 # clears them, summed over all steps so far ("accumulated").
 CENTER_GRADIENTS = ("accumulated", "fresh")
+# R's Adam step after a generator step that gives R no gradient (R frozen, or no cycle loss): the release calls it
+# anyway, and its zeroed gradients move R by Adam's momentum alone ("momentum"; torch 1.x, of the release's time,
+# zeroes gradients in place) or no step is taken ("none"; torch 2.x clears a frozen R's gradients to None).
+IDLE_REFINER_STEPS = ("momentum", "none")
 # What the final classifier sees of a feature x: [x; h; sigmoid(mu + eps * std)] (the release), [x; h], or x alone.
 REFINED_FEATURES = ("hidden_semantic", "hidden", "none")
 # The semantic part of the classifier's features: sampled with fresh noise (the release) or sigmoid(mu).
@@ -70,6 +74,7 @@ class FREESettings(VAEGANSettings):
     refiner_lr: float
     cycle_weight: float
     freeze_refiner: bool
+    idle_refiner_step: str
     center_weight: float
     center_margin: float
     incenter_weight: float
@@ -200,10 +205,13 @@ class FREEExtension(VAEGANExtension):
         self.opt_r.zero_grad(set_to_none=True)
 
     def step(self) -> None:
-        if self.cycling:
-            if not self.settings.freeze_refiner:
-                self.opt_r.step()
-            self.free.refiner.requires_grad_(True)
+        if self.cycling and not self.settings.freeze_refiner:
+            self.opt_r.step()
+        elif self.settings.idle_refiner_step == "momentum":
+            for param in self.free.refiner.parameters():
+                param.grad = torch.zeros_like(param)
+            self.opt_r.step()
+        self.free.refiner.requires_grad_(True)
 
 
 def train_free(

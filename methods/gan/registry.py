@@ -17,7 +17,12 @@ from typing import Any, ClassVar
 
 from gzslbench.core.config import Constraint, OneOf, Range
 from gzslbench.core.registry import register_method
-from gzslbench.methods.gan.free import CENTER_GRADIENTS, CLASSIFIER_SEMANTICS, REFINED_FEATURES
+from gzslbench.methods.gan.free import (
+    CENTER_GRADIENTS,
+    CLASSIFIER_SEMANTICS,
+    IDLE_REFINER_STEPS,
+    REFINED_FEATURES,
+)
 from gzslbench.methods.gan.losses import CENTER_OTHERS, RECONSTRUCTION_LOSSES
 from gzslbench.methods.gan.lsrgan import SEMANTIC_LOSSES, UNSEEN_DRAWS, UNSEEN_STEP_GRADIENTS
 from gzslbench.methods.gan.method import (
@@ -576,6 +581,7 @@ _FREE: dict[str, Any] = {
     "refiner_lr": 1e-4,  # --dec_lr (optimizerFR)
     "cycle_weight": 0.001,  # --recons_weight: WeightedL1 of FR's reconstructed embedding
     "freeze_refiner": False,  # --freeze_dec (the AWA scripts set it)
+    "idle_refiner_step": "momentum",  # train_free.py steps optimizerFR after every generator step, R frozen or not
     "center_weight": 0.5,  # --center_weight
     "center_margin": 200.0,  # --center_margin
     "incenter_weight": 0.8,  # --incenter_weight
@@ -592,6 +598,7 @@ FREE_RANGES: dict[str, Constraint] = {
     "refiner_lr": Range(gt=0, le=1),
     "cycle_weight": Range(ge=0, le=1e6),  # 0: the refiner learns from the centre loss alone, the generator without it
     "freeze_refiner": OneOf((True, False)),
+    "idle_refiner_step": OneOf(IDLE_REFINER_STEPS),
     "center_weight": Range(ge=0, le=1e6),  # 0 switches the centre loss off
     "center_margin": Range(ge=0, le=1e6),
     "incenter_weight": Range(ge=0, le=1),
@@ -731,6 +738,12 @@ class FREE(FREEMethod):
       Adam step sees the sum of all centre-loss gradients so far; ``"fresh"`` clears them.
     * ``classifier_semantic="sampled"``: the classifier's semantic features draw fresh noise for
       every feature, so a test feature's scores are random; ``"mean"`` uses ``sigmoid(mu)``.
+    * ``idle_refiner_step="momentum"``: after a generator step that gives R no gradient (R frozen
+      on AWA, or ``cycle_weight=0``) the release still steps R's Adam (``train_free.py``:
+      ``netFR.zero_grad()``, then ``optimizerFR.step()``), and its zeroed gradients move R by
+      Adam's momentum alone (torch 1.x, of the release's time, zeroes gradients in place).
+      ``"none"`` skips that step, as the same code does for a frozen R on torch 2.x, which clears
+      its gradients to None.
     * f-VAEGAN's: ``gp_schedule="adaptive"``, ``adversarial_noise`` per script, ``encoder_beta1=0.9``.
 
     Left out, with no effect on training: R's discriminator and seen-class heads and their
@@ -835,7 +848,7 @@ LSRGAN_NEAREST: dict[str, tuple[str, str]] = {
     **CLSWGAN_NEAREST,
     "flo": (
         "cub",
-        "no FLO script in the release; FLO's fine-grained flower classes (62 seen / 20 unseen) are nearest to "
+        "no FLO script in the release; FLO's fine-grained flower classes (82 seen / 20 unseen) are nearest to "
         "CUB's fine-grained birds",
     ),
 }
@@ -896,7 +909,8 @@ class LSRGAN(LSRGANMethod):
 
     One default departs from the release, because the release uses the test set's labels in
     training: its unseen step draws the labels of random test images; gzslbench draws unseen
-    classes uniformly (``unseen_draw="uniform"``); ``"test_labels"`` restores the release's draw.
+    classes uniformly (``unseen_draw="uniform"``); ``"test_labels"`` restores the release's draw,
+    which also weights the unseen classes by their test-set frequencies (far from even on AWA and APY).
     """
 
     description: ClassVar[str] = (
