@@ -52,7 +52,7 @@ ABLATIONS: dict[str, tuple[bool, bool]] = {
     "vsa-vae": (False, True),
     "acmr": (True, True),
 }
-REAL_DATASETS: dict[str, str] = {"cub": "CUB", "sun": "SUN", "awa1": "AWA1", "awa2": "AWA2", "apy": "aPY", "flo": "FLO"}
+REAL_DATASETS: dict[str, str] = {"cub": "CUB", "sun": "SUN", "awa1": "AwA1", "awa2": "AwA2", "apy": "aPY", "flo": "FLO"}
 SYNTHETIC_PREFIX = "synth-"
 
 
