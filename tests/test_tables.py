@@ -194,6 +194,9 @@ def test_latex_is_booktabs_ascii_and_compiles(table, tmp_path):
     assert latex.count("{") == latex.count("}")
     table3 = table("--style", "table3", "--reported", "--format", "latex")
     assert "$\\surd$" in table3 and table3.isascii()
+    assert "\\begin{table*}[t]" in latex and latex.rstrip().endswith("\\end{table*}")  # wider than a column
+    narrow = table("--style", "table3", "-d", "synth-cub", "--format", "latex")
+    assert "\\begin{table}[t]" in narrow and narrow.rstrip().endswith("\\end{table}")
     engine = shutil.which("pdflatex")
     if engine is None:
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -41,6 +42,10 @@ from gzslbench.results.frame import SHOWN, TABLE_METRICS, not_below_best
 
 TABLE_FORMATS = ("markdown", "latex", "csv", "json")
 TABLE_STYLES = ("table2", "table3")
+# Characters that fit across one column of a two-column paper (3.3 in at \\small, about 4.5 pt a digit),
+# counting two for the space between columns.
+ONE_COLUMN_CHARACTERS = 55
+_MARKDOWN_MARKUP = re.compile(r"\*\*|</?u>|</?sup>")
 # A method's own paper first (ACMR's Table 2 swaps U and S for some rows), then ACMR's quote, then Xian 2018.
 TABLE2_SOURCES = ("original", "table2", "xian2018")
 TABLE3_SOURCES = ("table3",)
@@ -702,9 +707,22 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
+def _printed_width(table: Table) -> int:
+    """The characters a row of the table takes in print: its widest cell per column, two between columns."""
+    header = [*table.lead, *(c for _, cols in table.datasets for c in cols)]
+    body = [[*row.lead, *(_cell_text(c, "markdown") for c in row.cells)] for _, rows in table.groups for row in rows]
+    widths = (
+        max(len(_MARKDOWN_MARKUP.sub("", str(text))) for text in column) for column in zip(header, *body, strict=True)
+    )
+    return sum(width + 2 for width in widths)
+
+
 def _latex(table: Table) -> str:
     lead = len(table.lead)
     n_cols = lead + sum(len(cols) for _, cols in table.datasets)
+    # Wider than a column of a two-column paper: span the page, as the ACMR paper's Table 2 does (in a
+    # one-column document table* is an ordinary table).
+    environment = "table*" if _printed_width(table) > ONE_COLUMN_CHARACTERS else "table"
     spec = "l" + "c" * (lead - 1) + "".join("r" * len(cols) for _, cols in table.datasets)
     top, rules, col = [""] * lead, [], lead + 1
     for name, cols in table.datasets:
@@ -714,7 +732,7 @@ def _latex(table: Table) -> str:
     sub = [latex_escape(h) for h in table.lead] + [latex_escape(c) for _, cols in table.datasets for c in cols]
     lines = [
         f"% {latex_escape(table.title)}",
-        "\\begin{table}[t]",
+        f"\\begin{{{environment}}}[t]",
         "\\centering",
         "\\small",
         f"\\begin{{tabular}}{{{spec}}}",
@@ -734,5 +752,5 @@ def _latex(table: Table) -> str:
     for key, text in table.notes:
         mark = _marker(key, "latex") + " " if key else ""
         lines.append(f"{mark}{latex_escape(text)}\\par")
-    lines += ["}", f"\\caption{{{latex_escape(table.title)}}}", "\\end{table}"]
+    lines += ["}", f"\\caption{{{latex_escape(table.title)}}}", f"\\end{{{environment}}}"]
     return "\n".join(lines) + "\n"
