@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import platform
 import shlex
@@ -46,22 +45,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextmanager
-def start_method_kept() -> Iterator[None]:
-    """A multiprocessing start method the caller had not chosen is still unchosen after the block.
-
-    Creating a multiprocessing lock through the default context (tqdm does for every bar,
-    dask.distributed when it starts a local cluster) fixes the start method for the rest of the
-    process, and a caller's own ``multiprocessing.set_start_method`` then fails.
-    """
-    unset = multiprocessing.get_start_method(allow_none=True) is None
-    try:
-        yield
-    finally:
-        if unset:
-            multiprocessing.set_start_method(None, force=True)
 
 
 def denormals_flushed() -> bool:

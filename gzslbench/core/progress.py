@@ -9,11 +9,11 @@ unset if it was.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import multiprocessing
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
-
-from gzslbench.core.environment import start_method_kept
 
 
 class NoBar:
@@ -33,6 +33,22 @@ class NoBar:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         return None
+
+
+@contextmanager
+def start_method_kept() -> Iterator[None]:
+    """A multiprocessing start method the caller had not chosen is still unchosen after the block.
+
+    Creating a multiprocessing lock through the default context (tqdm does for every bar,
+    dask.distributed when it starts a local cluster) fixes the start method for the rest of the
+    process, and a caller's own ``multiprocessing.set_start_method`` then fails.
+    """
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    try:
+        yield
+    finally:
+        if unset:
+            multiprocessing.set_start_method(None, force=True)
 
 
 @functools.cache

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from gzslbench.core.environment import start_method_kept
+from gzslbench.core.progress import start_method_kept
 
 RETAIN_MEMORY_ENV = "GZSLBENCH_RETAIN_MEMORY"
 # cuBLAS's fixed workspace configuration: 8 buffers of 4 MiB, PyTorch's own workspace size on Hopper GPUs.
