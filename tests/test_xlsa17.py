@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -167,16 +169,57 @@ def test_cache_serves_second_load(tmp_path: Path) -> None:
     assert DATASETS.get("cub")().load(tmp_path, cache="false").extra["cache"] == "off"
 
 
-def test_cache_entry_changed_on_disk_is_converted_again(tmp_path: Path) -> None:
-    """A hit is not validated again, so an entry whose arrays no longer match its fingerprint is not served."""
+def _reverse_labels(entry: Path) -> None:
+    np.save(entry / "labels.npy", np.load(entry / "labels.npy")[::-1].copy())  # same shape, other content
+
+
+def _zero_unsampled_rows(entry: Path) -> None:
+    features = np.load(entry / "features.npy")
+    features[1:-1] = 0  # rows the data fingerprint does not read (it samples some, the first and last among them)
+    np.save(entry / "features.npy", features)
+
+
+def _labels_as_floats(entry: Path) -> None:
+    np.save(entry / "labels.npy", np.load(entry / "labels.npy").astype(np.float64))  # same values, other type
+
+
+def _edit_meta(value: object) -> Callable[[Path], None]:
+    return lambda entry: (entry / "meta.json").write_text(json.dumps(value))
+
+
+def _meta_field(key: str, value: object) -> Callable[[Path], None]:
+    def edit(entry: Path) -> None:
+        meta = json.loads((entry / "meta.json").read_text())
+        (entry / "meta.json").write_text(json.dumps({**meta, key: value}))
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _reverse_labels,
+        _zero_unsampled_rows,
+        _labels_as_floats,
+        _edit_meta(None),
+        _edit_meta([]),
+        _meta_field("digests", []),
+        _meta_field("class_names", 5),
+        _meta_field("warnings", "text"),
+    ],
+)
+def test_cache_entry_changed_on_disk_is_converted_again(tmp_path: Path, damage: Callable[[Path], None]) -> None:
+    """A hit is not validated again, so an entry changed after it was written is not served: it is converted again."""
     small_folder(tmp_path / "CUB")
-    expected = np.array(DATASETS.get("cub")().load(tmp_path).labels)  # a copy: the load maps the entry's file
+    loaded = DATASETS.get("cub")().load(tmp_path)
+    expected = {field: np.array(getattr(loaded, field)) for field in ("features", "labels")}  # copies of the maps
     (entry,) = (tmp_path / "cache" / "converted").iterdir()
-    labels = np.load(entry / "labels.npy")
-    np.save(entry / "labels.npy", labels[::-1].copy())  # same shape, other content: the metadata still agrees
+    damage(entry)
     again = DATASETS.get("cub")().load(tmp_path)
     assert again.extra["cache"] == "written"
-    np.testing.assert_array_equal(again.labels, expected)
+    for field, values in expected.items():
+        np.testing.assert_array_equal(getattr(again, field), values)
+    assert again.class_names == [f"class{c}" for c in range(6)] and not again.extra.get("warnings")
     assert DATASETS.get("cub")().load(tmp_path).extra["cache"] == "hit"
 
 
