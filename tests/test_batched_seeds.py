@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,9 @@ from test_vae_methods import TINY, tiny_config
 
 from gzslbench.cli import cli
 from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import METHODS
+from gzslbench.execution import execute, process
 from gzslbench.execution.api import run
 from gzslbench.execution.planning import seed_batches
 from gzslbench.execution.spec import RunSpec
@@ -163,3 +166,21 @@ def test_cli_refuses_a_batch_below_one_seed(tmp_path: Any, monkeypatch: pytest.M
     result = CliRunner().invoke(cli, ["run", "-m", "acmr", "-d", "synth-tiny", "--batch-seeds", "0", "-q"])
     assert result.exit_code != 0
     assert result.output.strip().splitlines()[-1] == "error: --batch-seeds must be at least 1, got 0"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_a_batchs_records_are_written_waits_for_all_of_them(tmp_path, monkeypatch, signum) -> None:
+    """The interrupt arrives after the first of two batched seeds' records: both are written, then it acts."""
+    written = []
+
+    def write_then_interrupt(path: Any, record: dict[str, Any]) -> None:
+        write_json_atomic(path, record)
+        written.append(path)
+        if len(written) == 1:
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(execute, "write_json_atomic", write_then_interrupt)
+    with process.sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        run("acmr", "synth-tiny", seeds=2, out=tmp_path, batch_seeds=2, threads=1, overrides=TINY)
+    assert len(written) == 2
+    assert sorted(r["seed"] for r in iter_records(tmp_path)) == [0, 1]

@@ -40,7 +40,7 @@ from gzslbench.core.errors import GZSLBenchError
 from gzslbench.core.files import atomic_path, write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS, origin
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.process import set_up_own_process
+from gzslbench.execution.process import interrupts_deferred, set_up_own_process
 from gzslbench.execution.resolve import get_method, load_dataset
 from gzslbench.execution.spec import RunSpec
 from gzslbench.methods.base import Method, MethodError, RunContext, Scores, TrainingDiverged
@@ -329,9 +329,10 @@ def execute_and_save(
                 [s.model_path(out) if s.save_model else None for s in unit],
                 out,
             )
-            for k, spec, record in zip(todo, unit, records, strict=True):
-                write_json_atomic(spec.path(out), record)
-                results[k] = record
+            with interrupts_deferred():  # all of the unit's records, or an interrupt would drop finished runs
+                for k, spec, record in zip(todo, unit, records, strict=True):
+                    write_json_atomic(spec.path(out), record)
+                    results[k] = record
     return [results[k] for k in range(len(specs))]
 
 

@@ -97,6 +97,9 @@ def caller_environment_kept() -> Iterator[None]:
         random.setstate(state)
 
 
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (:func:`sigterm_as_interrupt`)."""
 
@@ -121,3 +124,29 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait for the end of the block, then act as they would have.
+
+    For the few milliseconds in which the records of seeds trained together are written: an
+    interrupt between two of them would drop finished runs whose training took hours.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    received: list[tuple[int, Any]] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append((signum, frame))) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            signum, frame = received[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler != signal.SIG_IGN:  # the default action (or a handler set outside Python)
+                signal.raise_signal(signum)
