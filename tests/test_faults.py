@@ -49,6 +49,35 @@ def test_bad_run_options_are_refused_before_any_run(invoke, tmp_path, args, mess
     assert not list(tmp_path.rglob("seed-*.json"))
 
 
+@pytest.mark.parametrize(
+    ("in_the_way", "message"),
+    [
+        ("seed-0.json/", "'{run}/seed-0.json' is a folder where gzslbench writes a file"),
+        ("seed-0.json.claim/", "'{run}/seed-0.json.claim' is a folder where gzslbench writes a file"),
+        ("seed-0.scores.npz/", "'{run}/seed-0.scores.npz' is a folder where gzslbench writes a file"),
+        ("seed-0.model.pt/", "'{run}/seed-0.model.pt' is a folder where gzslbench writes a file"),
+        ("", "cannot make the folder '{run}': a file is in its place"),
+        ("../..", "cannot use '{run}': a part of that path is a file where a folder belongs"),
+    ],
+)
+def test_a_file_or_folder_in_the_way_of_a_runs_files_is_one_line_before_training(
+    invoke, monkeypatch, in_the_way, message
+):
+    """Found only when the record or an artifact is written, it would have cost the trained run."""
+    monkeypatch.setattr(runner, "execute", lambda *args, **kwargs: pytest.fail("trained"))
+    args = ["run", "-m", "cada-vae", "-d", "synth-tiny", "--set", "epochs=1", "--set", "cls_epochs=1", "-q"]
+    (spec,) = plan_specs(["cada-vae"], ["synth-tiny"], [0], overrides={"epochs": 1, "cls_epochs": 1})
+    run = spec.path("results").parent
+    target = run / in_the_way.rstrip("/")
+    if in_the_way.endswith("/"):
+        target.mkdir(parents=True)
+    else:
+        target.resolve().parent.mkdir(parents=True, exist_ok=True)
+        target.resolve().touch()
+    line = one_line_error(invoke(*args, "--save-scores", "--save-model"))
+    assert line.startswith("error: " + message.format(run=run))
+
+
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(invoke, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("kaput")

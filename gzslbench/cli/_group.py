@@ -17,7 +17,13 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from gzslbench.core.errors import DISK_FULL, GZSLBenchError, disk_full_message, permission_message
+from gzslbench.core.errors import (
+    DISK_FULL,
+    GZSLBenchError,
+    disk_full_message,
+    misplaced_path_message,
+    permission_message,
+)
 from gzslbench.core.registry import PluginWarning
 from gzslbench.execution.process import interrupt_exit_code, set_up_own_process, sigterm_as_interrupt
 
@@ -118,6 +124,10 @@ class _FriendlyGroup(click.Group):
                 ctx.exit(2)
             if isinstance(exc, PermissionError):  # the user's files, not a fault of gzslbench
                 click.echo(f"error: {permission_message(exc)}", err=True)
+                ctx.exit(2)
+            misplaced = (IsADirectoryError, NotADirectoryError, FileExistsError)
+            if isinstance(exc, misplaced) and (message := misplaced_path_message(exc)):
+                click.echo(f"error: {message}", err=True)
                 ctx.exit(2)
             if os.environ.get("GZSLBENCH_DEBUG"):
                 traceback.print_exc()

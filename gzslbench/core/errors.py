@@ -49,6 +49,26 @@ def permission_message(exc: PermissionError) -> str:
     return f"permission denied: '{exc.filename}'" if exc.filename else str(exc)
 
 
+def folder_in_the_way(path: object) -> str:
+    """The one line for a folder found where gzslbench writes a file."""
+    return f"'{path}' is a folder where gzslbench writes a file: move or remove it"
+
+
+def misplaced_path_message(exc: IsADirectoryError | NotADirectoryError | FileExistsError) -> str | None:
+    """The one line for a folder where a file belongs, or the reverse (the user's files, not a fault); None if unnamed.
+
+    A rename names its destination second, and the destination is what is in the way.
+    """
+    path = exc.filename2 or exc.filename
+    if path is None:
+        return None
+    if isinstance(exc, IsADirectoryError):
+        return folder_in_the_way(path)
+    if isinstance(exc, NotADirectoryError):
+        return f"cannot use '{path}': a part of that path is a file where a folder belongs"
+    return f"cannot make the folder '{path}': a file is in its place; move or remove it"
+
+
 class MissingExtraError(GZSLBenchError, ImportError):
     """An optional dependency that a feature needs is not installed; the message names the extra to install."""
 

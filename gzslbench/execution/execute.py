@@ -36,7 +36,7 @@ from gzslbench.core.environment import (
     torch_threads,
     with_arithmetic_env,
 )
-from gzslbench.core.errors import GZSLBenchError
+from gzslbench.core.errors import GZSLBenchError, folder_in_the_way
 from gzslbench.core.files import atomic_path, write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS, origin
 from gzslbench.data.dataset import GZSLData
@@ -297,6 +297,18 @@ def busy_record(spec: RunSpec, reason: str) -> dict[str, Any]:
     return {"status": "busy", "error": reason, **asdict(spec), "config_hash": spec.config_hash}
 
 
+def check_outputs_free(specs: Sequence[RunSpec], out: str) -> None:
+    """Fail before training when a folder sits where a run's record, scores or model file goes.
+
+    Found only when the file is written, it would cost the finished run (a record) or its metrics.
+    """
+    for spec in specs:
+        paths = [spec.path(out), spec.scores_path(out) if spec.save_scores else None]
+        for path in [*paths, spec.model_path(out) if spec.save_model else None]:
+            if path is not None and path.is_dir():
+                raise GZSLBenchError(folder_in_the_way(path))
+
+
 def execute_and_save(
     specs: Sequence[RunSpec], out: str, progress: bool, force: bool, data: GZSLData | None = None
 ) -> list[dict[str, Any]]:
@@ -321,6 +333,7 @@ def execute_and_save(
                 todo.append(k)
         if todo:
             unit = [specs[k] for k in todo]
+            check_outputs_free(unit, out)
             records = execute(
                 unit,
                 progress,
