@@ -183,6 +183,19 @@ def test_a_run_finished_without_its_model_reruns_to_save_it(tmp_path):
     assert record["model_file"] == "seed-0.model.pt" and len(list(out.rglob("*.model.pt"))) == 1
 
 
+def test_a_run_finished_without_its_scores_reruns_to_save_them(tmp_path):
+    """Not asked for at first, or deleted since: --save-scores runs again, as --save-model does, once."""
+    first = gzslbench.run("eszsl", "synth-tiny", out=tmp_path)[0]
+    again = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_scores=True)[0]
+    (scores,) = tmp_path.rglob("*.scores.npz")
+    assert again["started_at"] != first["started_at"] and again["metrics"] == first["metrics"]
+    kept = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_scores=True)[0]
+    assert kept["started_at"] == again["started_at"]  # finished with its scores: skipped
+    scores.unlink()
+    gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_scores=True)
+    assert scores.is_file()
+
+
 def test_save_model_with_a_method_that_saves_none_is_noted_and_resumed(tmp_path):
     """ESZSL keeps no module: --save-model cannot save one, so a rerun must not train it again for it."""
     first = gzslbench.run("eszsl", "synth-tiny", out=tmp_path, save_model=True)[0]

@@ -78,6 +78,8 @@ def is_finished(spec: RunSpec, out: str | Path) -> bool:
     saved = record.get("model_file") and spec.model_path(out).exists()
     if spec.save_model and not saved and NO_MODEL_SAVED not in record.get("warnings", []):
         return False  # finished without saving its model: run again to save it
+    if spec.save_scores and not spec.scores_path(out).is_file():
+        return False  # finished without its test scores (not asked for, or lost since): run again to save them
     return not spec.validate or "val" in record["metrics"]
 
 
