@@ -92,6 +92,9 @@ def convert(folder: Path) -> tuple[dict[str, np.ndarray], list[str] | None]:
         "labels": labels,
         "attributes": np.ascontiguousarray(att.T),
     }
+    if ("train_loc" in splits) != ("val_loc" in splits):
+        have, missing = ("train_loc", "val_loc") if "train_loc" in splits else ("val_loc", "train_loc")
+        raise fail(att_path, missing, f"is missing while '{have}' is there: give both or neither")
     for key in (*REQUIRED_SPLITS, "train_loc", "val_loc"):
         if key in splits:
             arrays[key.removesuffix("_loc")] = as_integers(splits[key], att_path, key, 1, n, "instances")
@@ -139,8 +142,27 @@ def to_data(
     )
 
 
-def load_folder(folder: Path, name: str, defaults_from: str, use_cache: bool = True) -> GZSLData:
-    """Load one xlsa17 dataset folder, through the converted-copy cache unless ``use_cache`` is False."""
+def release_width_warning(attributes: np.ndarray, name: str, release: tuple[int, int] | None) -> str | None:
+    """A warning when the release's classes ``release = (classes, width)`` come with attributes of another width.
+
+    Not an error: other class embeddings in the same layout (CUB's 1024-d sentence embeddings) are
+    in use, but their numbers do not compare with results on the release's attributes.
+    """
+    if release is None or attributes.shape[0] != release[0] or attributes.shape[1] == release[1]:
+        return None
+    return (
+        f"{attributes.shape[1]}-d class attributes, where the xlsa17 release of {name} has {release[1]}-d: "
+        "results do not compare with those on the release's attributes"
+    )
+
+
+def load_folder(
+    folder: Path, name: str, defaults_from: str, use_cache: bool = True, release: tuple[int, int] | None = None
+) -> GZSLData:
+    """Load one xlsa17 dataset folder, through the converted-copy cache unless ``use_cache`` is False.
+
+    ``release`` is the xlsa17 release's (classes, attribute width) for this dataset (see :func:`release_width_warning`).
+    """
     res_path, att_path = folder / FEATURES_FILE, folder / SPLITS_FILE
     if use_cache:
         key = cache_key(res_path, att_path)
@@ -153,7 +175,9 @@ def load_folder(folder: Path, name: str, defaults_from: str, use_cache: bool = T
                 return with_warnings(data, meta.get("warnings"))
     arrays, names = convert(folder)
     data = validate(to_data(name, defaults_from, folder, arrays, names, "off"), str(att_path))
-    warnings = data.extra.get("warnings")
+    width_warning = release_width_warning(data.attributes, name, release)
+    warnings = [*data.extra.get("warnings", []), *([width_warning] if width_warning else [])] or None
+    data = with_warnings(data, warnings)
     if not use_cache:
         return data
     sources = [str(res_path), str(att_path)]
@@ -191,19 +215,21 @@ class XLSA17Adapter(DatasetAdapter):
     """Base of the xlsa17 adapters: ``folder`` names the dataset's folder in the release."""
 
     folder: ClassVar[str] = ""
+    release: ClassVar[tuple[int, int] | None] = None  # the release's (classes, attribute width)
     options: ClassVar[dict[str, Any]] = {"cache": True}
 
     def load(self, data_dir: Path | None = None, **options: Any) -> GZSLData:
         """Find the folder under the data root and load it (converted-copy cache unless cache=false)."""
         use_cache = parse_cache_option(self.name, options)
         folder = find_folder(data_root(data_dir), self.folder)
-        return load_folder(folder, self.name, self.defaults_from, use_cache=use_cache)
+        return load_folder(folder, self.name, self.defaults_from, use_cache=use_cache, release=self.release)
 
 
 @register_dataset("cub")
 class CUB(XLSA17Adapter):
     name = "cub"
     folder = "CUB"
+    release = (200, 312)
     defaults_from = "cub"
     description = "CUB-200-2011 birds (xlsa17): 200 classes, 150 seen / 50 unseen, 312-d attributes."
 
@@ -212,6 +238,7 @@ class CUB(XLSA17Adapter):
 class SUN(XLSA17Adapter):
     name = "sun"
     folder = "SUN"
+    release = (717, 102)
     defaults_from = "sun"
     description = "SUN scene attributes (xlsa17): 717 classes, 645 seen / 72 unseen, 102-d attributes."
 
@@ -220,6 +247,7 @@ class SUN(XLSA17Adapter):
 class AWA1(XLSA17Adapter):
     name = "awa1"
     folder = "AWA1"
+    release = (50, 85)
     defaults_from = "awa1"
     description = "Animals with Attributes 1 (xlsa17): 50 classes, 40 seen / 10 unseen, 85-d attributes."
 
@@ -228,6 +256,7 @@ class AWA1(XLSA17Adapter):
 class AWA2(XLSA17Adapter):
     name = "awa2"
     folder = "AWA2"
+    release = (50, 85)
     defaults_from = "awa2"
     description = "Animals with Attributes 2 (xlsa17): 50 classes, 40 seen / 10 unseen, 85-d attributes."
 
@@ -236,6 +265,7 @@ class AWA2(XLSA17Adapter):
 class APY(XLSA17Adapter):
     name = "apy"
     folder = "APY"
+    release = (32, 64)
     defaults_from = "apy"
     description = "aPascal & aYahoo (xlsa17): 32 classes, 20 seen / 12 unseen, 64-d attributes."
 
@@ -244,5 +274,6 @@ class APY(XLSA17Adapter):
 class FLO(XLSA17Adapter):
     name = "flo"
     folder = "FLO"
+    release = (102, 1024)
     defaults_from = "flo"
     description = "Oxford Flowers 102 (xlsa17): 102 classes, 82 seen / 20 unseen, 1024-d text embeddings."

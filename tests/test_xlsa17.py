@@ -348,3 +348,22 @@ def test_phantom_classes_and_one_dimensional_features_are_refused(tmp_path: Path
     assert "1 class(es) have attributes but no instance in any split (rows 6" in one_line_error("apy", tmp_path)
     small_folder(tmp_path / "CUB", features=np.random.default_rng(0).random((36, 1), dtype=np.float32))
     assert "features have 1 dimension(s) per instance" in one_line_error("cub", tmp_path, cache=False)
+
+
+def test_train_loc_without_val_loc_is_refused(tmp_path: Path) -> None:
+    """Half a validation partition would be ignored silently; the custom adapter refuses it too."""
+    small_folder(tmp_path / "CUB", train_loc=np.arange(1, 9).reshape(-1, 1))
+    message = one_line_error("cub", tmp_path)
+    assert message.endswith("'val_loc' is missing while 'train_loc' is there: give both or neither")
+
+
+def test_the_release_classes_with_attributes_of_another_width_are_warned_about(tmp_path, monkeypatch) -> None:
+    small_folder(tmp_path / "CUB")  # 6 classes with 5-d attributes
+    assert not DATASETS.get("cub")().load(tmp_path, cache="false").extra.get("warnings")  # not the release's classes
+    monkeypatch.setattr(DATASETS.get("cub"), "release", (6, 4))
+    for cache in ("true", "true", "false"):  # written, a hit, read directly: the warning each time
+        data = DATASETS.get("cub")().load(tmp_path, cache=cache)
+        assert data.extra["warnings"] == [
+            "5-d class attributes, where the xlsa17 release of cub has 4-d: "
+            "results do not compare with those on the release's attributes"
+        ]
