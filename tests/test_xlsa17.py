@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+import gzslbench
 from gzslbench.core.errors import DataError
 from gzslbench.core.registry import DATASETS
 from gzslbench.data import location
@@ -367,3 +368,8 @@ def test_the_release_classes_with_attributes_of_another_width_are_warned_about(t
             "5-d class attributes, where the xlsa17 release of cub has 4-d: "
             "results do not compare with those on the release's attributes"
         ]
+
+
+def test_a_data_dir_that_is_not_a_path_is_one_line() -> None:
+    with pytest.raises(DataError, match=r"^data_dir must be a path, got int 123$"):
+        gzslbench.load_dataset("cub", 123)  # type: ignore[arg-type]

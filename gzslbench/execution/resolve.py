@@ -7,6 +7,7 @@ checked against the method's declared ranges before any run starts.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def dataset_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
 def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, Any] | None = None) -> GZSLData:
     """Load (or generate) a registered dataset with its options applied, validated (a plugin's too)."""
     adapter = DATASETS.get(name)()
+    if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+        raise DataError(f"data_dir must be a path, got {type(data_dir).__name__} {data_dir!r}")
     chosen = dataset_options(name, options or {})
     try:
         data = adapter.load(Path(data_dir).expanduser() if data_dir else None, **chosen)
