@@ -422,6 +422,20 @@ def test_a_class_with_all_zero_attributes_is_warned_about(invoke, tmp_path):
     assert any("'c7'" in w and "all-zero attribute vector" in w for w in record["warnings"])
 
 
+def test_classes_that_share_an_attribute_vector_or_a_name_are_warned_about():
+    data = make_tiny_data()
+    attributes = data.attributes.copy()
+    attributes[8] = attributes[3]
+    names = [f"c{c}" for c in range(len(attributes))]
+    names[5] = "c4"
+    checked = validate(replace(data, attributes=attributes, class_names=names, extra={}), "mine")
+    assert checked.extra["warnings"] == [
+        "classes 'c3' (id 3), 'c8' (id 8) share their attribute vector with another class: nothing tells them apart",
+        "class name(s) 'c4' name more than one class",
+    ]
+    assert "warnings" not in validate(replace(data, extra={}), "mine").extra
+
+
 @pytest.mark.parametrize("value", ["", ",", " "])
 def test_table_with_no_metric_named_is_an_error(paper_results, value):
     result = CliRunner().invoke(cli, ["table", "--results", str(paper_results), "--metrics", value])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -168,7 +169,9 @@ def validate(data: GZSLData, where: str) -> GZSLData:
         fail(f"{unused.size} class(es) have attributes but no instance in any split (rows {shown}; 0-based)")
     if data.class_names is not None and len(data.class_names) != att.shape[0]:
         fail(f"{len(data.class_names)} class names for {att.shape[0]} attribute rows")
-    warnings = [w for w in [zero_attributes_warning(att, data.class_names)] if w]
+    checks = [zero_attributes_warning(att, data.class_names), identical_attributes_warning(att, data.class_names)]
+    checks.append(duplicate_names_warning(data.class_names))
+    warnings = [w for w in checks if w]
     if warnings:
         data.extra["warnings"] = [*data.extra.get("warnings", []), *warnings]
     data.extra["validated"] = True
@@ -180,11 +183,41 @@ def zero_attributes_warning(attributes: np.ndarray, class_names: list[str] | Non
     zero = np.flatnonzero(~np.any(attributes != 0, axis=1))
     if not zero.size:
         return None
-    named = [f"'{class_names[c]}' (id {c})" if class_names else str(c) for c in zero[:5]]
-    more = f" and {zero.size - 5} more" if zero.size > 5 else ""
     if zero.size == 1:
-        return f"class {named[0]} has an all-zero attribute vector: no attribute tells it apart from the other classes"
+        return (
+            f"class {_named(zero, class_names)} has an all-zero attribute vector: no attribute tells it apart from "
+            "the other classes"
+        )
     return (
-        f"classes {', '.join(named)}{more} have an all-zero attribute vector: no attribute tells them apart from the "
-        "other classes"
+        f"classes {_named(zero, class_names)} have an all-zero attribute vector: no attribute tells them apart from "
+        "the other classes"
     )
+
+
+def _named(ids: np.ndarray, class_names: list[str] | None) -> str:
+    """Up to five classes by name and id (by id without names), and how many more."""
+    named = [f"'{class_names[c]}' (id {c})" if class_names else str(c) for c in ids[:5]]
+    return ", ".join(named) + (f" and {ids.size - 5} more" if ids.size > 5 else "")
+
+
+def identical_attributes_warning(attributes: np.ndarray, class_names: list[str] | None = None) -> str | None:
+    """A warning naming classes that share one (nonzero) attribute vector: no method can tell them apart, or None."""
+    nonzero = np.flatnonzero(np.any(attributes != 0, axis=1))
+    _, group, counts = np.unique(attributes[nonzero], axis=0, return_inverse=True, return_counts=True)
+    shared = nonzero[counts[group.ravel()] > 1]
+    if not shared.size:
+        return None
+    return (
+        f"classes {_named(shared, class_names)} share their attribute vector with another class: nothing tells them "
+        "apart"
+    )
+
+
+def duplicate_names_warning(class_names: list[str] | None) -> str | None:
+    """A warning naming class names given to more than one class (tables and figures would confuse them), or None."""
+    if not class_names:
+        return None
+    repeated = sorted(name for name, count in Counter(class_names).items() if count > 1)
+    if not repeated:
+        return None
+    return f"class name(s) {', '.join(repr(n) for n in repeated[:5])} name more than one class"
