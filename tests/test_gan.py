@@ -206,6 +206,20 @@ def test_a_run_repeats_itself_and_logs_every_stage():
     assert {"pretrain_s", "gan_s", "gan_epoch_s", "generate_s", "classifier_s"} <= set(first.timings)
 
 
+def test_the_generator_minimises_the_adversarial_loss_plus_cls_weight_times_the_classifiers_nll():
+    """The logged terms add up with the weight's sign, and a larger weight drives the classifier's NLL down."""
+    nll = {}
+    for weight in (0.0, 10.0):
+        ctx = RunContext(0, CPU)
+        list(METHODS.get("f-clswgan")().predict(tiny_split(), tiny_config(cls_weight=weight, cls_epochs=1), ctx))
+        rows = [r for r in ctx.history if r["stage"] == "gan"]
+        for row in rows:
+            expected = row["adversarial"] + weight * row["classification"]
+            assert row["generator_loss"] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        nll[weight] = rows[-1]["classification"]
+    assert nll[10.0] < 0.5 * nll[0.0], nll
+
+
 def test_a_non_finite_loss_stops_the_run_as_diverged():
     split = tiny_split()
     bad = split.train_x.copy()
