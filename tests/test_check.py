@@ -229,7 +229,8 @@ def _baseline(suite: check.Suite, base: list[dict], sigma: float) -> dict:
     # Differences alternating +sigma / -sigma: their RMS is sigma.
     other = _records(seeds, {m: [50.0 + sigma * (-1) ** j for j in range(len(seeds))] for m in check.CHECK_METRICS})
     noise = check.measure_noise(case, ref, other, [1, 2])
-    return {"cases": {case.key: {"suite_entry": case.entry(), **check.summarize(base), "noise": noise}}}
+    entry = {"suite_entry": case.entry(), **check.summarize(base), "noise": noise}
+    return {"cases": {case.key: entry}, "defaults": check.default_configs(suite.methods())}
 
 
 def _suite(tmp_path: Path, seeds: int = 3) -> check.Suite:
@@ -277,6 +278,37 @@ def test_a_planted_3_point_drop_is_flagged_despite_a_wide_seed_spread(tmp_path: 
     assert check.exit_status(check.compare(suite, baseline, {key: now(0.5)})) == check.EXIT_OK
 
 
+def test_a_changed_default_is_flagged_even_where_no_case_trains_on_it(tmp_path, monkeypatch) -> None:
+    """The case overrides ``lr`` and trains on other data than AWA2: changing either default changes none of
+    its numbers, so only the recorded defaults can show it (exit 3: update the baseline on purpose)."""
+    suite = _suite(tmp_path)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    baseline = _baseline(suite, _records(seeds, 40.0), sigma=1.0)
+    same = {key: _records(seeds, 40.0)}
+    assert check.exit_status(check.compare(suite, baseline, same)) == check.EXIT_OK
+    cls = check.METHODS.get("cada-vae")
+    monkeypatch.setitem(cls.defaults, "lr", 1.5e-3)
+    monkeypatch.setitem(cls.dataset_defaults, "awa2", {**cls.dataset_defaults["awa2"], "unseen_samples": 9})
+    rows = check.compare(suite, baseline, same)
+    (row,) = [row for row in rows if row.case == "cada-vae defaults"]
+    assert row.verdict == "changed" and check.exit_status(rows) == check.EXIT_UPDATE
+    assert row.note.startswith("cub: lr 0.00015 -> 0.0015; sun: lr 0.00015 -> 0.0015") and "and 3 more" in row.note
+    assert check.exit_status(check.compare(suite, {**baseline, "defaults": {}}, same)) == check.EXIT_UPDATE
+
+
+def test_seeds_that_all_give_the_same_result_are_a_regression(tmp_path) -> None:
+    """Every seed repeating seed 0 keeps the mean near the baseline's; the lost spread itself is the fault."""
+    suite = _suite(tmp_path, seeds=4)
+    key, seeds = suite.cases[0].key, suite.cases[0].seeds
+    spread = [44.0, 41.0, 46.0, 43.0]
+    baseline = _baseline(suite, _records(seeds, {m: spread for m in check.CHECK_METRICS}), sigma=1.0)
+    collapsed = _records(seeds, {m: [spread[0]] * 4 for m in check.CHECK_METRICS})
+    rows = check.compare(suite, baseline, {key: collapsed})
+    assert [row.verdict for row in rows if row.metric == "H"] == ["ok"]  # the mean alone passes
+    (row,) = [row for row in rows if row.metric == "seeds"]
+    assert row.verdict == "REGRESSION" and check.exit_status(rows) == check.EXIT_REGRESSION
+
+
 def test_a_noisier_run_does_not_widen_its_own_tolerance(tmp_path: Path) -> None:
     """The tolerance comes from the baseline's noise model, not from the current run's spread."""
     suite = _suite(tmp_path, seeds=4)
@@ -312,11 +344,11 @@ def test_a_changed_suite_entry_needs_a_new_noise_model(tmp_path: Path) -> None:
     baseline = _baseline(suite, _records(seeds, 40.0), sigma=1.0)
     entry = baseline["cases"][key]
     stale_noise = {**entry, "noise": {**entry["noise"], "seeds": [0, 1]}}
-    rows = check.compare(suite, {"cases": {key: stale_noise}}, {key: _records(seeds, 40.0)})
+    rows = check.compare(suite, {**baseline, "cases": {key: stale_noise}}, {key: _records(seeds, 40.0)})
     assert {row.verdict for row in rows} == {"uncalibrated"} and check.exit_status(rows) == check.EXIT_UPDATE
     assert all(math.isfinite(row.difference) for row in rows)
     no_noise = {k: v for k, v in entry.items() if k != "noise"}
-    rows = check.compare(suite, {"cases": {key: no_noise}}, {key: _records(seeds, 40.0)})
+    rows = check.compare(suite, {**baseline, "cases": {key: no_noise}}, {key: _records(seeds, 40.0)})
     assert {row.verdict for row in rows} == {"uncalibrated"}
 
 

@@ -66,6 +66,7 @@ from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.core.files import write_json_atomic
 from gzslbench.core.registry import DATASETS, METHODS, is_builtin
 from gzslbench.execution.api import run
+from gzslbench.execution.resolve import method_config
 from gzslbench.results.store import iter_records
 from gzslbench.studies.environment_runs import run_in_env
 
@@ -74,7 +75,11 @@ MODE = "last"  # fixed epoch counts: no selection on test data
 BASELINE_FORMAT = 2
 EXIT_OK, EXIT_REGRESSION, EXIT_UPDATE = 0, 1, 3
 FAILING = ("REGRESSION", "FAILED", "MISSING")
-NEEDS_UPDATE = ("improved", "new", "stale", "uncalibrated", "untested")
+NEEDS_UPDATE = ("improved", "new", "stale", "uncalibrated", "untested", "changed")
+# The datasets whose settings the methods' per-dataset defaults hold (the synthetic ones borrow them): the
+# baseline keeps each method's resolved config on each, so a changed default shows where no case trains on it.
+DEFAULTS_DATASETS = ("cub", "sun", "awa1", "awa2", "apy", "flo")
+SHOWN_CHANGES = 4  # changed keys named in a defaults row's note
 DEFAULT_K = 4.0
 DEFAULT_FLOOR = 0.5
 POWER_Z = 1.645  # one-sided normal quantile of the power the detectable drop is quoted at (95%)
@@ -136,6 +141,10 @@ class Suite:
     noise_threads: int = DEFAULT_NOISE_THREADS
     jobs: int = 1
     noise_env: dict[str, str] = field(default_factory=dict)
+
+    def methods(self) -> list[str]:
+        """The methods the suite's cases run."""
+        return sorted({case.method for case in self.cases})
 
     def untested_methods(self) -> list[str]:
         """gzslbench's own methods with no case, when the suite claims to cover them all (plugins are not its)."""
@@ -532,6 +541,9 @@ def compare(suite: Suite, baseline: Mapping[str, Any] | None, current: Mapping[s
             note = "resolved config differs from the baseline's (a default changed)"
         noise = noise_model(entry, case)
         n = len(entry["seeds"])
+        if len(set(summary["H"]["values"])) == 1 < len(set(entry["H"]["values"])):
+            why = "every seed gave the same H where the baseline's differ: the seed no longer reaches the run"
+            rows.append(Row(case.key, "seeds", "REGRESSION", entry["H"], summary["H"], note=why))
         for metric in CHECK_METRICS:
             base, now = entry.get(metric), summary[metric]
             if base is None:
@@ -556,8 +568,44 @@ def compare(suite: Suite, baseline: Mapping[str, Any] | None, current: Mapping[s
             rows.append(Row(case.key, metric, verdict, base, now, diff, sigma, tol, drop, note))
     for key in entries:
         rows.append(Row(key, "-", "MISSING", note="in the baseline but not run"))
+    rows += defaults_rows(suite, baseline)
     for method in suite.untested_methods():
         rows.append(Row(method, "-", "untested", note="registered method without a case in the suite"))
+    return rows
+
+
+def default_configs(methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each method's resolved default config on each of :data:`DEFAULTS_DATASETS` (no training)."""
+    return {m: {d: _plain(method_config(m, d)) for d in DEFAULTS_DATASETS} for m in methods}
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """``key old -> new`` for every key whose value differs (a key on one side only: ``-`` on the other)."""
+    keys = sorted(set(before) | set(after))
+    return [f"{k} {before.get(k, '-')!r} -> {after.get(k, '-')!r}" for k in keys if before.get(k) != after.get(k)]
+
+
+def defaults_rows(suite: Suite, baseline: Mapping[str, Any] | None) -> list[Row]:
+    """A ``changed`` row per method whose default config on a dataset differs from the baseline's, ``new`` if absent.
+
+    The cases train on one dataset's settings and override some keys; a default they never use
+    (AWA2's sample counts, a learning rate a case sets) changes nothing they measure.
+    """
+    recorded = (baseline or {}).get("defaults", {})
+    rows: list[Row] = []
+    for method, configs in default_configs(suite.methods()).items():
+        key = f"{method} defaults"
+        if method not in recorded:
+            rows.append(Row(key, "-", "new", note="the method's per-dataset defaults are not in the baseline"))
+            continue
+        changes = [
+            f"{dataset}: {change}"
+            for dataset, config in configs.items()
+            for change in _changes(recorded[method].get(dataset, {}), config)
+        ]
+        if changes:
+            more = f" and {len(changes) - SHOWN_CHANGES} more" if len(changes) > SHOWN_CHANGES else ""
+            rows.append(Row(key, "-", "changed", note="; ".join(changes[:SHOWN_CHANGES]) + more))
     return rows
 
 
@@ -712,6 +760,7 @@ def make_baseline(
         "code": {"gzslbench": code["version"], "git_commit": code["git_commit"], "git_dirty": code["git_dirty"]},
         "environment": env,
         "cases": cases,
+        "defaults": default_configs(suite.methods()),
     }
 
 
