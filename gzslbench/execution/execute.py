@@ -305,9 +305,9 @@ def check_outputs_free(specs: Sequence[RunSpec], out: str) -> None:
     Found only when the file is written, it would cost the finished run (a record) or its metrics.
     """
     for spec in specs:
-        paths = [spec.path(out), spec.scores_path(out) if spec.save_scores else None]
-        for path in [*paths, spec.model_path(out) if spec.save_model else None]:
-            if path is not None and path.is_dir():
+        paths = (spec.path(out), spec.save_scores and spec.scores_path(out), spec.save_model and spec.model_path(out))
+        for path in paths:
+            if path and path.is_dir():
                 raise GZSLBenchError(folder_in_the_way(path))
 
 

@@ -44,7 +44,7 @@ def load_dataset(name: str, data_dir: str | None = None, options: Mapping[str, A
     chosen = dataset_options(name, options or {})
     try:
         data = adapter.load(Path(data_dir).expanduser() if data_dir else None, **chosen)
-    except (GZSLBenchError, KeyboardInterrupt):
+    except GZSLBenchError:
         raise
     except Exception as exc:  # a plugin's own error: name the plugin, not gzslbench, as its source
         if is_builtin(type(adapter)):

@@ -34,11 +34,13 @@ probability ``Phi(z) = 95%``. The ``floor`` (percentage points) is the tolerance
 noise is zero: the closed-form, seed-independent ESZSL and SAE (one run per config), and methods
 that reproduce bit for bit across thread counts.
 
-Verdicts and the exit status of :func:`exit_status`: ``ok`` (0); ``REGRESSION``, ``FAILED`` (a run
-failed), ``MISSING`` (no result for a baseline case or seed) (1); ``improved``, ``new`` (no baseline
-entry), ``stale`` (the suite entry changed since the baseline was made), ``uncalibrated`` (no noise
-model for the case's current suite entry), ``untested`` (a registered method the suite lacks, when
-the suite asks for every method) (3: update the suite or the baseline on purpose).
+Verdicts and the exit status of :func:`exit_status`: ``ok`` (0); ``REGRESSION`` (also a case whose
+seeds all gave one H where the baseline's differ), ``FAILED`` (a run failed), ``MISSING`` (no result
+for a baseline case or seed) (1); ``improved``, ``new`` (no baseline entry), ``stale`` (the suite
+entry changed since the baseline was made), ``uncalibrated`` (no noise model for the case's current
+suite entry), ``untested`` (a registered method the suite lacks, when the suite asks for every
+method), ``changed`` (a method's resolved default config on a dataset differs from the one the
+baseline keeps, :func:`defaults_rows`) (3: update the suite or the baseline on purpose).
 """
 
 from __future__ import annotations
