@@ -175,7 +175,8 @@ def test_config_grid_refuses_a_search_space_that_tune_would_refuse(monkeypatch, 
     shown = CliRunner().invoke(cli, ["config", "-m", "bad-space", "-d", "synth-tiny", "--grid"])
     tuned = CliRunner().invoke(cli, ["tune", "-m", "bad-space", "-d", "synth-tiny", "--results", str(tmp_path)])
     assert shown.exit_code == tuned.exit_code == 2
-    assert shown.stderr == tuned.stderr == "error: method 'bad-space': config 'gamma' = 0.0 is out of range (must be > 0)\n"
+    expected = "error: method 'bad-space': config 'gamma' = 0.0 is out of range (must be > 0)\n"
+    assert shown.stderr == tuned.stderr == expected
 
 
 def test_search_log_lines_count_the_points_off_a_terminal(tmp_path):
