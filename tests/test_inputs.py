@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -539,6 +540,50 @@ def test_a_record_with_a_field_of_the_wrong_type_is_named_and_skipped(paper_resu
     assert len(problems) == 1 and problems[0].startswith(f"{path}: {reason}")
     shown = CliRunner().invoke(cli, ["table", "--results", str(paper_results)])
     assert shown.exit_code == 0 and "warning: skipped" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("execution.batch_seeds", "two", "'execution.batch_seeds' = 'two' is not a JSON integer"),
+        ("execution.batch_seeds", [1], "'execution.batch_seeds' = [1] is not a JSON integer"),
+        ("env.arithmetic_env", "MKL=1", "'env.arithmetic_env' = 'MKL=1' is not a JSON object"),
+        ("env.arithmetic_env", {"MKL_CBWR": 1}, "'env.arithmetic_env' = {'MKL_CBWR': 1} does not map variable"),
+        ("env.device_name", ["a"], "'env.device_name' = ['a'] is not a JSON string"),
+        ("data.fingerprint", {"a": 1}, "'data.fingerprint' = {'a': 1} is not a JSON string"),
+        ("protocol.version", [2], "'protocol.version' = [2] is not a JSON integer"),
+        ("execution.batch_seeds", math.nan, "'execution.batch_seeds' = nan is not a JSON integer"),
+        ("timings.batch_seeds", "x", "'timings.batch_seeds' = 'x' is not a JSON number"),
+        ("timings.batch_seeds", math.inf, "'timings.batch_seeds' = inf is not a JSON number"),
+        ("device", ["cpu"], "'device' = ['cpu'] is not a JSON string"),
+        ("sweep", 5, "'sweep' = 5 is not a JSON string"),
+        ("seed_dependent", "no", "'seed_dependent' = 'no' is not a JSON boolean"),
+        ("metrics.last.epoch", "abc", "metrics 'last': 'epoch' = 'abc' is not a JSON integer"),
+        ("history.test", "abc", "'history.test' = 'abc' is not a JSON array of rows"),
+        ("history.test", ["a"], "'history.test' has a row 'a' that is not a JSON object"),
+        ("history.test", [{"U": 1.0}], "'history.test' has a row without an 'epoch'"),
+        ("history.train", [{"stage": "vae", "epoch": "x"}], "'history.train' has a row whose 'epoch' = 'x' is not"),
+        ("history.train", [{"stage": "vae", "epoch": 1, "total": "y"}], "'history.train' has a row whose 'total'"),
+        ("model_file", 5, "'model_file' = 5 is not a JSON string"),
+        ("model_file", "../../etc/passwd", "'model_file' = '../../etc/passwd' is not a file name beside the record"),
+    ],
+)
+def test_a_record_with_a_nested_field_of_the_wrong_type_is_named_and_skipped(paper_results, field, value, reason):
+    """Fields inside blocks that tables, figures and checks read are checked on load like the top-level ones."""
+    path = next((paper_results / "runs").rglob("seed-0.json"))
+    record = json.loads(path.read_text())
+    *blocks, key = field.split(".")
+    block = record
+    for name in blocks:
+        block = block.setdefault(name, {})
+    block[key] = value
+    path.write_text(json.dumps(record))
+    problems: list[str] = []
+    frame = gzslbench.load_results(paper_results, problems=problems)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: {reason}")
+    assert not frame.empty  # the folder's other records are loaded
+    shown = CliRunner().invoke(cli, ["table", "--results", str(paper_results)])
+    assert shown.exit_code == 0 and f"warning: skipped {path}: {reason}" in shown.output
 
 
 def test_a_record_nested_too_deeply_is_named_and_skipped(paper_results):

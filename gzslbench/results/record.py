@@ -7,12 +7,14 @@ Records are strict JSON: a value that is not finite is written as ``null``.
 
 Older records are upgraded when read (:func:`upgrade`); a record from a newer gzslbench is
 refused with a message that says to upgrade. A finished record whose reported numbers are not
-finite percentages (0..100) is refused too, so a damaged file never reaches a table.
+finite percentages (0..100), or whose fields read by tables, figures and checks have the wrong
+JSON type (:func:`shape_problem`), is refused too, so a damaged file never reaches a table.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from gzslbench.core.environment import assignments
@@ -184,7 +186,9 @@ class RunRecord(TypedDict, total=False):
 REQUIRED = ("method", "dataset", "seed", "config", "config_hash", "status")
 REQUIRED_OK = ("metrics",)
 STATUSES = ("ok", "failed")
-# The JSON type each field must have where present: one wrong type would stop every table of the folder.
+# The JSON type each field must have where present (``block.key``: a field inside a block), for every field that
+# tables, figures and checks read: one wrong type would stop every table of the folder. Blocks come before their
+# fields.
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "method": str,
     "dataset": str,
@@ -194,6 +198,12 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "status": str,
     "defaults_source": dict,
     "dataset_options": dict,
+    "device": str,
+    "threads": int,
+    "validate": bool,
+    "sweep": str,
+    "seed_dependent": bool,
+    "model_file": str,
     "execution": dict,
     "protocol": dict,
     "data": dict,
@@ -205,7 +215,20 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "timings": dict,
     "tuning": dict,
     "warnings": list,
+    "execution.device": str,
+    "execution.threads": int,
+    "execution.batch_seeds": int,
+    "timings.batch_seeds": (int, float),  # timings are seconds: written as a float
+    "protocol.version": int,
+    "data.fingerprint": str,
+    "code.version": str,
+    "code.git_commit": str,
+    "code.source": str,
+    "env.device_name": str,
+    "env.arithmetic_env": dict,
 }
+# The per-epoch rows of ``history``: lists of objects whose values are numbers (null where not finite).
+HISTORY_ROWS = ("train", "test", "val_train", "val")
 # Every selection mode of an ok record reports these; the other percentages may be null (absent:
 # strict JSON writes a NaN as null, e.g. an AUSUC without a curve).
 REQUIRED_PERCENT = ("U", "S", "H")
@@ -252,10 +275,9 @@ def check(record: Any, where: str) -> RunRecord:
         missing += [k for k in REQUIRED_OK if not isinstance(record.get(k), dict) or not record.get(k)]
     if missing:
         raise RecordError(f"{where}: incomplete run record (missing {', '.join(missing)}); rerun it with --force")
-    for key, kind in FIELD_TYPES.items():
-        value = record.get(key)
-        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise RecordError(f"{where}: '{key}' = {repr(value)[:40]} is not a JSON {_json_name(kind)}")
+    problem = shape_problem(record)
+    if problem:
+        raise RecordError(f"{where}: {problem}")
     if record["status"] not in STATUSES:
         raise RecordError(f"{where}: unknown status {record['status']!r} (expected one of {', '.join(STATUSES)})")
     if record["status"] == "ok":
@@ -266,14 +288,80 @@ def check(record: Any, where: str) -> RunRecord:
     return record  # type: ignore[return-value]
 
 
+def shape_problem(record: dict[str, Any]) -> str | None:
+    """Why a field that tables, figures or checks read has the wrong shape, or None (see :data:`FIELD_TYPES`)."""
+    for key, kind in FIELD_TYPES.items():
+        value = _field(record, key)
+        if value is not None and _wrong_type(value, kind):
+            return f"'{key}' = {repr(value)[:40]} is not a JSON {_json_name(kind)}"
+    settings = _field(record, "env.arithmetic_env") or {}
+    if not all(isinstance(value, str) for value in settings.values()):
+        return f"'env.arithmetic_env' = {repr(settings)[:40]} does not map variable names to strings"
+    model_file = record.get("model_file")
+    if model_file is not None and (Path(model_file).name != model_file or model_file in ("", ".", "..")):
+        return f"'model_file' = {model_file[:40]!r} is not a file name beside the record"
+    history = record.get("history") or {}
+    for part in HISTORY_ROWS:
+        problem = _rows_problem(history.get(part))
+        if problem:
+            return f"'history.{part}' {problem}"
+    return None
+
+
+def _wrong_type(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` is not of ``kind``: a boolean is no number, and a number must be finite (JSON reads NaN)."""
+    if isinstance(value, bool):
+        return kind is not bool
+    return not isinstance(value, kind) or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _field(record: dict[str, Any], key: str) -> Any:
+    """The value at ``block.key`` (None where absent or where the block is not an object)."""
+    value: Any = record
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _rows_problem(rows: Any) -> str | None:
+    """Why per-epoch history rows are unusable, or None: an array of objects with a whole-number epoch, a string
+    stage where given, numbers (or null) for the rest."""
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        return f"= {repr(rows)[:40]} is not a JSON array of rows"
+    for row in rows:
+        if not isinstance(row, dict):
+            return f"has a row {repr(row)[:40]} that is not a JSON object"
+        epoch = row.get("epoch")
+        if epoch is None:
+            return "has a row without an 'epoch'"
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            return f"has a row whose 'epoch' = {repr(epoch)[:40]} is not a JSON integer"
+        for key, value in row.items():
+            if key == "stage":
+                if not isinstance(value, str):
+                    return f"has a row whose 'stage' = {repr(value)[:40]} is not a JSON string"
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                return f"has a row whose '{key}' = {repr(value)[:40]} is not a number"
+    return None
+
+
 def _json_name(kind: type | tuple[type, ...]) -> str:
-    return {str: "string", int: "integer", dict: "object", list: "array"}.get(kind, str(kind))  # type: ignore[call-overload]
+    names = {str: "string", int: "integer", (int, float): "number", dict: "object", list: "array", bool: "boolean"}
+    return names.get(kind, str(kind))  # type: ignore[call-overload]
 
 
 def metrics_problem(values: Any) -> str | None:
-    """Why one selection mode's numbers cannot be reported, or None: percentages are finite and in 0..100."""
+    """Why one selection mode's numbers cannot be reported, or None: percentages are finite and in 0..100, the
+    selected epoch a whole number."""
     if not isinstance(values, dict):
         return f"not a mapping of metrics (a JSON {type(values).__name__})"
+    epoch = values.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        return f"'epoch' = {repr(epoch)[:40]} is not a JSON integer"
     for key in PERCENT:
         value = values.get(key)
         if value is None:
