@@ -275,3 +275,38 @@ def test_the_h_axis_of_an_oracle_figure_says_its_epochs_were_chosen_on_the_test_
     plot_bars(paper_results, Path("unused"), mode="last")
     labels = [figure.axes[0].get_ylabel() for figure in figures]
     assert labels == ["H (%), selection: oracle (epoch chosen on the TEST set)", "H (%), selection: last"]
+
+
+@pytest.mark.parametrize("kind", ["bars", "curves"])
+def test_plot_names_the_record_files_it_skips_as_table_does(paper_results, tmp_path, kind):
+    path = next((paper_results / "runs" / "synth-cub" / "acmr").rglob("seed-0.json"))
+    for seed, scale in enumerate([1.0, 2.0, 3.0]):
+        write_record(paper_results, "acmr", "synth-cub", seed, 40.0, 30.0, 60.0, history=history(scale))
+    path.write_text(path.read_text()[:40])  # truncated
+    result = CliRunner().invoke(cli, ["plot", kind, "--results", str(paper_results), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: skipped {path}: not valid JSON, probably truncated" in result.output
+    table = CliRunner().invoke(cli, ["table", "--results", str(paper_results)])
+    assert f"warning: skipped {path}: not valid JSON" in table.output
+
+
+def test_seen_unseen_names_the_record_files_it_skips(tmp_path):
+    out = tmp_path / "results"
+    gzslbench.run("sae", "synth-tiny", out=out, device="cpu", save_scores=True)
+    gzslbench.run("sae", "synth-tiny", out=out, device="cpu", save_scores=True, overrides={"lam": 1.0})
+    path = sorted((out / "runs").rglob("seed-0.json"))[0]
+    path.write_text("")
+    result = CliRunner().invoke(cli, ["plot", "seen-unseen", "--results", str(out), "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: skipped {path}: not valid JSON" in result.output
+
+
+def test_curves_skip_a_record_whose_history_is_damaged(tmp_path):
+    for seed in range(2):
+        write_record(tmp_path, "cada-vae", "synth-cub", seed, 40.0, 30.0, 60.0, history=history(1.0 + seed))
+    path = next(tmp_path.rglob("seed-1.json"))
+    write_record(tmp_path, "cada-vae", "synth-cub", 1, 40.0, 30.0, 60.0, history={"train": [{"stage": "vae"}]})
+    result = CliRunner().invoke(cli, ["plot", "curves", "--results", str(tmp_path), "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: skipped {path}: 'history.train' has a row without an 'epoch'" in result.output
+    assert_figures(sorted((tmp_path / "f").glob("curves-*")), ["curves-synth-cub"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gzslbench.cli._group import cli
-from gzslbench.cli.table import resolve_names, selection_options
+from gzslbench.cli.table import resolve_names, selection_options, warn_skipped
 from gzslbench.reports.plots import (
     PLOT_KINDS,
     plot_bars,
@@ -31,14 +31,18 @@ def draw(
     data_dir: str | None = None,
     n_classes: int = 10,
     seed: int | None = None,
+    problems: list[str] | None = None,
 ) -> list[Path]:
-    """Draw one figure kind from the records under ``out_results`` into ``out``; return the files written."""
+    """Draw one figure kind from the records under ``out_results`` into ``out``; return the files written.
+
+    Unusable record files are skipped, each named in ``problems`` when given.
+    """
     methods, datasets = methods or [], datasets or []
     if kind == "bars":
-        return plot_bars(out_results, out, mode, methods, datasets)
+        return plot_bars(out_results, out, mode, methods, datasets, problems)
     if kind == "seen-unseen":
-        return plot_seen_unseen(out_results, out, methods, datasets)
-    records = select_records(out_results, methods, datasets)
+        return plot_seen_unseen(out_results, out, methods, datasets, problems)
+    records = select_records(out_results, methods, datasets, problems=problems)
     if kind == "curves":
         return plot_curves(records, out)
     if kind == "sensitivity":
@@ -87,8 +91,21 @@ def plot_command(
     """
     require_plots(kind)
     method_names, dataset_names = resolve_names(methods, datasets, out)
-    paths = draw(
-        kind, out, Path(figures), mode, method_names, dataset_names, data_dir=data_dir, n_classes=n_classes, seed=seed
-    )
+    problems: list[str] = []
+    try:
+        paths = draw(
+            kind,
+            out,
+            Path(figures),
+            mode,
+            method_names,
+            dataset_names,
+            data_dir=data_dir,
+            n_classes=n_classes,
+            seed=seed,
+            problems=problems,
+        )
+    finally:  # also before an error: a skipped record may be why nothing could be drawn
+        warn_skipped(problems)
     for path in paths:
         click.echo(str(path))

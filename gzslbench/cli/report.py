@@ -14,7 +14,7 @@ import click
 
 from gzslbench.cli._group import cli
 from gzslbench.cli.plot import draw
-from gzslbench.cli.table import make_table, resolve_names, selection_options
+from gzslbench.cli.table import make_table, resolve_names, selection_options, warn_skipped
 from gzslbench.core.errors import GZSLBenchError, MissingExtraError
 from gzslbench.reports.plots import require_plots
 from gzslbench.reports.reported import ABLATIONS, real_twin
@@ -63,7 +63,8 @@ def _build_report(
     data_dir: str | None,
 ) -> None:
     """Write the report's entries (:data:`REPORT_ENTRIES`; figures/ only if any is drawn) into the empty ``out``."""
-    frame = load_frame(results, methods or [], datasets or [])
+    shown: list[str] = []  # the unusable records that the tables name on stderr
+    frame = load_frame(results, methods or [], datasets or [], shown)
     ran = set(frame["method"])
     has_real = any(real_twin(d) for d in frame["dataset"])
     tables_dir, figures_dir = out / "tables", out / "figures"
@@ -88,9 +89,10 @@ def _build_report(
         kinds: tuple[str, ...] = ()
     else:
         kinds = ("bars", "curves", "sensitivity", "tsne", "seen-unseen")
+    problems: list[str] = []
     for kind in kinds:
         try:
-            paths = draw(kind, results, figures_dir, mode, methods, datasets, data_dir=data_dir)
+            paths = draw(kind, results, figures_dir, mode, methods, datasets, data_dir=data_dir, problems=problems)
         except GZSLBenchError as exc:
             figures.append(f"- {kind}: not drawn ({exc}).\n")
             continue
@@ -99,6 +101,7 @@ def _build_report(
             figures.append(
                 f"### {png.stem}\n\n![{png.stem}]({rel})\n\n[PDF]({Path(rel).with_suffix('.pdf').as_posix()})\n"
             )
+    warn_skipped(problems, shown)  # those only a figure skips
     (out / "index.md").write_text("\n".join(sections + figures))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import click
@@ -75,8 +75,7 @@ def make_table(
     configs: dict[str, dict[str, Any]] = {}
     frame = load_frame(out, methods or [], datasets or [], problems, configs)
     mixed = mixed_provenance(frame)
-    for line in problems:
-        click.echo(f"warning: skipped {line}", err=True)
+    warn_skipped(problems)
     for line in mixed:
         click.echo(f"warning: {line}", err=True)
     if strict and (problems or mixed):
@@ -103,6 +102,14 @@ def make_table(
             (None, f"Hyper-parameters chosen on the validation split (`gzslbench tune`): {', '.join(tuned)}.")
         )
     return table
+
+
+def warn_skipped(problems: Iterable[str], shown: Collection[str] = ()) -> None:
+    """One ``warning: skipped`` line on stderr per unusable record file, each once and none of ``shown`` (already
+    printed): a figure skips the records a table does."""
+    for line in dict.fromkeys(problems):
+        if line not in shown:
+            click.echo(f"warning: skipped {line}", err=True)
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:

@@ -33,7 +33,8 @@ from gzslbench.core.errors import GZSLBenchError, require_extra
 from gzslbench.core.files import atomic_path
 from gzslbench.reports.reported import dataset_order, display_dataset, display_method
 from gzslbench.results.frame import aggregate, load_frame
-from gzslbench.results.store import SCORES_SUFFIX, iter_records, read_record, record_path
+from gzslbench.results.record import RecordError
+from gzslbench.results.store import SCORES_SUFFIX, iter_records, load_record, record_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -134,12 +135,17 @@ def save(fig: Figure, out: Path, name: str) -> list[Path]:
 
 
 def select_records(
-    out: str | Path, methods: Sequence[str] = (), datasets: Sequence[str] = (), status: str = "ok"
+    out: str | Path,
+    methods: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    status: str = "ok",
+    problems: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The records under ``out`` with ``status``, optionally only some methods and datasets."""
+    """The records under ``out`` with ``status``, optionally only some methods and datasets; unusable record files
+    are skipped and named in ``problems`` when given."""
     records = [
         r
-        for r in iter_records(out)
+        for r in iter_records(out, problems)
         if r.get("status") == status
         and (not methods or r["method"] in methods)
         and (not datasets or r["dataset"] in datasets)
@@ -374,10 +380,18 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_")
 
 
-def plot_bars(out_results: str | Path, out: Path, mode: str = "last", methods=(), datasets=()) -> list[Path]:
-    """H per method (bars, mean over seeds) per dataset (groups), error bars = std, dots = seeds."""
+def plot_bars(
+    out_results: str | Path,
+    out: Path,
+    mode: str = "last",
+    methods: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    problems: list[str] | None = None,
+) -> list[Path]:
+    """H per method (bars, mean over seeds) per dataset (groups), error bars = std, dots = seeds; unusable record
+    files are named in ``problems`` when given."""
     mpl = _mpl()
-    frame = load_frame(out_results, methods, datasets)
+    frame = load_frame(out_results, methods, datasets, problems)
     stats = aggregate(frame, mode)
     stats = stats[stats["n"] > 0]
     several = stats.groupby(["method", "dataset"])["config_hash"].transform("nunique") > 1
@@ -559,19 +573,34 @@ def _tsne_figure(points: dict[str, np.ndarray], record: dict[str, Any]) -> Figur
     return fig
 
 
-def plot_seen_unseen(out_results: str | Path, out: Path, methods: Sequence[str] = (), datasets: Sequence[str] = ()):
+def plot_seen_unseen(
+    out_results: str | Path,
+    out: Path,
+    methods: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    problems: list[str] | None = None,
+) -> list[Path]:
     """Seen-unseen accuracy curves of calibrated stacking (Chao et al. 2016), one figure per dataset.
 
     One curve per method and config, from the first seed's saved test scores (``run --save-scores``);
     the legend gives AUSUC (mean over the seeds with scores) and the plain (U, S) point is marked.
+    Scores whose record file is unusable are skipped, the record named in ``problems`` when given.
     """
     from gzslbench.protocol.calibration import ausuc
 
     mpl = _mpl()
     found: dict[str, dict[str, list[Any]]] = {}
     for path in sorted(Path(out_results).rglob(f"seed-*{SCORES_SUFFIX}")):
-        record = read_record(path.with_name(path.name.replace(SCORES_SUFFIX, ".json")))
-        if record is None or record["status"] != "ok":
+        record_file = path.with_name(path.name.replace(SCORES_SUFFIX, ".json"))
+        if not record_file.exists():
+            continue  # scores of a run whose record was never written
+        try:
+            record = load_record(record_file)
+        except RecordError as exc:
+            if problems is not None:
+                problems.append(str(exc))
+            continue
+        if record["status"] != "ok":
             continue
         if (methods and record["method"] not in methods) or (datasets and record["dataset"] not in datasets):
             continue
