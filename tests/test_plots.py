@@ -310,3 +310,22 @@ def test_curves_skip_a_record_whose_history_is_damaged(tmp_path):
     assert result.exit_code == 0, result.output
     assert f"warning: skipped {path}: 'history.train' has a row without an 'epoch'" in result.output
     assert_figures(sorted((tmp_path / "f").glob("curves-*")), ["curves-synth-cub"])
+
+
+def test_tsne_skips_a_record_whose_config_cannot_rebuild_the_model(saved_run, tmp_path):
+    """A damaged config value is named with its file, never an error from inside the model's code."""
+    import shutil
+
+    out = tmp_path / "results"
+    shutil.copytree(saved_run[0], out)
+    path = next((out / "runs").rglob("seed-0.json"))
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(record | {"config": record["config"] | {"latent_size": [1, 2]}}))
+    result = CliRunner().invoke(cli, ["plot", "tsne", "--results", str(out), "--out", str(tmp_path / "f")])
+    reason = f"{path}: config 'latent_size': expected an integer, got [1, 2]"
+    assert result.exit_code == 2 and "unexpected" not in result.output
+    assert result.output == (
+        f"warning: skipped {reason}\nerror: no selected saved model can be rebuilt from its record: {reason}\n"
+    )
+    index = write_report(str(out), tmp_path / "report")
+    assert "tsne: not drawn (no selected saved model can be rebuilt" in index.read_text()

@@ -47,7 +47,7 @@ def draw(
         return plot_curves(records, out)
     if kind == "sensitivity":
         return plot_sensitivity(records, out, mode)
-    return plot_tsne(records, out_results, out, data_dir=data_dir, n_classes=n_classes, seed=seed)
+    return plot_tsne(records, out_results, out, data_dir=data_dir, n_classes=n_classes, seed=seed, problems=problems)
 
 
 @cli.command(

@@ -101,7 +101,7 @@ def _build_report(
             figures.append(
                 f"### {png.stem}\n\n![{png.stem}]({rel})\n\n[PDF]({Path(rel).with_suffix('.pdf').as_posix()})\n"
             )
-    warn_skipped(problems, shown)  # those only a figure skips
+    warn_skipped(problems, shown)  # those only a figure skips, e.g. a config that cannot rebuild a saved model
     (out / "index.md").write_text("\n".join(sections + figures))
 
 

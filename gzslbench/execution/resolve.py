@@ -77,7 +77,19 @@ def method_config(
     if config_file:
         layers.append(load_config_file(config_file))
     layers.append(overrides or {})
-    config = resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'")
+    return _checked(cls, resolve_config(cls.defaults, layers, kind=f"config key of method '{cls.name}'"))
+
+
+def recorded_config(method: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A run record's config checked as a run checks its own, so a damaged value is named (ConfigError) before a
+    model is rebuilt from it; keys this version no longer knows are left out, those it lacks take their defaults."""
+    cls = get_method(method)
+    known = {key: value for key, value in config.items() if key in cls.defaults}
+    return _checked(cls, resolve_config(cls.defaults, [known], kind=f"config key of method '{cls.name}'"))
+
+
+def _checked(cls: type[Method], config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` once inside ``cls``'s ranges and rules, else ConfigError naming the method and the key."""
     try:
         check_ranges(config, cls.ranges)
         cls.check_config(config)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from gzslbench.core.errors import GZSLBenchError, require_extra
+from gzslbench.core.errors import ConfigError, GZSLBenchError, require_extra
 from gzslbench.core.files import atomic_path
 from gzslbench.reports.reported import dataset_order, display_dataset, display_method
 from gzslbench.results.frame import aggregate, load_frame
@@ -432,17 +432,26 @@ def plot_tsne(
     data_dir: str | None = None,
     n_classes: int = 10,
     seed: int | None = None,
+    problems: list[str] | None = None,
 ) -> list[Path]:
     """t-SNE of visual test latents and class-attribute latents, seen and unseen classes side by side.
 
     One figure per selected (method, dataset, config) with a saved model, from its lowest seed or from
     seed ``seed``.
     ``n_classes`` seen and ``n_classes`` unseen classes are drawn (the first ones by class id).
+    A record whose config cannot rebuild its model is skipped and named in ``problems`` when given.
     """
     require_plots()
     saved = [r for r in records if r.get("model_file") and (seed is None or r["seed"] == seed)]
     if saved and not (saved := [r for r in saved if has_latent_space(r["method"])]):
         raise GZSLBenchError("t-SNE draws the latent space of the VAE methods; no selected saved model has one")
+    damaged: list[str] = []
+    rebuildable = [r for r in saved if _rebuildable(r, results, damaged)]
+    if problems is not None:
+        problems += damaged
+    if saved and not rebuildable:
+        raise GZSLBenchError(f"no selected saved model can be rebuilt from its record: {damaged[0]}")
+    saved = rebuildable
     if seed is None:
         first: dict[tuple, dict] = {}
         for r in sorted(saved, key=lambda r: r["seed"]):
@@ -464,6 +473,19 @@ def plot_tsne(
     return written
 
 
+def _rebuildable(record: dict[str, Any], results: str | Path, problems: list[str]) -> bool:
+    """Whether ``record``'s config can rebuild its model; if not, why is appended to ``problems``, naming the file."""
+    from gzslbench.execution.resolve import recorded_config
+
+    try:
+        recorded_config(record["method"], record["config"])
+    except ConfigError as exc:
+        path = record_path(results, record["dataset"], record["method"], record["config_hash"], record["seed"])
+        problems.append(f"{path}: {exc}")
+        return False
+    return True
+
+
 def has_latent_space(method: str) -> bool:
     """Whether ``method`` is a registered method of the cross-modal VAE family, whose latents t-SNE draws."""
     from gzslbench.core.registry import METHODS
@@ -477,19 +499,20 @@ def latent_points(
 ) -> dict[str, np.ndarray]:
     """Latent means of test images and class attributes of ``n_classes`` seen and unseen classes.
 
-    Rebuilds the backbone from the record's config and the dataset from its name and options,
-    loads the state dict with ``weights_only=True`` and encodes without noise (``z = mu``).
+    Rebuilds the backbone from the record's config (checked: a damaged value is a ConfigError naming it)
+    and the dataset from its name and options, loads the state dict with ``weights_only=True`` and
+    encodes without noise (``z = mu``).
     """
     import torch
 
-    from gzslbench.execution.resolve import load_dataset
+    from gzslbench.execution.resolve import load_dataset, recorded_config
     from gzslbench.methods.vae.method import EvalPermutations
     from gzslbench.methods.vae.model import CrossModalVAE, VAESettings, backbone_spec
     from gzslbench.protocol.splits import make_split
 
     data = load_dataset(record["dataset"], data_dir, record.get("dataset_options") or {})
     split = make_split(data, "test")
-    config = record["config"]
+    config = recorded_config(record["method"], record["config"])
     device = torch.device("cpu")
     spec = backbone_spec(config, split.feature_dim, split.attributes.shape[1], split.n_classes)
     model = CrossModalVAE(spec, device, torch.Generator().manual_seed(0))
