@@ -621,6 +621,32 @@ def test_damaged_saved_scores_are_one_line_naming_the_file(invoke, tmp_path, con
     assert f"{scores}: damaged saved scores" in one_line_error(result)
 
 
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda a: {"unseen_scores": a["unseen_scores"][:, :3]}, "seen_scores has 15 columns but unseen_scores 3"),
+        (lambda a: {"unseen_classes": a["unseen_classes"][:0]}, "unseen_classes is empty or names classes outside"),
+        (lambda a: {"seen_classes": a["seen_classes"] + 100}, "seen_classes is empty or names classes outside 0..14"),
+        (lambda a: {"seen_y": a["seen_y"] + 1000}, "seen_y has labels of no seen class"),
+        (lambda a: {"unseen_y": a["unseen_y"][1:]}, "unseen_y has 99 labels for 100 rows of unseen_scores"),
+        (lambda a: {"seen_y": a["seen_y"].astype(float)}, "seen_y is a float64 array of shape (60,), not a list of"),
+        (lambda a: {"seen_scores": np.vstack([np.full((1, 15), np.nan), a["seen_scores"][1:]])}, "seen_scores holds"),
+        (lambda a: {"unseen_classes": a["seen_classes"]}, "unseen_y has labels of no unseen class"),
+        (lambda a: {"unseen_scores": a["unseen_scores"][0]}, "unseen_scores is a float16 array of shape (15,), not a"),
+    ],
+)
+def test_saved_scores_that_do_not_fit_together_are_one_line_naming_the_file(invoke, tmp_path, damage, reason):
+    pytest.importorskip("matplotlib")
+    gzslbench.run("sae", "synth-tiny", out=tmp_path / "results", save_scores=True)
+    scores = next((tmp_path / "results").rglob("seed-0.scores.npz"))
+    with np.load(scores) as saved:
+        arrays = dict(saved)
+    np.savez(scores, **(arrays | damage(arrays)))
+    result = invoke("plot", "seen-unseen", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "figs"))
+    line = handled_error(result)
+    assert line.startswith(f"error: {scores}: damaged saved scores ({reason}") and "--save-scores --force" in line
+
+
 def test_a_report_that_fails_midway_leaves_the_previous_report_as_it_was(paper_results, tmp_path, monkeypatch):
     from gzslbench.cli import report
 

@@ -96,14 +96,46 @@ SAVED_SCORES = ("seen_scores", "seen_y", "unseen_scores", "unseen_y", "seen_clas
 
 
 def read_saved_scores(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a ``--save-scores`` file, or one line naming the file if it is damaged."""
+    """The arrays of a ``--save-scores`` file, or one line naming the file if it is damaged (unreadable, or arrays
+    that do not fit together: :func:`saved_scores_problem`)."""
     try:
         with np.load(path) as saved:
-            return {key: saved[key] for key in SAVED_SCORES}
+            arrays = {key: saved[key] for key in SAVED_SCORES}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise GZSLBenchError(
-            f"{path}: damaged saved scores ({type(exc).__name__}: {exc}); rerun its run with --save-scores --force"
-        ) from None
+        arrays, problem = {}, f"{type(exc).__name__}: {exc}"
+    else:
+        problem = saved_scores_problem(arrays)
+    if problem:
+        raise GZSLBenchError(f"{path}: damaged saved scores ({problem}); rerun its run with --save-scores --force")
+    return arrays
+
+
+def saved_scores_problem(saved: Mapping[str, np.ndarray]) -> str | None:
+    """Why saved test scores cannot make a seen-unseen curve, or None: (n, K) finite scores per test part, a class
+    index per row, and disjoint, non-empty seen and unseen classes among the K that hold every label of their part."""
+    n_classes = None
+    for part in ("seen", "unseen"):
+        scores, labels, classes = saved[f"{part}_scores"], saved[f"{part}_y"], saved[f"{part}_classes"]
+        if scores.ndim != 2 or scores.dtype.kind not in "fiu":
+            return f"{part}_scores is a {scores.dtype} array of shape {scores.shape}, not a (rows, classes) table"
+        if n_classes is not None and scores.shape[1] != n_classes:
+            return f"seen_scores has {n_classes} columns but unseen_scores {scores.shape[1]}"
+        n_classes = scores.shape[1]
+        if not np.isfinite(scores).all():
+            return f"{part}_scores holds NaN or infinite values"
+        for name, values in ((f"{part}_y", labels), (f"{part}_classes", classes)):
+            if values.ndim != 1 or values.dtype.kind not in "iu":
+                return f"{name} is a {values.dtype} array of shape {values.shape}, not a list of class indices"
+        if len(labels) != len(scores):
+            return f"{part}_y has {len(labels)} labels for {len(scores)} rows of {part}_scores"
+        if not len(classes) or classes.min() < 0 or classes.max() >= n_classes:
+            return f"{part}_classes is empty or names classes outside 0..{n_classes - 1}"
+        strays = np.setdiff1d(labels, classes)
+        if len(strays):
+            return f"{part}_y has labels of no {part} class, e.g. {int(strays[0])}"
+    if np.intersect1d(saved["seen_classes"], saved["unseen_classes"]).size:
+        return "a class is both seen and unseen"
+    return None
 
 
 def saved_scores_curve(path: Path) -> SeenUnseenCurve:
