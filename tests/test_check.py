@@ -255,6 +255,47 @@ def test_verdicts_and_exit_status(tmp_path: Path) -> None:
     assert check.exit_status(rows) == check.EXIT_REGRESSION and rows[0].verdict == "MISSING"
 
 
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda entry: [entry], "not a JSON object (a JSON list)"),
+        (lambda entry: {k: v for k, v in entry.items() if k != "seeds"}, "'seeds' = None is not a list of seeds"),
+        (lambda entry: entry | {"seeds": "01"}, "'seeds' = '01' is not a list of seeds"),
+        (lambda entry: entry | {"H": "abc"}, "'H' = 'abc' is not a JSON object"),
+        (lambda entry: entry | {"H": entry["H"] | {"values": "abc"}}, "'H.values' = 'abc' is not one number per seed"),
+        (lambda entry: entry | {"H": entry["H"] | {"values": [1.0]}}, "'H.values' = [1.0] is not one number per seed"),
+        (lambda entry: entry | {"U": entry["U"] | {"mean": "x"}}, "'U.mean' = 'x' is not a number"),
+        (lambda entry: entry | {"suite_entry": [1]}, "'suite_entry' = [1] is not a JSON object"),
+        (lambda entry: entry | {"noise": entry["noise"] | {"env": "x"}}, "'noise.env' = 'x' is not a JSON object"),
+        (lambda entry: entry | {"noise": entry["noise"] | {"H": {}}}, "'noise.H' = {} has no 'sigma' (a number >= 0)"),
+    ],
+)
+def test_a_damaged_baseline_case_is_one_line_and_exit_2_not_a_regression(tmp_path: Path, damage, problem) -> None:
+    """Exit 1 means a regression: CI must tell a damaged baseline from one."""
+    suite = _suite(tmp_path)
+    baseline = _baseline(suite, _records(suite.cases[0].seeds, 40.0), sigma=1.0)
+    key = suite.cases[0].key
+    baseline |= {"format": check.BASELINE_FORMAT, "cases": {key: damage(baseline["cases"][key])}}
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline))
+    (tmp_path / "results").mkdir()
+    code, output = run_check(tmp_path / "suite.toml", path, "--from-results", str(tmp_path / "results"))
+    assert code == 2
+    assert output == f"error: baseline '{path}': case {key}: {problem}; rewrite it with --update\n"
+
+
+def test_a_metric_the_method_does_not_report_is_read_back_from_the_baseline_as_nan(tmp_path: Path) -> None:
+    """Strict JSON writes NaN as null; the comparison reads it back as NaN (not reported), not a crash."""
+    suite = _suite(tmp_path)
+    seeds, key = suite.cases[0].seeds, suite.cases[0].key
+    records = _records(seeds, {m: [math.nan if m == "AUSUC" else 40.0] * len(seeds) for m in check.CHECK_METRICS})
+    path = tmp_path / "baseline.json"
+    check.write_baseline(path, _baseline(suite, records, sigma=1.0) | {"format": check.BASELINE_FORMAT})
+    assert json.loads(path.read_text())["cases"][key]["AUSUC"]["values"] == [None] * len(seeds)
+    rows = check.compare(suite, check.read_baseline(path), {key: records})
+    assert check.exit_status(rows) == check.EXIT_OK and "AUSUC" not in {row.metric for row in rows}
+
+
 def test_a_planted_3_point_drop_is_flagged_despite_a_wide_seed_spread(tmp_path: Path) -> None:
     """Seeds spread over 30 points (the old unpaired tolerance would be about +-36), noise sigma 1 per seed:
     pairing seed with seed, a 3-point drop of every seed is a regression, and 0.5 points is not."""

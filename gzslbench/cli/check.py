@@ -19,6 +19,7 @@ from gzslbench.studies import check
     "check",
     epilog=(
         "Exit status: 0 every case within tolerance; 1 a regression, a failed run or a missing case; "
+        "2 an error (a bad option, a damaged suite or baseline file); "
         "3 an improvement beyond tolerance or a suite/baseline change (update the baseline on purpose).\n\n"
         "Examples:\n\n  gzslbench check\n\n  gzslbench check --threads 2\n\n  gzslbench check --update\n\n"
         "  gzslbench check --from-results results/check\n\n"

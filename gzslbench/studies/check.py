@@ -667,7 +667,10 @@ def verdict_line(status: int) -> str:
 
 
 def read_baseline(path: str | Path) -> dict[str, Any] | None:
-    """The baseline at ``path``, or None when there is none yet."""
+    """The baseline at ``path``, or None when there is none yet; a damaged file or case entry is one line.
+
+    Values written as null (strict JSON for NaN: a metric the method does not report) are read as NaN.
+    """
     path = Path(path)
     if not path.exists():
         return None
@@ -682,7 +685,59 @@ def read_baseline(path: str | Path) -> dict[str, Any] | None:
             f"baseline '{path}' has format {data.get('format')}, this gzslbench reads {BASELINE_FORMAT}; "
             "rewrite it with --update"
         )
+    for key, entry in data["cases"].items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise GZSLBenchError(f"baseline '{path}': case {key}: {problem}; rewrite it with --update")
+        for metric in CHECK_METRICS:
+            if isinstance(entry.get(metric), dict):
+                side = entry[metric]
+                side.update({stat: _nan_for_null(side.get(stat)) for stat in ("mean", "std")})
+                side["values"] = [_nan_for_null(v) for v in side["values"]]
     return data
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """Why a baseline case entry cannot be compared with a run, or None: the fields :func:`compare` and
+    :func:`noise_model` read, of the types :func:`make_baseline` writes."""
+    if not isinstance(entry, dict):
+        return f"not a JSON object (a JSON {type(entry).__name__})"
+    seeds = entry.get("seeds")
+    if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        return f"'seeds' = {repr(seeds)[:40]} is not a list of seeds"
+    for key in ("suite_entry", "noise"):
+        if entry.get(key) is not None and not isinstance(entry[key], dict):
+            return f"'{key}' = {repr(entry[key])[:40]} is not a JSON object"
+    for metric in CHECK_METRICS:
+        side = entry.get(metric)
+        if side is None:
+            continue
+        if not isinstance(side, dict):
+            return f"'{metric}' = {repr(side)[:40]} is not a JSON object"
+        values = side.get("values")
+        if not isinstance(values, list) or len(values) != len(seeds) or not all(map(_number_or_null, values)):
+            return f"'{metric}.values' = {repr(values)[:40]} is not one number per seed"
+        for stat in ("mean", "std"):
+            if not _number_or_null(side.get(stat)):
+                return f"'{metric}.{stat}' = {repr(side.get(stat))[:40]} is not a number"
+    noise = entry.get("noise") or {}
+    for key in ("suite_entry", "env"):
+        if noise.get(key) is not None and not isinstance(noise[key], dict):
+            return f"'noise.{key}' = {repr(noise[key])[:40]} is not a JSON object"
+    for metric in CHECK_METRICS:
+        if metric in noise:
+            sigma = noise[metric].get("sigma") if isinstance(noise[metric], dict) else None
+            if sigma is None or not _number_or_null(sigma) or not sigma >= 0:
+                return f"'noise.{metric}' = {repr(noise[metric])[:40]} has no 'sigma' (a number >= 0)"
+    return None
+
+
+def _number_or_null(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _nan_for_null(value: Any) -> Any:
+    return math.nan if value is None else value
 
 
 def calibrate(
