@@ -255,6 +255,17 @@ def test_verdicts_and_exit_status(tmp_path: Path) -> None:
     assert check.exit_status(rows) == check.EXIT_REGRESSION and rows[0].verdict == "MISSING"
 
 
+def test_from_results_reads_the_suite_s_records_not_the_noise_runs_beside_them(made: tuple[Path, Path]) -> None:
+    """``--update --results DIR`` writes the noise-model runs (same seeds, 2 threads) under DIR/noise-threads-2:
+    ``--from-results DIR`` compares the suite's own records under DIR/runs."""
+    suite, baseline = made
+    results = baseline.parent / "results"
+    assert (results / "noise-threads-2").is_dir()
+    code, output = run_check(suite, baseline, "--from-results", str(results))
+    assert code == 0, output
+    assert "MISSING" not in output and "ok: every case within tolerance" in output
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [

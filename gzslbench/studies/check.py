@@ -372,9 +372,14 @@ def _matches(wanted: Mapping[str, Any], got: Any) -> bool:
 
 def collect(suite: Suite, results: str | Path) -> dict[str, list[dict[str, Any]]]:
     """The records in an existing results folder that belong to each case (same options, overrides, seeds,
-    and the suite's thread count when it sets one)."""
+    and the suite's thread count when it sets one).
+
+    A folder the suite ran into is read from its ``runs`` sub-folder: the noise-model runs that ``--update``
+    writes beside it (:func:`calibrate`) are runs of the same seeds, which would be taken for the suite's own.
+    """
     found: dict[str, list[dict[str, Any]]] = {case.key: [] for case in suite.cases}
-    for record in iter_records(results):
+    own = Path(results) / "runs"
+    for record in iter_records(own if own.is_dir() else results):
         if suite.threads is not None and record.get("threads") not in (None, suite.threads):
             continue
         for case in suite.cases:
