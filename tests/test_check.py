@@ -22,7 +22,7 @@ import gzslbench.methods.vae.method as vae_method
 import gzslbench.protocol.selection
 import gzslbench.protocol.splits
 from gzslbench.cli import cli
-from gzslbench.core.errors import ConfigError
+from gzslbench.core.errors import ConfigError, GZSLBenchError
 from gzslbench.methods.base import Method
 from gzslbench.studies import check
 
@@ -293,6 +293,16 @@ def test_a_damaged_baseline_case_is_one_line_and_exit_2_not_a_regression(tmp_pat
     code, output = run_check(tmp_path / "suite.toml", path, "--from-results", str(tmp_path / "results"))
     assert code == 2
     assert output == f"error: baseline '{path}': case {key}: {problem}; rewrite it with --update\n"
+
+
+@pytest.mark.parametrize("defaults", [[], {"acmr": []}, {"acmr": {"cub": 1}}])
+def test_damaged_recorded_defaults_are_one_line(tmp_path: Path, defaults) -> None:
+    suite = _suite(tmp_path)
+    baseline = _baseline(suite, _records(suite.cases[0].seeds, 40.0), sigma=1.0)
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(baseline | {"format": check.BASELINE_FORMAT, "defaults": defaults}))
+    with pytest.raises(GZSLBenchError, match=r"'defaults' is not method -> dataset -> config; rewrite it \(--update\)"):
+        check.read_baseline(path)
 
 
 def test_a_metric_the_method_does_not_report_is_read_back_from_the_baseline_as_nan(tmp_path: Path) -> None:

@@ -690,6 +690,12 @@ def read_baseline(path: str | Path) -> dict[str, Any] | None:
             f"baseline '{path}' has format {data.get('format')}, this gzslbench reads {BASELINE_FORMAT}; "
             "rewrite it with --update"
         )
+    defaults = data.get("defaults", {})
+    tables = [defaults, *defaults.values()] if isinstance(defaults, dict) else [defaults]
+    if not all(isinstance(table, dict) for table in tables) or not all(
+        isinstance(config, dict) for configs in tables[1:] for config in configs.values()
+    ):
+        raise GZSLBenchError(f"baseline '{path}': 'defaults' is not method -> dataset -> config; rewrite it (--update)")
     for key, entry in data["cases"].items():
         problem = _entry_problem(entry)
         if problem:
