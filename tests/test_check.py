@@ -557,3 +557,17 @@ def test_every_mutant_fails_the_ci_check_and_unchanged_code_passes_at_two_thread
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(", caught,") == 4 and "--threads 2: exit 0, passed" in proc.stdout
+
+
+def test_from_results_tells_a_case_from_its_variant(tmp_path: Path) -> None:
+    """SAE's case leaves ``direction`` at its default, its variant sets f2s: a case's overrides alone match both
+    runs' records, and the case's own are those with its resolved config."""
+    text = '[[case]]\nmethod = "sae"\ndataset = "synth-tiny"\n\n[[case]]\nname = "f2s"\nmethod = "sae"\n'
+    text += 'dataset = "synth-tiny"\n[case.overrides]\ndirection = "f2s"\n'
+    (tmp_path / "suite.toml").write_text('name = "variants"\nseeds = 1\n' + text)
+    suite = check.load_suite(tmp_path / "suite.toml")
+    gzslbench.run("sae", "synth-tiny", out=tmp_path / "results")
+    gzslbench.run("sae", "synth-tiny", out=tmp_path / "results", overrides={"direction": "f2s"})
+    found = check.collect(suite, tmp_path / "results")
+    assert [r["config"]["direction"] for r in found["sae@synth-tiny"]] == ["s2f"]
+    assert [r["config"]["direction"] for r in found["f2s"]] == ["f2s"]

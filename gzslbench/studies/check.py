@@ -391,11 +391,16 @@ def collect(suite: Suite, results: str | Path) -> dict[str, list[dict[str, Any]]
                 and _matches(case.overrides, record.get("config"))
             ):
                 found[case.key].append(record)
-    for key, recs in found.items():
+    for case in suite.cases:
+        recs = found[case.key]
+        if len({str(r.get("config_hash")) for r in recs}) > 1:  # e.g. a case and its variant: keep the case's own
+            defaults_from = DATASETS.get(case.dataset).defaults_from or case.dataset
+            resolved = _plain(method_config(case.method, defaults_from, overrides=case.overrides))
+            found[case.key] = recs = [r for r in recs if _plain(r.get("config")) == resolved] or recs
         hashes = sorted({str(r.get("config_hash")) for r in recs})
         if len(hashes) > 1:
             raise GZSLBenchError(
-                f"{results}: {len(hashes)} different configs ({', '.join(hashes)}) match case {key}; "
+                f"{results}: {len(hashes)} different configs ({', '.join(hashes)}) match case {case.key}; "
                 "point --from-results at a folder with one"
             )
     return found
