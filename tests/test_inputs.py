@@ -586,6 +586,14 @@ def test_a_record_with_a_nested_field_of_the_wrong_type_is_named_and_skipped(pap
     assert shown.exit_code == 0 and f"warning: skipped {path}: {reason}" in shown.output
 
 
+def test_a_folder_named_as_a_record_is_named_not_passed_over(paper_results):
+    folder = next((paper_results / "runs").rglob("seed-0.json")).parent / "seed-9.json"
+    folder.mkdir()
+    problems: list[str] = []
+    gzslbench.load_results(paper_results, problems=problems)
+    assert problems == [f"{folder}: a folder, not a run record file"]
+
+
 def test_a_record_nested_too_deeply_is_named_and_skipped(paper_results):
     path = next((paper_results / "runs").rglob("seed-0.json"))
     path.write_text("[" * 100_000 + "]" * 100_000)

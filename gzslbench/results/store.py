@@ -36,6 +36,7 @@ from gzslbench.results.record import (
 
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
 _RECORD_NAME = re.compile(r"seed-(\d+)\.json")
+RECORD_FILES = "seed-*.json"  # the names the record files of a results folder match
 
 
 def record_path(out: str | Path, dataset: str, method: str, config_hash: str, seed: int) -> Path:
@@ -131,8 +132,11 @@ def _record_files(root: Path, problems: list[str] | None) -> list[Path]:
             problems.append(f"{error.filename}: folder not readable ({error.strerror}); its records are left out")
 
     found = []
-    for folder, _, files in os.walk(root, onerror=unreadable, followlinks=True):
-        found += [Path(folder) / name for name in files if fnmatch.fnmatch(name, "seed-*.json")]
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        found += [Path(folder) / name for name in files if fnmatch.fnmatch(name, RECORD_FILES)]
+        if problems is not None:  # a folder named as a record holds no run, but its seed would go missing unsaid
+            named = [name for name in dirs if fnmatch.fnmatch(name, RECORD_FILES)]
+            problems += [f"{Path(folder) / name}: a folder, not a run record file" for name in named]
     return sorted(found)
 
 
