@@ -43,10 +43,15 @@ def as_matrix(value: Any, path: Path | str, key: str) -> np.ndarray:
         raise fail(path, key, f"must be a 2-D array, got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
         raise fail(path, key, f"must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32, copy=False)
-    bad = int(arr.size - np.isfinite(arr).sum())
+    bad = int(arr.size - np.isfinite(arr).sum()) if arr.dtype.kind == "f" else 0
     if bad:
         raise fail(path, key, f"contains {bad} NaN or infinite values")
+    with np.errstate(over="ignore"):  # counted below
+        arr = arr.astype(np.float32, copy=False)
+    overflowed = int(arr.size - np.isfinite(arr).sum())
+    if overflowed:
+        limit = float(np.finfo(np.float32).max)
+        raise fail(path, key, f"has {overflowed} values beyond float32's range (magnitude above {limit:.1e})")
     return arr
 
 
@@ -72,6 +77,8 @@ def as_integers(value: Any, path: Path | str, key: str, base: int, upper: int, w
             raise fail(path, key, "must hold whole numbers")
     elif arr.dtype.kind not in "iu":
         raise fail(path, key, f"must hold integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:  # would wrap to negatives in int64
+        raise fail(path, key, f"has values up to {int(arr.max())} but must lie in [{base}, {upper - 1 + base}]")
     out = arr.astype(np.int64) - base
     if out.min() < 0 or out.max() >= upper:
         lo, hi = int(out.min()) + base, int(out.max()) + base

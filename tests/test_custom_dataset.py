@@ -91,6 +91,8 @@ def test_object_array(tmp_path: Path) -> None:
         ({"labels": np.full(270, 0.5)}, "'labels' must hold whole numbers"),
         ({"test_unseen": np.array([0, 270])}, "'test_unseen' has values in [0, 270] but must lie in [0, 269]"),
         ({"attributes": np.full((9, 8), np.nan)}, "'attributes' contains 72 NaN"),
+        ({"attributes": np.full((9, 8), 1e300)}, "'attributes' has 72 values beyond float32's range"),
+        ({"labels": np.full(270, 2**63 + 5, dtype=np.uint64)}, "'labels' has values up to 9223372036854775813 but"),
         ({"train": None}, "'val' is given without its partner"),
         ({"class_names": np.array(["a", "b"])}, "'class_names' has 2 names but 'attributes' has 9 rows"),
     ],
