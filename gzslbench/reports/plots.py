@@ -33,8 +33,7 @@ from gzslbench.core.errors import ConfigError, GZSLBenchError, require_extra
 from gzslbench.core.files import atomic_path
 from gzslbench.reports.reported import dataset_order, display_dataset, display_method
 from gzslbench.results.frame import aggregate, load_frame
-from gzslbench.results.record import RecordError
-from gzslbench.results.store import SCORES_SUFFIX, iter_records, load_record, record_path
+from gzslbench.results.store import SCORES_SUFFIX, iter_records, load_or_note, record_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -649,13 +648,8 @@ def plot_seen_unseen(
         record_file = path.with_name(path.name.replace(SCORES_SUFFIX, ".json"))
         if not record_file.exists():
             continue  # scores of a run whose record was never written
-        try:
-            record = load_record(record_file)
-        except RecordError as exc:
-            if problems is not None:
-                problems.append(str(exc))
-            continue
-        if record["status"] != "ok":
+        record = load_or_note(record_file, problems)
+        if record is None or record["status"] != "ok":
             continue
         if (methods and record["method"] not in methods) or (datasets and record["dataset"] not in datasets):
             continue

@@ -140,6 +140,16 @@ def _record_files(root: Path, problems: list[str] | None) -> list[Path]:
     return sorted(found)
 
 
+def load_or_note(path: Path, problems: list[str] | None) -> RunRecord | None:
+    """The record at ``path``, or None with the one-line reason appended to ``problems`` (when given)."""
+    try:
+        return load_record(path)
+    except RecordError as exc:
+        if problems is not None:
+            problems.append(str(exc))
+        return None
+
+
 def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator[RunRecord]:
     """Every usable run record under ``out`` (a results folder or its ``runs`` sub-folder).
 
@@ -154,11 +164,8 @@ def iter_records(out: str | Path, problems: list[str] | None = None) -> Iterator
         raise GZSLBenchError(f"'{root}' is a file, not a results folder (pass the folder given to --results)")
     first: dict[tuple, Path] = {}
     for path in _record_files(root, problems):
-        try:
-            record = load_record(path)
-        except RecordError as exc:
-            if problems is not None:
-                problems.append(str(exc))
+        record = load_or_note(path, problems)
+        if record is None:
             continue
         run = (record["dataset"], record["method"], record["config_hash"], record["seed"])
         if run in first:
