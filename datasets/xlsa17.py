@@ -167,12 +167,11 @@ def load_folder(
     if use_cache:
         key = cache_key(res_path, att_path)
         hit = load_arrays(key)
-        if hit is not None:  # entries are written only after full validation
+        if hit is not None:  # written only after full validation, and unchanged since (its digests match)
             arrays, meta = hit
             data = to_data(name, defaults_from, folder, arrays, meta.get("class_names"), "hit")
-            if data.fingerprint == meta.get("fingerprint"):  # else changed on disk since: convert again
-                data.extra["validated"] = True  # when it was converted
-                return with_warnings(data, meta.get("warnings"))
+            data.extra["validated"] = True  # when it was converted
+            return with_warnings(data, meta.get("warnings"))
     arrays, names = convert(folder)
     data = validate(to_data(name, defaults_from, folder, arrays, names, "off"), str(att_path))
     width_warning = release_width_warning(data.attributes, name, release)
@@ -181,9 +180,7 @@ def load_folder(
     if not use_cache:
         return data
     sources = [str(res_path), str(att_path)]
-    save_arrays(
-        key, arrays, {"class_names": names, "sources": sources, "warnings": warnings, "fingerprint": data.fingerprint}
-    )
+    save_arrays(key, arrays, {"class_names": names, "sources": sources, "warnings": warnings})
     reopened = load_arrays(key)  # serve the memory-mapped copy, so the in-memory one can be freed
     if reopened is None:
         return with_warnings(to_data(name, defaults_from, folder, arrays, names, "unwritable"), warnings)
