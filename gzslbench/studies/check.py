@@ -696,10 +696,11 @@ def read_baseline(path: str | Path) -> dict[str, Any] | None:
             "rewrite it with --update"
         )
     defaults = data.get("defaults", {})
-    tables = [defaults, *defaults.values()] if isinstance(defaults, dict) else [defaults]
-    if not all(isinstance(table, dict) for table in tables) or not all(
-        isinstance(config, dict) for configs in tables[1:] for config in configs.values()
-    ):
+    nested = isinstance(defaults, dict) and all(
+        isinstance(configs, dict) and all(isinstance(config, dict) for config in configs.values())
+        for configs in defaults.values()
+    )
+    if not nested:
         raise GZSLBenchError(f"baseline '{path}': 'defaults' is not method -> dataset -> config; rewrite it (--update)")
     for key, entry in data["cases"].items():
         problem = _entry_problem(entry)
