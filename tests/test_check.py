@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,16 @@ def test_from_results_reads_the_suite_s_records_not_the_noise_runs_beside_them(m
     code, output = run_check(suite, baseline, "--from-results", str(results))
     assert code == 0, output
     assert "MISSING" not in output and "ok: every case within tolerance" in output
+    # A parent of that folder: the suite's records are found below it, the noise runs still left out.
+    code, output = run_check(suite, baseline, "--from-results", str(results.parent))
+    assert code == 0 and "ok: every case within tolerance" in output, output
+    other = results.parent / "other"
+    shutil.copytree(results, other / "results")
+    try:
+        code, output = run_check(suite, baseline, "--from-results", str(results.parent))
+    finally:
+        shutil.rmtree(other)
+    assert code == 2 and "holds 2 results folders" in output and "point --from-results at one" in output, output
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,18 @@ def test_a_copied_record_does_not_count_as_another_seed(paper_results):
     assert strict.exit_code == 2
 
 
+def test_a_record_whose_fields_disagree_with_its_folders_is_skipped(paper_results):
+    """A record edited (or written) under another run's folders would be counted in another table cell and its saved
+    model looked for elsewhere (`plot tsne` said the model was missing)."""
+    path = _damage_seed_0(paper_results, lambda r: json.dumps({**r, "dataset": "synth-awa1"}))
+    problems: list[str] = []
+    frame = load_results(paper_results, problems=problems)
+    assert problems == [
+        f"{path}: holds the record of run synth-awa1/acmr/cfg0, but its folders say synth-cub/acmr/cfg0"
+    ]
+    assert "synth-awa1" not in set(frame.loc[frame["method"] == "acmr", "dataset"])
+
+
 # --- 3. the converted-data cache follows the file's content ------------------------------------
 
 

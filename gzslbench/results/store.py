@@ -113,6 +113,12 @@ def load_record(path: Path) -> RunRecord:
     if named and record["seed"] != int(named[1]):  # a copy (seed-0.json saved as seed-7.json) is no other seed
         seed = record["seed"]
         raise RecordError(f"{path}: holds the record of seed {seed!r}, but its file name says seed {named[1]}")
+    if named and len(path.parts) >= 5 and path.parts[-5] == "runs":
+        # In a results folder's layout (runs/<dataset>/<method>/<config_hash>/) the folders name the run too: a
+        # record whose fields say otherwise would be counted, and its saved files looked for, under another run.
+        held, folders = (record["dataset"], record["method"], record["config_hash"]), path.parts[-4:-1]
+        if held != folders:
+            raise RecordError(f"{path}: holds the record of run {'/'.join(held)}, but its folders say {'/'.join(folders)}")
     return record
 
 

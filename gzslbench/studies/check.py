@@ -370,16 +370,35 @@ def _matches(wanted: Mapping[str, Any], got: Any) -> bool:
     return isinstance(got, Mapping) and all(k in got and _plain(got[k]) == _plain(v) for k, v in wanted.items())
 
 
+def suite_runs_folder(results: Path) -> Path:
+    """Where the suite's own records under ``results`` are: its ``runs`` sub-folder, or else the one ``runs`` folder
+    further down (``results`` is a parent of the folder the suite ran into), or else ``results`` itself.
+
+    The noise-model runs that ``--update`` writes beside a suite's records (:func:`calibrate`) are runs of the same
+    seeds; read with them, each seed's first record found would be taken, the suite's or the noise run's.
+    """
+    own = results / "runs"
+    if own.is_dir():
+        return own
+    below = [
+        folder
+        for folder in sorted(results.rglob("runs"))
+        if folder.is_dir() and not any(part.startswith("noise-threads-") for part in folder.relative_to(results).parts)
+    ]
+    if len(below) > 1:
+        listed = ", ".join(str(folder.parent) for folder in below[:3]) + (", ..." if len(below) > 3 else "")
+        raise GZSLBenchError(f"{results}: holds {len(below)} results folders ({listed}); point --from-results at one")
+    return below[0] if below else results
+
+
 def collect(suite: Suite, results: str | Path) -> dict[str, list[dict[str, Any]]]:
     """The records in an existing results folder that belong to each case (same options, overrides, seeds,
     and the suite's thread count when it sets one).
 
-    A folder the suite ran into is read from its ``runs`` sub-folder: the noise-model runs that ``--update``
-    writes beside it (:func:`calibrate`) are runs of the same seeds, which would be taken for the suite's own.
+    A folder the suite ran into is read from its ``runs`` sub-folder (:func:`suite_runs_folder`).
     """
     found: dict[str, list[dict[str, Any]]] = {case.key: [] for case in suite.cases}
-    own = Path(results) / "runs"
-    for record in iter_records(own if own.is_dir() else results):
+    for record in iter_records(suite_runs_folder(Path(results))):
         if suite.threads is not None and record.get("threads") not in (None, suite.threads):
             continue
         for case in suite.cases:
