@@ -268,6 +268,9 @@ def test_from_results_reads_the_suite_s_records_not_the_noise_runs_beside_them(m
     # A parent of that folder: the suite's records are found below it, the noise runs still left out.
     code, output = run_check(suite, baseline, "--from-results", str(results.parent))
     assert code == 0 and "ok: every case within tolerance" in output, output
+    for name in ("--n-jobs", "--jobs"):  # run's name for it, and check's own
+        code, output = run_check(suite, baseline, "--from-results", str(results), name, "1")
+        assert code == 0, (name, output)
     other = results.parent / "other"
     shutil.copytree(results, other / "results")
     try:

@@ -66,7 +66,9 @@ from gzslbench.studies import check
     help="Torch threads of every run, overriding the suite's `threads` (the baseline's thread count by default).",
 )
 @click.option(
+    "--n-jobs",
     "--jobs",
+    "jobs",
     type=click.IntRange(min=1),
     default=None,
     help="Processes the runs are spread over, overriding the suite's `jobs` (results do not depend on it).",
