@@ -496,8 +496,9 @@ def test_select_cases_cuts_suite_and_baseline(tmp_path: Path) -> None:
 
 
 def test_committed_baseline_detects_small_drops() -> None:
-    """Every case of the CI suite has a noise model measured for its current entry, and the smallest mean-H drop
-    flagged with 95% probability is at most 3 points for learned methods, 1 for the deterministic ones."""
+    """Every case of the CI suite has a noise model measured for its current entry, and the smallest mean drop of H,
+    U, S and AUSUC flagged with 95% probability is at most 3 points for learned methods, 1 for the deterministic
+    ones."""
     suite = check.load_suite()
     baseline = check.read_baseline(check.default_baseline_path())
     assert baseline is not None and baseline["environment"]["torch_threads"] == suite.threads == 1
@@ -506,9 +507,10 @@ def test_committed_baseline_detects_small_drops() -> None:
         assert entry["suite_entry"] == case.entry(), case.key
         noise = check.noise_model(entry, case, [suite.threads, suite.noise_threads], suite.noise_env)
         assert noise is not None, case.key  # measured with the suite's noise settings (threads, MKL_CBWR)
-        drop = check.detectable_drop(noise["H"]["sigma"], len(case.seeds), suite.k, case.floor)
         deterministic = not check.METHODS.get(case.method).seed_dependent
-        assert drop <= (1.0 if deterministic else 3.0), (case.key, drop)
+        for metric in check.CHECK_METRICS:
+            drop = check.detectable_drop(noise[metric]["sigma"], len(case.seeds), suite.k, case.floor)
+            assert drop <= (1.0 if deterministic else 3.0), (case.key, metric, drop)
         if case.dataset == "synth-awa1":  # the VAE cases learn both sides (chance is 2%): a fault on either shows
             assert entry["U"]["mean"] > 40 and entry["S"]["mean"] > 40, case.key
 

@@ -41,6 +41,10 @@ SLOW_RUN = [
         (["--seeds", "0"], "--seeds must be at least 1"),
         (["--seed-start", "-1"], "seeds must lie in [0, 2147483647]"),
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--seed", "3", "--seed", "3"], "seed 3 is given twice"),
+        (["--seed", "-2"], "seeds must lie in [0, 2147483647]; got -2"),
+        (["--seed", "1", "--seeds", "2"], "give --seed or --seeds, not both"),
+        (["--seed", "1", "--seed-start", "4"], "give --seed or --seed-start, not both"),
     ],
 )
 def test_bad_run_options_are_refused_before_any_run(invoke, tmp_path, args, message):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import gzslbench
 from gzslbench.cli import cli
-from gzslbench.core.environment import source_digest
+from gzslbench.core.environment import arithmetic_env, assignments, source_digest
 from gzslbench.core.errors import GZSLBenchError
 from gzslbench.execution.execute import SOURCE_ROOTS
 from gzslbench.results.record import code_label
@@ -55,7 +55,7 @@ def test_a_batched_record_says_how_it_was_executed(batched_and_single):
 
 def test_the_replay_command_repeats_the_batch_and_its_metrics(batched_and_single, tmp_path):
     out, batched, _ = batched_and_single
-    args = shlex.split(batched[1]["command"])[1:]
+    args = cli_args(batched[1]["command"])
     assert args[args.index("--results") + 1] == str((out / "batched").resolve())
     args[args.index("--results") + 1] = str(tmp_path)  # replayed elsewhere, to compare with the original
     args.append("-q")
@@ -73,13 +73,57 @@ def test_the_replay_of_a_lost_batched_record_trains_the_batch_again(batched_and_
     shutil.copytree(out / "batched", copy)
     (lost,) = (copy / "runs").rglob("seed-1.json")
     lost.unlink()
-    args = shlex.split(batched[1]["command"])[1:]
+    args = cli_args(batched[1]["command"])
     args[args.index("--results") + 1] = str(copy)
     result = CliRunner().invoke(cli, [*args, "-q"])
     assert result.exit_code == 0, result.output
     replayed = {r["seed"]: r for r in load_json_records(copy)}
     assert replayed[1]["execution"] == batched[1]["execution"] and replayed[1]["metrics"] == batched[1]["metrics"]
     assert replayed[0]["metrics"] == batched[0]["metrics"]  # the sibling, rewritten with the same numbers
+
+
+def test_a_batch_resumed_around_a_finished_seed_replays_as_it_ran(tmp_path):
+    """Seed 1 finished alone, then seeds 0 and 2 trained as one batch: their command names both seeds (not a range),
+    and repeats their numbers; trained alone, they would differ in the last digits."""
+    out = tmp_path / "resumed"
+    gzslbench.run("acmr", "synth-tiny", seeds=1, seed_start=1, out=out, batch_seeds=1, threads=1, overrides=TINY_ACMR)
+    records = gzslbench.run("acmr", "synth-tiny", seeds=3, out=out, batch_seeds=3, threads=1, overrides=TINY_ACMR)
+    batched = records[2]
+    assert batched["execution"]["unit_seeds"] == [0, 2]
+    args = cli_args(batched["command"])
+    assert args[args.index("--seed") : args.index("--seed") + 4] == ["--seed", "0", "--seed", "2"]
+    assert "--seeds" not in args and "--seed-start" not in args
+    args[args.index("--results") + 1] = str(tmp_path / "replayed")
+    result = CliRunner().invoke(cli, [*args, "-q"])
+    assert result.exit_code == 0, result.output
+    replayed = {r["seed"]: r for r in load_json_records(tmp_path / "replayed")}
+    assert sorted(replayed) == [0, 2]
+    assert replayed[2]["execution"] == batched["execution"] and replayed[2]["metrics"] == batched["metrics"]
+    alone = gzslbench.run(
+        "acmr",
+        "synth-tiny",
+        seeds=1,
+        seed_start=2,
+        out=tmp_path / "alone",
+        batch_seeds=1,
+        threads=1,
+        overrides=TINY_ACMR,
+    )
+    assert alone[0]["history"] != batched["history"]  # what the old command, the seed alone, gave
+
+
+def test_the_api_runs_a_list_of_seeds(tmp_path):
+    records = gzslbench.run("acmr", "synth-tiny", seeds=[2, 0], out=tmp_path, batch_seeds=1, overrides=TINY_ACMR)
+    assert [r["seed"] for r in records] == [2, 0] and all(r["status"] == "ok" for r in records)
+    with pytest.raises(GZSLBenchError, match="not both"):
+        gzslbench.run("acmr", "synth-tiny", seeds=[1], seed_start=3, out=tmp_path)
+
+
+def cli_args(command):
+    """A replay command's arguments after ``gzslbench``: ``run ...`` (the math-library settings of the environment that
+    ran it, such as ``OPENBLAS_CORETYPE=Haswell``, may come first)."""
+    words = shlex.split(command)
+    return words[words.index("gzslbench") + 1 :]
 
 
 def load_json_records(out):
@@ -95,7 +139,9 @@ def test_a_cell_mixing_batched_and_single_seeds_is_named(batched_and_single, tmp
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text())
     notes = mixed_provenance(load_results(mixed))
-    assert notes == [f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: cpu, alone; cpu, batched"]
+    settings = "".join(f", {assignment}" for assignment in assignments(arithmetic_env()))  # e.g. MKL_CBWR in CI
+    executions = f"cpu, alone{settings}; cpu, batched{settings}"
+    assert notes == [f"acmr on synth-tiny [{path.parent.name}]: seeds from 2 executions: {executions}"]
     shown = CliRunner().invoke(cli, ["table", "--results", str(mixed)])
     assert "2 executions" in shown.output
     strict = CliRunner().invoke(cli, ["table", "--results", str(mixed), "--strict"])

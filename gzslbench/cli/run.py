@@ -6,6 +6,7 @@ import sys
 
 import click
 import pandas as pd
+from click.core import ParameterSource
 
 from gzslbench.cli._group import cli, names, quiet_option, results_folder, results_folder_options
 from gzslbench.core.environment import DEVICE_CHOICES
@@ -30,6 +31,13 @@ SELECTION_CHOICES = tuple(SELECTION_MODES)
 @click.option("--dataset", "-d", "datasets", multiple=True, required=True, help="Dataset name(s).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Number of seeds.")
 @click.option("--seed-start", default=0, show_default=True, type=int, help="First seed.")
+@click.option(
+    "--seed",
+    "seed_list",
+    multiple=True,
+    type=int,
+    help="Run exactly this seed (repeat for several), instead of --seeds and --seed-start.",
+)
 @results_folder_options
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICE_CHOICES), help="Torch device.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a method config value.")
@@ -73,6 +81,7 @@ def run_command(
     datasets: tuple[str, ...],
     seeds: int,
     seed_start: int,
+    seed_list: tuple[int, ...],
     out: str,
     legacy_out: str | None,
     device: str,
@@ -93,10 +102,14 @@ def run_command(
 ) -> None:
     """Train and evaluate methods on datasets over seeds; write one JSON record per run (under --results)."""
     out = results_folder(out, legacy_out)
+    source = click.get_current_context().get_parameter_source
+    counted = [name for name in ("seeds", "seed_start") if source(name) is not ParameterSource.DEFAULT]
+    if seed_list and counted:
+        raise click.UsageError(f"give --seed or --{counted[0].replace('_', '-')}, not both")
     records = run(
         names(methods),
         names(datasets),
-        seeds,
+        list(seed_list) or seeds,
         seed_start=seed_start,
         out=out,
         device=device,

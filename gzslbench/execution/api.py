@@ -17,7 +17,7 @@ from gzslbench.core.environment import cpu_count
 from gzslbench.core.errors import ConfigError
 from gzslbench.core.registry import DATASETS
 from gzslbench.data.dataset import GZSLData
-from gzslbench.execution.options import check_execution
+from gzslbench.execution.options import check_execution, run_seeds
 from gzslbench.execution.resolve import get_method, plan_specs
 from gzslbench.execution.schedule import run_specs
 from gzslbench.execution.spec import RunSpec
@@ -48,7 +48,7 @@ def note_plan(specs: Iterable[RunSpec], seeds: int, data_dir: str | Path | None)
 def run(
     method: str | Sequence[str],
     dataset: str | Sequence[str],
-    seeds: int = 1,
+    seeds: int | Sequence[int] = 1,
     *,
     seed_start: int = 0,
     out: str | Path = "results",
@@ -70,7 +70,8 @@ def run(
 ) -> list[dict[str, Any]]:
     """Run methods x datasets x seeds and return the records (one per run, in that order).
 
-    ``out`` is the results folder. ``threads`` is the torch thread count of each run (default:
+    ``seeds`` is a count of seeds from ``seed_start``, or a list of the seeds themselves. ``out`` is the results
+    folder. ``threads`` is the torch thread count of each run (default:
     the cores divided among the processes), so a serial and a parallel command with equal
     ``threads`` give identical records. ``n_jobs`` and ``batch_seeds`` may be ``"auto"``
     (:mod:`gzslbench.execution.planning` picks them, as the CLI does by default). ``backend``
@@ -87,11 +88,12 @@ def run(
         backend=backend,
         scheduler=scheduler,
     )
+    seed_values = run_seeds(seeds, seed_start)
     loaded: dict[tuple, GZSLData] = {}
     specs = plan_specs(
         [method] if isinstance(method, str) else list(method),
         [dataset] if isinstance(dataset, str) else list(dataset),
-        range(seed_start, seed_start + seeds),
+        seed_values,
         overrides=as_mapping(overrides),
         config_file=config_file,
         options=as_mapping(options),
@@ -103,7 +105,7 @@ def run(
         save_model=save_model,
     )
     if not quiet:
-        note_plan(specs, seeds, data_dir)
+        note_plan(specs, len(seed_values), data_dir)
     return run_specs(
         specs,
         out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from gzslbench.core.errors import GZSLBenchError
@@ -48,6 +49,28 @@ def check_seeds(seeds: int, seed_start: int) -> None:
         raise GZSLBenchError(f"--seeds {seeds} is more than {MAX_SEEDS}; run seeds in batches with --seed-start")
     if seed_start < 0 or seed_start + seeds - 1 > MAX_SEED:
         raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {seed_start}..{seed_start + seeds - 1}")
+
+
+def run_seeds(seeds: int | Sequence[int], seed_start: int = 0) -> list[int]:
+    """The seeds a command runs: ``seeds`` seeds from ``seed_start``, or the list ``seeds`` itself (as a record's
+    replay command names a batch of seeds that are not consecutive); checked."""
+    if not isinstance(seeds, Sequence) or isinstance(seeds, str):
+        check_seeds(seeds, seed_start)  # a count; refuses what is not a whole number
+        return list(range(seed_start, seed_start + seeds))
+    if seed_start != 0:
+        raise GZSLBenchError("give a list of seeds or a first seed (--seed-start), not both")
+    listed = list(seeds)
+    for seed in listed:
+        check_whole_number(seed, "a seed")
+    if not 1 <= len(listed) <= MAX_SEEDS:
+        raise GZSLBenchError(f"give between 1 and {MAX_SEEDS} seeds, got {len(listed)}")
+    outside = [seed for seed in listed if not 0 <= seed <= MAX_SEED]
+    if outside:
+        raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {outside[0]}")
+    twice = sorted({seed for seed in listed if listed.count(seed) > 1})
+    if twice:
+        raise GZSLBenchError(f"seed {twice[0]} is given twice")
+    return listed
 
 
 def check_batch_seeds(batch_seeds: int | str, backend: str = "joblib") -> None:
@@ -106,7 +129,7 @@ def check_writable(out: str | Path) -> None:
 
 
 def check_execution(
-    seeds: int,
+    seeds: int | Sequence[int],
     seed_start: int,
     out: str | Path,
     *,
@@ -118,7 +141,7 @@ def check_execution(
     scheduler: str | None = None,
 ) -> tuple[int | str, int | str]:
     """Every check of a command's execution options, in one place; returns (n_jobs, batch_seeds) parsed."""
-    check_seeds(seeds, seed_start)
+    run_seeds(seeds, seed_start)
     n_jobs = check_n_jobs(parse_count(n_jobs, "--n-jobs"), cores)
     batch_seeds = parse_count(batch_seeds, "--batch-seeds")
     check_batch_seeds(batch_seeds, backend)

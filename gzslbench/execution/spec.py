@@ -62,16 +62,18 @@ class RunSpec:
         """The CLI command that repeats exactly this run (shell-quoted), executed as it was.
 
         A seed trained in a batch (``unit_seeds``: the seeds of that computation) is repeated by
-        rerunning the batch, when its seeds are consecutive: batching changes the last digits. Its
-        command forces the batch, finished siblings included (rewritten with the same numbers).
+        rerunning the batch, since batching changes the last digits. Its command forces the batch,
+        finished siblings included (rewritten with the same numbers); seeds that are not consecutive
+        (a resumed batch around a finished seed) are named one by one (``--seed``).
         ``results`` is the results folder the record lives in, so that a replay writes beside it.
         """
         seeds = list(unit_seeds) or [self.seed]
-        if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
-            seeds = [self.seed]  # not a range: the closest replay is the seed alone
         parts = ["gzslbench", "run", "--method", self.method, "--dataset", self.dataset]
-        parts += ["--seeds", str(len(seeds)), "--seed-start", str(seeds[0]), "--device", self.device]
-        parts += ["--n-jobs", "1", "--batch-seeds", str(len(seeds))]
+        if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+            parts += ["--seeds", str(len(seeds)), "--seed-start", str(seeds[0])]
+        else:
+            parts += [part for seed in seeds for part in ("--seed", str(seed))]
+        parts += ["--device", self.device, "--n-jobs", "1", "--batch-seeds", str(len(seeds))]
         if self.threads is not None:
             parts += ["--threads", str(self.threads)]
         for key, value in self.dataset_options.items():

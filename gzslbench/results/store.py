@@ -118,7 +118,8 @@ def load_record(path: Path) -> RunRecord:
         # record whose fields say otherwise would be counted, and its saved files looked for, under another run.
         held, folders = (record["dataset"], record["method"], record["config_hash"]), path.parts[-4:-1]
         if held != folders:
-            raise RecordError(f"{path}: holds the record of run {'/'.join(held)}, but its folders say {'/'.join(folders)}")
+            held_run, folder_run = "/".join(held), "/".join(folders)
+            raise RecordError(f"{path}: holds the record of run {held_run}, but its folders say {folder_run}")
     return record
 
 
