@@ -440,6 +440,7 @@ def test_noise_env_runs_the_noise_runs_in_a_child_with_those_variables(tmp_path:
     """``[noise] env`` (here with the suite's own thread count): the noise runs run in a child process whose
     environment adds the variables, recorded with each run; the noise model names them, and a model
     measured without them is measured again."""
+    from gzslbench.core.environment import arithmetic_env, assignments
     from gzslbench.results.record import execution_label
     from gzslbench.results.store import iter_records
 
@@ -460,10 +461,12 @@ def test_noise_env_runs_the_noise_runs_in_a_child_with_those_variables(tmp_path:
     other = list(iter_records(tmp_path / "results" / "noise-threads-1-env"))
     assert {r["env"]["arithmetic_env"].get("MKL_CBWR") for r in main} == {None}
     assert len(other) == 3 and {r["env"]["arithmetic_env"]["MKL_CBWR"] for r in other} == {"COMPATIBLE"}
-    # the setting is part of how a run was executed: its label and its replay command say so
-    assert {execution_label(r) for r in other} == {"cpu, alone, MKL_CBWR=COMPATIBLE"}
-    assert {execution_label(r) for r in main} == {"cpu, alone"}
-    assert all(r["command"].startswith("MKL_CBWR=COMPATIBLE gzslbench run ") for r in other)
+    # the setting is part of how a run was executed: its label and its replay command say so (after MKL_CBWR, the
+    # settings of the environment the tests run in, such as OPENBLAS_CORETYPE, on both sides)
+    ambient = assignments(arithmetic_env())
+    assert {execution_label(r) for r in other} == {", ".join(["cpu, alone, MKL_CBWR=COMPATIBLE", *ambient])}
+    assert {execution_label(r) for r in main} == {", ".join(["cpu, alone", *ambient])}
+    assert all(r["command"].startswith(" ".join(["MKL_CBWR=COMPATIBLE", *ambient, "gzslbench run "])) for r in other)
     case = suite.cases[0]
     entry = json.loads(baseline.read_text())["cases"][case.key]
     assert check.noise_model(entry, case, [1, 1], {"MKL_CBWR": "COMPATIBLE"}) is not None

@@ -27,6 +27,7 @@ report = {
     "methods": gzslbench.list_methods("example-*"),
     "datasets": gzslbench.list_datasets("example-*"),
     "n_classes": int(gzslbench.load_dataset("example-blobs").n_classes),
+    "reads_data_dir": gzslbench.DATASETS.get("example-blobs").reads_data_dir,
 }
 parallel = gzslbench.run(["example-prototype", "eszsl"], "example-blobs", n_jobs=2, out="jobs")
 report["parallel"] = sorted((record["method"], record["status"]) for record in parallel)
@@ -57,6 +58,7 @@ def test_example_registers_its_method_and_dataset(example_run: tuple[Path, dict,
     _, report, _ = example_run
     assert report["methods"] == ["example-prototype"]
     assert report["datasets"] == ["example-blobs"]
+    assert report["reads_data_dir"] is False  # generated, as docs/adding.md asks such an adapter to say
 
 
 def test_methods_registered_by_a_script_run_in_worker_processes(example_run: tuple[Path, dict, str]) -> None:

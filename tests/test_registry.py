@@ -64,6 +64,15 @@ def test_duplicate_registration_raises():
     assert registry.get("A") is first and first.name == "a"
 
 
+def test_a_subclass_of_a_registered_class_runs_under_its_own_name():
+    """Inheriting the parent's ``name``, it would run, record and tabulate as the parent."""
+    registry: Registry = Registry("thing", "gzslbench.tests-none")
+    parent = registry.register("parent")(type("Parent", (), {}))
+    child = registry.register("child")(type("Child", (parent,), {}))
+    named = registry.register("alias")(registry.register("named")(type("Named", (), {"name": "named"})))
+    assert (parent.name, child.name, named.name) == ("parent", "child", "named")
+
+
 PLUGIN = '''
 """A GZSL method that lives outside gzslbench: predicts the seen class nearest in attribute space."""
 

@@ -278,6 +278,22 @@ def test_a_config_variant_gets_a_row_of_its_own_and_the_defaults_keep_one_row(tm
     assert row(shown.output, "ACMR")[4] == "**40.0**" and row(shown.output, "ACMR")[7] == "**50.0**"
 
 
+def test_configs_that_differ_in_a_dataset_option_are_named_by_it(tmp_path):
+    """Equal method configs on data made with another option (`-D seed=1`): not two bare config hashes."""
+    from gzslbench.execution.resolve import method_config
+
+    config = method_config("eszsl", "synth-tiny")
+    write_record(tmp_path, "eszsl", "synth-tiny", 0, 40.0, 30.0, 60.0, config_hash="default", config=config)
+    other = {"scale": 1.0, "seed": 1}
+    write_record(
+        tmp_path, "eszsl", "synth-tiny", 0, 20.0, 10.0, 60.0, config_hash="seed1", config=config, dataset_options=other
+    )
+    shown = CliRunner().invoke(cli, ["table", "--results", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    labels = [line.split("|")[1].strip() for line in shown.output.splitlines() if line.startswith("| ESZSL")]
+    assert labels == ["ESZSL", "ESZSL [-D seed=1]"]
+
+
 def test_a_metric_some_seeds_lack_counts_only_the_seeds_that_have_it(tmp_path):
     """An AUSUC of null (no curve) on one of 3 seeds: the interval is over 2 seeds, and the cell says so."""
     for seed, ausuc in enumerate([4.47, None, 9.42]):

@@ -86,6 +86,7 @@ class Blobs(DatasetAdapter):
     description = "Example: Gaussian blobs around a linear image of random class attributes."
     defaults_from = "cub"  # whose per-dataset method settings apply (methods that have some)
     options: ClassVar[dict[str, Any]] = {"seed": 0}  # keyword options of load(), recorded per run
+    reads_data_dir = False  # generated: a --data-dir given for it is noted as unused, not recorded
 
     n_seen, n_unseen, attribute_dim, feature_dim = 15, 5, 8, 32
     per_class = {"trainval": 30, "test_seen": 10, "test_unseen": 20}  # instances per class in each split

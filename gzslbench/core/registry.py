@@ -79,7 +79,7 @@ class Registry(Generic[T]):
             self._items[key] = obj
             if not self._loading and not is_builtin(obj):
                 self._by_caller[key] = obj
-            if inspect.isclass(obj) and not getattr(obj, "name", None):
+            if inspect.isclass(obj) and not vars(obj).get("name"):  # a name inherited is the parent's, not its own
                 obj.name = key  # type: ignore[attr-defined]
             return obj
 

@@ -39,6 +39,7 @@ from gzslbench.reports.reported import (
     reported,
 )
 from gzslbench.results.frame import SHOWN, TABLE_METRICS, not_below_best
+from gzslbench.results.store import OPTION_PREFIX
 
 TABLE_FORMATS = ("markdown", "latex", "csv", "json")
 TABLE_STYLES = ("table2", "table3")
@@ -119,14 +120,16 @@ class _Notes:
 
 def config_variants(stats: pd.DataFrame, configs: Mapping[str, Mapping[str, Any]]) -> list[str | None]:
     """Per stats row: "" for the method's default config on that dataset, else what differs from it
-    (``lr=0.001, epochs=50``, at most :data:`VARIANT_KEYS` keys, else the config hash); None when the
-    default is unknown (a method no longer registered)."""
+    (``lr=0.001, epochs=50``, ``-D scale=0.25`` for a dataset option; at most :data:`VARIANT_KEYS` keys,
+    else the config hash); None when the default is unknown (a method no longer registered)."""
     labels: list[str | None] = []
     for method, dataset, config_hash in zip(stats["method"], stats["dataset"], stats["config_hash"], strict=True):
         config, default = configs.get(config_hash), _default_config(method, dataset)
         if config is None or default is None:
             labels.append(None)
             continue
+        # A record that does not list a dataset option ran with its default.
+        config = {**{key: value for key, value in default.items() if key.startswith(OPTION_PREFIX)}, **config}
         differ = [key for key in sorted(set(config) | set(default)) if config.get(key) != default.get(key)]
         if len(differ) > VARIANT_KEYS:
             labels.append(config_hash)
@@ -144,9 +147,11 @@ def _default_config(method: str, dataset: str) -> dict[str, Any] | None:
     from gzslbench.execution.resolve import method_config
 
     try:
-        return method_config(method, DATASETS.get(dataset).defaults_from or dataset)
+        adapter = DATASETS.get(dataset)
+        config = method_config(method, adapter.defaults_from or dataset)
     except GZSLBenchError:
         return None
+    return {**config, **{f"{OPTION_PREFIX}{key}": value for key, value in adapter.options.items()}}
 
 
 def _row_ids(stats: pd.DataFrame) -> pd.Series:

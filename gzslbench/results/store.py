@@ -37,6 +37,7 @@ from gzslbench.results.record import (
 SCORES_SUFFIX = ".scores.npz"  # `run --save-scores`: seed-<k>.scores.npz beside seed-<k>.json
 _RECORD_NAME = re.compile(r"seed-(\d+)\.json")
 RECORD_FILES = "seed-*.json"  # the names the record files of a results folder match
+OPTION_PREFIX = "-D "  # a dataset option among a config's keys (load_results' ``configs``), as the CLI gives it
 
 
 def record_path(out: str | Path, dataset: str, method: str, config_hash: str, seed: int) -> Path:
@@ -208,12 +209,14 @@ def load_results(
 
     Failed runs give one row with ``mode`` None and their ``error`` when ``include_failed``;
     unusable record files are reported in ``problems``; ``configs``, when given, receives each
-    config_hash's resolved config (tables name config variants from them without reading again).
+    config_hash's resolved config and its dataset options (as ``-D <option>`` keys, the spelling of
+    ``gzslbench run``), from which tables name config variants without reading again.
     """
     rows = []
     for record in iter_records(out, problems):
         if configs is not None:
-            configs[record["config_hash"]] = record.get("config") or {}
+            options = {f"{OPTION_PREFIX}{key}": value for key, value in (record.get("dataset_options") or {}).items()}
+            configs[record["config_hash"]] = {**(record.get("config") or {}), **options}
         base = {
             "method": record["method"],
             "dataset": record["dataset"],
