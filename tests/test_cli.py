@@ -11,6 +11,7 @@ from functools import partial
 
 import click
 import pytest
+import torch
 from click.testing import CliRunner
 
 import gzslbench
@@ -57,6 +58,7 @@ def test_run_writes_one_record_per_seed_and_table_aggregates(invoke, tmp_path):
     assert set(record["metrics"]) == {"last", "oracle"}
     assert record["metrics"]["last"]["H"] > 20  # ALE learns synth-tiny (chance H is near 0)
     assert record["env"]["torch"] and record["timings"]["total_s"] > 0
+    assert record["env"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX2 or AVX512
     assert record["command"].startswith(with_arithmetic_env("gzslbench run"))  # after this machine's math settings
     assert paths[0].parent.name == record["config_hash"]
     table = invoke("table")

@@ -151,6 +151,9 @@ def environment(device: torch.device) -> dict[str, object]:
         "platform": platform.platform(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        # The vector kernels torch's CPU ops dispatch to (e.g. AVX2, AVX512): two CPUs of one model name
+        # may differ in it, and then in the last digits of a run.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "arithmetic_env": arithmetic_env(),
     }
