@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def run_seeds(seeds: int | Sequence[int], seed_start: int = 0) -> list[int]:
     outside = [seed for seed in listed if not 0 <= seed <= MAX_SEED]
     if outside:
         raise GZSLBenchError(f"seeds must lie in [0, {MAX_SEED}]; got {outside[0]}")
-    twice = sorted({seed for seed in listed if listed.count(seed) > 1})
+    twice = sorted(seed for seed, count in Counter(listed).items() if count > 1)
     if twice:
         raise GZSLBenchError(f"seed {twice[0]} is given twice")
     return listed

@@ -370,6 +370,9 @@ def _matches(wanted: Mapping[str, Any], got: Any) -> bool:
     return isinstance(got, Mapping) and all(k in got and _plain(got[k]) == _plain(v) for k, v in wanted.items())
 
 
+NOISE_RUNS = "noise-threads-"  # the folders beside a suite's records that hold its noise-model runs (calibrate)
+
+
 def suite_runs_folder(results: Path) -> Path:
     """Where the suite's own records under ``results`` are: its ``runs`` sub-folder, or else the one ``runs`` folder
     further down (``results`` is a parent of the folder the suite ran into), or else ``results`` itself.
@@ -383,7 +386,7 @@ def suite_runs_folder(results: Path) -> Path:
     below = [
         folder
         for folder in sorted(results.rglob("runs"))
-        if folder.is_dir() and not any(part.startswith("noise-threads-") for part in folder.relative_to(results).parts)
+        if folder.is_dir() and not any(part.startswith(NOISE_RUNS) for part in folder.relative_to(results).parts)
     ]
     if len(below) > 1:
         listed = ", ".join(str(folder.parent) for folder in below[:3]) + (", ..." if len(below) > 3 else "")
@@ -794,7 +797,7 @@ def calibrate(
     """
     entries = (previous or {}).get("cases", {})
     models: dict[str, dict[str, Any]] = {}
-    other_out = Path(out) / f"noise-threads-{suite.noise_threads}{'-env' if suite.noise_env else ''}"
+    other_out = Path(out) / f"{NOISE_RUNS}{suite.noise_threads}{'-env' if suite.noise_env else ''}"
     for case in suite.cases:
         entry = entries.get(case.key)
         kept = None
